@@ -1,0 +1,486 @@
+// SIMD inner loops, compiled once per instruction set; see Note [Runtime SIMD
+// dispatch] in arch.h. EMBER_ARCH names this copy's namespace (sse2, avx2, avx512);
+// xsimd::default_arch is the best set the compile flags of this copy allow.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "cpu/arch/arch.h"
+#include "dispatch/dtype_visit.h"
+#include "ops/functors.h"
+
+#ifndef EMBER_ARCH
+#error "EMBER_ARCH must name the instruction set of this copy"
+#endif
+
+namespace ember::cpu::EMBER_ARCH {
+namespace {  // Note [Functors have internal linkage]
+
+using Arch = xsimd::default_arch;
+using dispatch::OpId;
+
+template <class T>
+constexpr bool kFloat = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+template <class T>
+using B = xsimd::batch<T, Arch>;
+
+template <class T>
+constexpr int64_t kLanes = static_cast<int64_t>(B<T>::size);
+
+// Runs `body(batch...)` over full batches and the tail through a padded buffer,
+// so every element goes through the same SIMD code whatever its position.
+template <class T, class O, int N, class F>
+inline void simd_apply(O* out, const T* const* in, const bool* bcast, int64_t n, F&& f) {
+  constexpr int64_t L = kLanes<T>;
+  B<T> splat[N > 0 ? N : 1];
+  for (int j = 0; j < N; ++j)
+    if (bcast[j]) splat[j] = B<T>(in[j][0]);
+  auto load = [&](int j, int64_t i) {
+    return bcast[j] ? splat[j] : B<T>::load_unaligned(in[j] + i);
+  };
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    if constexpr (N == 1)
+      f(load(0, i)).store_unaligned(out + i);
+    else
+      f(load(0, i), load(1, i)).store_unaligned(out + i);
+  }
+  if (i < n) {
+    alignas(64) T buf[N > 0 ? N : 1][L];
+    alignas(64) T res[L];
+    const int64_t rem = n - i;
+    for (int j = 0; j < N; ++j) {
+      std::fill(buf[j], buf[j] + L, bcast[j] ? in[j][0] : T(1));
+      if (!bcast[j]) std::memcpy(buf[j], in[j] + i, static_cast<std::size_t>(rem) * sizeof(T));
+    }
+    if constexpr (N == 1)
+      f(B<T>::load_aligned(buf[0])).store_aligned(res);
+    else
+      f(B<T>::load_aligned(buf[0]), B<T>::load_aligned(buf[1])).store_aligned(res);
+    std::memcpy(out + i, res, static_cast<std::size_t>(rem) * sizeof(T));
+  }
+}
+
+template <class F, class T, class O>
+void unary_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
+  O* out = reinterpret_cast<O*>(p[0]);
+  const T* in = reinterpret_cast<const T*>(p[1]);
+  if constexpr (kFloat<T> && std::is_same_v<T, O> && F::kSimd) {
+    if (s[0] == 1 && (s[1] == 1 || s[1] == 0)) {
+      const T* ins[1] = {in};
+      const bool bc[1] = {s[1] == 0};
+      simd_apply<T, O, 1>(out, ins, bc, n, [](auto x) { return F::apply(x); });
+      return;
+    }
+  }
+  if (s[0] == 1 && s[1] == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(in[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i * s[0]] = static_cast<O>(F::apply(in[i * s[1]]));
+  }
+}
+
+template <class F, class T, class O>
+void binary_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
+  O* out = reinterpret_cast<O*>(p[0]);
+  const T* a = reinterpret_cast<const T*>(p[1]);
+  const T* b = reinterpret_cast<const T*>(p[2]);
+  if constexpr (kFloat<T> && std::is_same_v<T, O> && F::kSimd) {
+    if (s[0] == 1 && s[1] <= 1 && s[2] <= 1 && s[1] >= 0 && s[2] >= 0) {
+      const T* ins[2] = {a, b};
+      const bool bc[2] = {s[1] == 0, s[2] == 0};
+      simd_apply<T, O, 2>(out, ins, bc, n, [](auto x, auto y) { return F::apply(x, y); });
+      return;
+    }
+  }
+  if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(a[i], b[i]));
+  } else if (s[0] == 1 && s[1] == 1 && s[2] == 0) {
+    const T bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(a[i], bv));
+  } else if (s[0] == 1 && s[1] == 0 && s[2] == 1) {
+    const T av = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(av, b[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      out[i * s[0]] = static_cast<O>(F::apply(a[i * s[1]], b[i * s[2]]));
+  }
+}
+
+template <class T>
+void where_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
+  T* out = reinterpret_cast<T*>(p[0]);
+  const bool* c = reinterpret_cast<const bool*>(p[1]);
+  const T* a = reinterpret_cast<const T*>(p[2]);
+  const T* b = reinterpret_cast<const T*>(p[3]);
+  for (int64_t i = 0; i < n; ++i) out[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];
+}
+
+// extra points to {min, max, flags} as doubles.
+template <class T>
+void clamp_loop(char* const* p, const int64_t* s, int64_t n, const void* extra) {
+  const double* e = static_cast<const double*>(extra);
+  const bool has_lo = static_cast<int>(e[2]) & 2, has_hi = static_cast<int>(e[2]) & 4;
+  const T lo = has_lo ? static_cast<T>(e[0]) : std::numeric_limits<T>::lowest();
+  const T hi = has_hi ? static_cast<T>(e[1]) : std::numeric_limits<T>::max();
+  T* out = reinterpret_cast<T*>(p[0]);
+  const T* in = reinterpret_cast<const T*>(p[1]);
+  for (int64_t i = 0; i < n; ++i) {
+    T x = in[i * s[1]];
+    if constexpr (kFloat<T>) {
+      if (std::isnan(x)) {
+        out[i * s[0]] = x;
+        continue;
+      }
+    }
+    out[i * s[0]] = x < lo ? lo : (x > hi ? hi : x);
+  }
+}
+
+template <class From, class To>
+void cast_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
+  To* out = reinterpret_cast<To*>(p[0]);
+  const From* in = reinterpret_cast<const From*>(p[1]);
+  auto conv = [](From v) -> To {
+    if constexpr (std::is_same_v<To, bool>)
+      return v != From(0);
+    else
+      return static_cast<To>(v);
+  };
+  if (s[0] == 1 && s[1] == 1) {
+    if constexpr (std::is_same_v<From, To>)
+      std::memcpy(out, in, static_cast<std::size_t>(n) * sizeof(To));
+    else
+      for (int64_t i = 0; i < n; ++i) out[i] = conv(in[i]);
+  } else if (s[0] == 1 && s[1] == 0) {
+    std::fill(out, out + n, conv(in[0]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i * s[0]] = conv(in[i * s[1]]);
+  }
+}
+
+// ---- reductions -------------------------------------------------------------
+
+template <class T>
+using SumT = std::conditional_t<kFloat<T>, T, int64_t>;
+
+template <class T>
+inline bool nan_of(T v) {
+  if constexpr (kFloat<T>)
+    return std::isnan(v);
+  else
+    return false;
+}
+
+// Float sums: blocks of 4 SIMD accumulators in T, blocks combined in double
+// (a blocked/pairwise scheme: error grows with log(n), not n).
+template <class T>
+double simd_sum_contig(const T* x, int64_t n) {
+  constexpr int64_t L = kLanes<T>;
+  constexpr int64_t kBlock = 2048;
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t bn = std::min(kBlock, n - b0);
+    const T* p = x + b0;
+    B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+    int64_t i = 0;
+    for (; i + 4 * L <= bn; i += 4 * L) {
+      a0 += B<T>::load_unaligned(p + i);
+      a1 += B<T>::load_unaligned(p + i + L);
+      a2 += B<T>::load_unaligned(p + i + 2 * L);
+      a3 += B<T>::load_unaligned(p + i + 3 * L);
+    }
+    for (; i + L <= bn; i += L) a0 += B<T>::load_unaligned(p + i);
+    T s = xsimd::hadd((a0 + a1) + (a2 + a3));
+    for (; i < bn; ++i) s += p[i];
+    total += static_cast<double>(s);
+  }
+  return total;
+}
+
+template <class T, bool IsMax>
+T simd_extreme_contig(const T* x, int64_t n, bool* saw_nan) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t i = 0;
+  T r = x[0];
+  if (n >= L) {
+    B<T> acc = B<T>::load_unaligned(x);
+    auto nan_acc = xsimd::isnan(acc);
+    for (i = L; i + L <= n; i += L) {
+      B<T> v = B<T>::load_unaligned(x + i);
+      nan_acc = nan_acc | xsimd::isnan(v);
+      acc = IsMax ? xsimd::max(acc, v) : xsimd::min(acc, v);
+    }
+    if (xsimd::any(nan_acc)) {
+      *saw_nan = true;
+      return std::numeric_limits<T>::quiet_NaN();
+    }
+    alignas(64) T buf[L];
+    acc.store_aligned(buf);
+    r = buf[0];
+    for (int64_t j = 1; j < L; ++j) r = IsMax ? std::max(r, buf[j]) : std::min(r, buf[j]);
+  }
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) {
+      *saw_nan = true;
+      return x[i];
+    }
+    r = IsMax ? std::max(r, x[i]) : std::min(r, x[i]);
+  }
+  return r;
+}
+
+template <class T>
+void put(Acc& a, T v) {
+  if constexpr (kFloat<T>)
+    a.f = static_cast<double>(v);
+  else
+    a.i = static_cast<int64_t>(v);
+}
+
+template <int K, class T>
+Acc partial(const char* in, int64_t n, int64_t stride) {
+  const T* x = reinterpret_cast<const T*>(in);
+  Acc a;
+  if constexpr (K == kSum) {
+    if constexpr (kFloat<T>) {
+      if (stride == 1) {
+        a.f = simd_sum_contig(x, n);
+        return a;
+      }
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i * stride]);
+      a.f = s;
+    } else {
+      uint64_t s = 0;  // wraps like int64 arithmetic instead of UB
+      for (int64_t i = 0; i < n; ++i) s += static_cast<uint64_t>(static_cast<int64_t>(x[i * stride]));
+      a.i = static_cast<int64_t>(s);
+    }
+  } else if constexpr (K == kProd) {
+    if constexpr (kFloat<T>) {
+      double s = 1;
+      for (int64_t i = 0; i < n; ++i) s *= static_cast<double>(x[i * stride]);
+      a.f = s;
+    } else {
+      uint64_t s = 1;
+      for (int64_t i = 0; i < n; ++i) s *= static_cast<uint64_t>(static_cast<int64_t>(x[i * stride]));
+      a.i = static_cast<int64_t>(s);
+    }
+  } else if constexpr (K == kMax || K == kMin) {
+    constexpr bool kIsMax = K == kMax;
+    if constexpr (kFloat<T>) {
+      if (stride == 1 && n > 0) {
+        bool nan = false;
+        a.f = static_cast<double>(simd_extreme_contig<T, kIsMax>(x, n, &nan));
+        return a;
+      }
+    }
+    T r = x[0];
+    for (int64_t i = 0; i < n; ++i) {
+      T v = x[i * stride];
+      if (nan_of(v)) {
+        r = v;
+        break;
+      }
+      if constexpr (std::is_same_v<T, bool>)
+        r = kIsMax ? (r || v) : (r && v);
+      else
+        r = kIsMax ? (v > r ? v : r) : (v < r ? v : r);
+    }
+    put(a, r);
+  } else if constexpr (K == kArgMax || K == kArgMin) {
+    constexpr bool kIsMax = K == kArgMax;
+    T r = x[0];
+    int64_t best = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      T v = x[i * stride];
+      if (nan_of(v)) {  // the first NaN wins, as in PyTorch
+        best = i;
+        r = v;
+        break;
+      }
+      if (kIsMax ? v > r : v < r) {
+        r = v;
+        best = i;
+      }
+    }
+    a.idx = best;
+    put(a, r);
+  } else if constexpr (K == kAll) {
+    int64_t r = 1;
+    for (int64_t i = 0; i < n && r; ++i) r = x[i * stride] != T(0);
+    a.i = r;
+  } else {
+    int64_t r = 0;
+    for (int64_t i = 0; i < n && !r; ++i) r = x[i * stride] != T(0);
+    a.i = r;
+  }
+  return a;
+}
+
+template <class T>
+double sqdev(const char* in, int64_t n, int64_t stride, double mean) {
+  const T* x = reinterpret_cast<const T*>(in);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double d = static_cast<double>(x[i * stride]) - mean;
+    s += d * d;
+  }
+  return s;
+}
+
+// Row reductions: out has the accumulator dtype (SumT<T> for sum/prod, T for max/min).
+template <int K, class T>
+void rows(const char* in, int64_t nrows, int64_t row_stride, int64_t cols, char* out_raw) {
+  const T* x = reinterpret_cast<const T*>(in);
+  using O = std::conditional_t<K == kSum || K == kProd, SumT<T>, T>;
+  O* out = reinterpret_cast<O*>(out_raw);
+  for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<O>(x[j]);
+  for (int64_t r = 1; r < nrows; ++r) {
+    const T* row = x + r * row_stride;
+    if constexpr (K == kSum && kFloat<T>) {
+      const T* ins[2] = {out, row};
+      const bool bc[2] = {false, false};
+      simd_apply<T, T, 2>(out, ins, bc, cols, [](auto p, auto q) { return p + q; });
+    } else {
+      for (int64_t j = 0; j < cols; ++j) {
+        if constexpr (K == kSum)
+          out[j] = ops::Add::apply(out[j], static_cast<O>(row[j]));
+        else if constexpr (K == kProd)
+          out[j] = ops::Mul::apply(out[j], static_cast<O>(row[j]));
+        else if constexpr (K == kMax)
+          out[j] = ops::Maximum::apply(out[j], row[j]);
+        else
+          out[j] = ops::Minimum::apply(out[j], row[j]);
+      }
+    }
+  }
+}
+
+template <class T>
+void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
+  const T* in = reinterpret_cast<const T*>(in_raw);
+  T* out = reinterpret_cast<T*>(out_raw);
+  if (n == 0) return;
+  bool nan = false;
+  const T mx = simd_extreme_contig<T, true>(in, n, &nan);
+  const T shift = std::isinf(mx) ? T(0) : mx;  // all -inf rows give NaN like PyTorch
+  {
+    const T* ins[1] = {in};
+    const bool bc[1] = {false};
+    simd_apply<T, T, 1>(out, ins, bc, n, [shift](auto x) { return xsimd::exp(x - shift); });
+  }
+  const double sum = simd_sum_contig(out, n);
+  const T* ins[1] = {log ? in : out};
+  const bool bc[1] = {false};
+  if (log) {
+    const T sub = shift + static_cast<T>(std::log(sum));
+    simd_apply<T, T, 1>(out, ins, bc, n, [sub](auto x) { return x - sub; });
+  } else {
+    const T inv = static_cast<T>(1.0 / sum);
+    simd_apply<T, T, 1>(out, ins, bc, n, [inv](auto x) { return x * inv; });
+  }
+}
+
+template <class T>
+void gemm_loop(int64_t m, int64_t n, int64_t k, const char* a_raw, int64_t lda,
+               const char* b_raw, int64_t ldb, char* c_raw, int64_t ldc) {
+  const T* a = reinterpret_cast<const T*>(a_raw);
+  const T* b = reinterpret_cast<const T*>(b_raw);
+  T* c = reinterpret_cast<T*>(c_raw);
+  for (int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) ci[j] = T(0);
+    for (int64_t p = 0; p < k; ++p) {
+      const T av = a[i * lda + p];
+      const T* bp = b + p * ldb;
+      for (int64_t j = 0; j < n; ++j) ci[j] = ops::Add::apply(ci[j], ops::Mul::apply(av, bp[j]));
+    }
+  }
+}
+
+// ---- table ------------------------------------------------------------------
+
+template <class F>
+void for_each_type(F&& f) {
+  f.template operator()<bool>();
+  f.template operator()<uint8_t>();
+  f.template operator()<int32_t>();
+  f.template operator()<int64_t>();
+  f.template operator()<float>();
+  f.template operator()<double>();
+}
+
+template <class T>
+constexpr int di() {
+  return static_cast<int>(dtype_of<T>());
+}
+
+enum class Rule { same, to_float, compare, logical };
+constexpr Rule same = Rule::same, to_float = Rule::to_float, compare = Rule::compare,
+               logical = Rule::logical;
+
+}  // namespace
+
+void fill(ArchKernels& k) {
+  k.name = Arch::name();
+  // Unary and binary ops: instantiate for every compute dtype the rule can produce.
+#define EMBER_UNARY(name, F, rule, dtypes)                                               \
+  for_each_type([&]<class T>() {                                                       \
+    constexpr Rule r = rule;                                                           \
+    if constexpr (r == Rule::logical) {                                                \
+      if constexpr (std::is_same_v<T, bool>)                                           \
+        k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &unary_loop<ops::F, T, bool>; \
+    } else if constexpr (r == Rule::to_float) {                                        \
+      if constexpr (kFloat<T>)                                                         \
+        k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &unary_loop<ops::F, T, T>; \
+    } else if constexpr (dispatch::contains(dispatch::dtypes, dtype_of<T>())) {        \
+      k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &unary_loop<ops::F, T, T>; \
+    }                                                                                  \
+  });
+#define EMBER_BINARY(name, F, rule, dtypes)                                              \
+  for_each_type([&]<class T>() {                                                       \
+    constexpr Rule r = rule;                                                           \
+    if constexpr (r == Rule::logical) {                                                \
+      if constexpr (std::is_same_v<T, bool>)                                           \
+        k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &binary_loop<ops::F, T, bool>; \
+    } else if constexpr (r == Rule::compare) {                                         \
+      k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &binary_loop<ops::F, T, bool>; \
+    } else if constexpr (r == Rule::to_float) {                                        \
+      if constexpr (kFloat<T>)                                                         \
+        k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &binary_loop<ops::F, T, T>; \
+    } else if constexpr (dispatch::contains(dispatch::dtypes, dtype_of<T>())) {        \
+      k.elementwise[dispatch::op_index(OpId::name)][di<T>()] = &binary_loop<ops::F, T, T>; \
+    }                                                                                  \
+  });
+#include "ops/elementwise.def"
+
+  for_each_type([&]<class T>() {
+    k.elementwise[dispatch::op_index(OpId::where)][di<T>()] = &where_loop<T>;
+    if constexpr (!std::is_same_v<T, bool>)
+      k.elementwise[dispatch::op_index(OpId::clamp)][di<T>()] = &clamp_loop<T>;
+    for_each_type([&]<class To>() { k.cast[di<T>()][di<To>()] = &cast_loop<T, To>; });
+    k.partial[kSum][di<T>()] = &partial<kSum, T>;
+    k.partial[kProd][di<T>()] = &partial<kProd, T>;
+    k.partial[kMax][di<T>()] = &partial<kMax, T>;
+    k.partial[kMin][di<T>()] = &partial<kMin, T>;
+    k.partial[kArgMax][di<T>()] = &partial<kArgMax, T>;
+    k.partial[kArgMin][di<T>()] = &partial<kArgMin, T>;
+    k.partial[kAll][di<T>()] = &partial<kAll, T>;
+    k.partial[kAny][di<T>()] = &partial<kAny, T>;
+    k.sqdev[di<T>()] = &sqdev<T>;
+    k.rows[kSum][di<T>()] = &rows<kSum, T>;
+    k.rows[kProd][di<T>()] = &rows<kProd, T>;
+    k.rows[kMax][di<T>()] = &rows<kMax, T>;
+    k.rows[kMin][di<T>()] = &rows<kMin, T>;
+    if constexpr (kFloat<T>) k.softmax[di<T>()] = &softmax_row<T>;
+    if constexpr (!std::is_same_v<T, bool>) k.gemm[di<T>()] = &gemm_loop<T>;
+  });
+}
+
+}  // namespace ember::cpu::EMBER_ARCH

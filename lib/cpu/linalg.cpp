@@ -1,0 +1,127 @@
+// matmul with NumPy's rules: 1-d operands are promoted and the added dim
+// removed, batch dims broadcast. float32/float64 go to OpenBLAS (cblas), with
+// transposed operands passed as flags instead of copied; other dtypes use a loop.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/arch/arch.h"
+#include "cpu/kernels.h"
+#include "cpu/loops.h"
+
+namespace ember::cpu {
+
+using dispatch::OpId;
+
+namespace {
+
+// A matrix operand: how to hand it to BLAS without copying, if possible.
+struct Mat {
+  Tensor t;          // batch dims + [rows, cols]
+  bool trans = false;
+  int64_t ld = 0;
+};
+
+// Makes the last two dims BLAS-compatible: row-major (unit col stride) or
+// column-major (unit row stride); copies otherwise.
+Mat prepare(Tensor t, DType dt) {
+  if (t.dtype() != dt) t = cast_to(t, dt);
+  const int64_t r = t.dim();
+  auto ok = [&](const Tensor& u, Mat* m) {
+    const int64_t rows = u.shape()[r - 2], cols = u.shape()[r - 1];
+    const int64_t rs = u.strides()[r - 2], cs = u.strides()[r - 1];
+    if ((cs == 1 || cols == 1) && rs >= std::max<int64_t>(1, cols)) {
+      *m = {u, false, rs};
+      return true;
+    }
+    if ((rs == 1 || rows == 1) && cs >= std::max<int64_t>(1, rows)) {
+      *m = {u, true, cs};
+      return true;
+    }
+    return false;
+  };
+  Mat m;
+  if (ok(t, &m)) return m;
+  Tensor c = cast_to(t, dt);
+  ok(c, &m);
+  return m;
+}
+
+}  // namespace
+
+void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+  const DType dt = out.dtype();
+  Tensor a = in[0], b = in[1];
+  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
+  if (a_vec)
+    a = ember::detail::make_view(a, {1, a.shape()[0]},
+                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
+                                 a.storage_offset());
+  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
+  // Batch shape = out's shape without the matrix dims that exist.
+  Shape batch(out.shape().begin(), out.shape().end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
+  const int64_t nb = shape_numel(batch);
+  if (out.numel() == 0) return;
+  const int64_t es = static_cast<int64_t>(itemsize(dt));
+  char* c = static_cast<char*>(out.impl().data());
+  if (K == 0) {
+    std::memset(c, 0, static_cast<std::size_t>(out.numel() * es));
+    return;
+  }
+  Mat ma = prepare(a, dt), mb = prepare(b, dt);
+  // Broadcast batch strides of each operand (0 where it is broadcast).
+  auto batch_strides = [&](const Tensor& t) {
+    Strides s(batch.size(), 0);
+    const int64_t tb = t.dim() - 2;
+    const int64_t lead = static_cast<int64_t>(batch.size()) - tb;
+    for (int64_t i = 0; i < tb; ++i)
+      if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
+    return s;
+  };
+  const Strides sa = batch_strides(ma.t), sb = batch_strides(mb.t);
+  const char* pa = static_cast<const char*>(ma.t.impl().data());
+  const char* pb = static_cast<const char*>(mb.t.impl().data());
+  const bool blas = dt == DType::float32 || dt == DType::float64;
+  if (!blas) {  // the loop wants row-major operands
+    if (ma.trans) {
+      ma = {cast_to(ma.t, dt), false, K};
+      pa = static_cast<const char*>(ma.t.impl().data());
+    }
+    if (mb.trans) {
+      mb = {cast_to(mb.t, dt), false, N};
+      pb = static_cast<const char*>(mb.t.impl().data());
+    }
+  }
+  const Strides sa2 = batch_strides(ma.t), sb2 = batch_strides(mb.t);
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    int64_t oa = 0, ob = 0, rem = bi;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+      const int64_t idx = rem % batch[d];
+      rem /= batch[d];
+      oa += idx * (blas ? sa : sa2)[d];
+      ob += idx * (blas ? sb : sb2)[d];
+    }
+    const char* A = pa + oa * es;
+    const char* B = pb + ob * es;
+    char* C = c + bi * M * N * es;
+    if (dt == DType::float32) {
+      cblas_sgemm(CblasRowMajor, ma.trans ? CblasTrans : CblasNoTrans,
+                  mb.trans ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
+                  static_cast<int>(K), 1.0f, reinterpret_cast<const float*>(A),
+                  static_cast<int>(ma.ld), reinterpret_cast<const float*>(B),
+                  static_cast<int>(mb.ld), 0.0f, reinterpret_cast<float*>(C), static_cast<int>(N));
+    } else if (dt == DType::float64) {
+      cblas_dgemm(CblasRowMajor, ma.trans ? CblasTrans : CblasNoTrans,
+                  mb.trans ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
+                  static_cast<int>(K), 1.0, reinterpret_cast<const double*>(A),
+                  static_cast<int>(ma.ld), reinterpret_cast<const double*>(B),
+                  static_cast<int>(mb.ld), 0.0, reinterpret_cast<double*>(C), static_cast<int>(N));
+    } else {
+      arch().gemm[static_cast<int>(dt)](M, N, K, A, ma.ld, B, mb.ld, C, N);
+    }
+  }
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,134 @@
+// View kernels (reshape, permute, slice, select, expand) and the copying
+// structural ops (concat, index_select).
+#include <algorithm>
+
+#include "cpu/kernels.h"
+#include "cpu/loops.h"
+
+namespace ember::cpu {
+
+using dispatch::OpId;
+
+bool view_strides(const Shape& shape, const Strides& strides, const Shape& target, Strides* out) {
+  out->resize(target.size());
+  if (shape_numel(shape) == 0 || shape.empty()) {
+    *out = contiguous_strides(target);
+    return true;
+  }
+  // Walk chunks of the old shape that are contiguous among themselves and match
+  // them with runs of target dims of the same element count.
+  int64_t view_d = static_cast<int64_t>(target.size()) - 1;
+  int64_t chunk_base_stride = strides.back();
+  int64_t tensor_numel = 1, view_numel = 1;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    tensor_numel *= shape[d];
+    if (d == 0 || (shape[d - 1] != 1 && strides[d - 1] != tensor_numel * chunk_base_stride)) {
+      while (view_d >= 0 && (view_numel < tensor_numel || target[view_d] == 1)) {
+        (*out)[view_d] = view_numel * chunk_base_stride;
+        view_numel *= target[view_d];
+        --view_d;
+      }
+      if (view_numel != tensor_numel) return false;
+      if (d > 0) {
+        chunk_base_stride = strides[d - 1];
+        tensor_numel = 1;
+        view_numel = 1;
+      }
+    }
+  }
+  return view_d == -1;
+}
+
+void view_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {
+  const Tensor& x = in[0];
+  const auto& impl = x.impl();
+  Shape shape;
+  Strides strides;
+  int64_t offset = impl.offset;
+  switch (op) {
+    case OpId::reshape: {
+      shape.assign(a.ints.begin(), a.ints.end());
+      if (!view_strides(impl.shape, impl.strides, shape, &strides)) {
+        out = ember::detail::make_tensor(shape, x.dtype(), x.device());
+        Tensor flat = ember::detail::make_view(out, impl.shape, contiguous_strides(impl.shape), 0);
+        copy_into(flat, x);
+        return;
+      }
+      break;
+    }
+    case OpId::permute:
+      for (int64_t p : a.ints) {
+        int64_t d = p < 0 ? p + x.dim() : p;
+        shape.push_back(impl.shape[d]);
+        strides.push_back(impl.strides[d]);
+      }
+      break;
+    case OpId::slice: {
+      shape = impl.shape;
+      strides = impl.strides;
+      const int64_t d = a.i0 < 0 ? a.i0 + x.dim() : a.i0;
+      offset += a.i1 * strides[d];
+      shape[d] = (a.i2 - a.i1 + a.i3 - 1) / a.i3;
+      strides[d] *= a.i3;
+      break;
+    }
+    case OpId::select: {
+      shape = impl.shape;
+      strides = impl.strides;
+      const int64_t d = a.i0 < 0 ? a.i0 + x.dim() : a.i0;
+      offset += a.i1 * strides[d];
+      shape.erase(shape.begin() + d);
+      strides.erase(strides.begin() + d);
+      break;
+    }
+    case OpId::expand: {
+      shape.assign(a.ints.begin(), a.ints.end());
+      strides.resize(shape.size(), 0);
+      const std::size_t lead = shape.size() - impl.shape.size();
+      for (std::size_t i = 0; i < impl.shape.size(); ++i)
+        strides[lead + i] = impl.shape[i] == 1 && shape[lead + i] != 1 ? 0 : impl.strides[i];
+      break;
+    }
+    default:
+      EMBER_CHECK_INTERNAL(false);
+  }
+  out = ember::detail::make_view(x, shape, strides, offset);
+}
+
+void concat_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {
+  const int64_t d = a.i0 < 0 ? a.i0 + out.dim() : a.i0;
+  int64_t at = 0;
+  Strides st = out.strides();
+  for (const Tensor& t : in) {
+    Shape s = out.shape();
+    s[d] = t.shape()[d];
+    Tensor dst = ember::detail::make_view(out, s, st, out.storage_offset() + at * st[d]);
+    copy_into(dst, t);
+    at += s[d];
+  }
+}
+
+void index_select_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {
+  const Tensor& x = in[0];
+  if (x.dim() == 0) {
+    copy_into(out, x);
+    return;
+  }
+  const int64_t d = a.i0 < 0 ? a.i0 + x.dim() : a.i0;
+  const std::vector<int64_t> idx = in[1].to_vector<int64_t>();
+  const int64_t size = x.shape()[d];
+  Shape s = x.shape();
+  s.erase(s.begin() + d);
+  Strides xs = x.strides(), os = out.strides();
+  xs.erase(xs.begin() + d);
+  os.erase(os.begin() + d);
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    const int64_t v = idx[i] < 0 ? idx[i] + size : idx[i];
+    Tensor src = ember::detail::make_view(x, s, xs, x.storage_offset() + v * x.strides()[d]);
+    Tensor dst = ember::detail::make_view(
+        out, s, os, out.storage_offset() + static_cast<int64_t>(i) * out.strides()[d]);
+    copy_into(dst, src);
+  }
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,48 @@
+#pragma once
+#include <span>
+
+#include <ember/tensor.h>
+
+#include "dispatch/attrs.h"
+#include "dispatch/op_id.h"
+#include "dispatch/schema.h"
+
+namespace ember::dispatch {
+
+/// Observes (eager tracing) or replaces (graph mode) every op the dispatcher runs.
+///
+/// Note [Recorder is thread-local]: the active recorder is per thread, so a
+/// trace on one thread never sees another thread's eager ops, and the eager
+/// path pays one predictable branch on a thread-local pointer.
+class Recorder {
+ public:
+  virtual ~Recorder() = default;
+  /// In graph mode, ops build nodes instead of running: `build` replaces the kernel.
+  virtual bool graph_mode() const { return false; }
+  /// Called after a kernel ran. `inplace` is true for add_, copy_, ... (out is inputs' target).
+  virtual void record(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out,
+                      bool inplace) = 0;
+  /// Graph mode: makes the symbolic result of `op` (called after infer succeeded).
+  virtual Tensor build(OpId op, Inputs inputs, const Attrs& attrs, const TensorMeta& meta);
+  /// A traced function read `t`'s values on the host (item, to_vector, data).
+  virtual void on_host_read(const Tensor& t) { (void)t; }
+};
+
+/// The current thread's recorder (nullptr when none).
+Recorder* current_recorder();
+/// Installs `r` for this thread; returns the previous one.
+Recorder* set_recorder(Recorder* r);
+
+/// Installs a recorder for a scope.
+class RecorderGuard {
+ public:
+  explicit RecorderGuard(Recorder* r) : prev_(set_recorder(r)) {}
+  ~RecorderGuard() { set_recorder(prev_); }
+  RecorderGuard(const RecorderGuard&) = delete;
+  RecorderGuard& operator=(const RecorderGuard&) = delete;
+
+ private:
+  Recorder* prev_;
+};
+
+}  // namespace ember::dispatch

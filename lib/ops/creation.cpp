@@ -1,0 +1,152 @@
+// Public creation functions (creation.h, random.h).
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <ember/creation.h>
+#include <ember/random.h>
+
+#include "dispatch/dispatcher.h"
+
+namespace ember {
+
+using dispatch::Attrs;
+using dispatch::OpId;
+
+namespace detail {
+void throw_value_count(std::size_t n, const Shape& shape) {
+  throw ValueError(fmt::format("tensor: {} values do not fill shape {} ({} elements)", n,
+                               shape_str(shape), shape_numel(shape)));
+}
+void throw_ragged(std::size_t expected, std::size_t got) {
+  throw ValueError(fmt::format("tensor: rows have different lengths ({} and {})", expected, got));
+}
+}  // namespace detail
+
+namespace {
+
+Tensor create(OpId op, const Shape& shape, DType dt, Device device, Attrs a = {}) {
+  a.ints = shape;
+  a.dtype = dt;
+  a.device = device;
+  return dispatch::call(op, {}, a);
+}
+
+Tensor fill(const Shape& shape, Scalar v, DType dt, Device device) {
+  Attrs a;
+  a.f0 = v.to_double();
+  a.i0 = v.to<int64_t>();
+  if (dt == DType::bool_) a.i0 = v.to<bool>();
+  return create(OpId::fill, shape, dt, device, a);
+}
+
+}  // namespace
+
+Tensor scalar_tensor(Scalar value, std::optional<DType> dtype, Device device) {
+  return fill({}, value, dtype.value_or(value.default_dtype()), device);
+}
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    if (d < 0) throw ValueError(fmt::format("empty: negative size in shape {}", shape_str(shape)));
+  if (dtype == DType::float16 || dtype == DType::bfloat16 || !device.is_cpu())
+    return create(OpId::fill, shape, dtype, device);  // let infer name the problem
+  return detail::make_tensor(shape, dtype, device);
+}
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return fill(shape, 0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return fill(shape, 1, dtype, device); }
+Tensor full(const Shape& shape, Scalar value, std::optional<DType> dtype, Device device) {
+  return fill(shape, value, dtype.value_or(value.default_dtype()), device);
+}
+
+Tensor arange(Scalar end, std::optional<DType> dtype, Device device) {
+  return arange(0, end, 1, dtype, device);
+}
+
+Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype, Device device) {
+  const bool fl = start.is_floating() || end.is_floating() || step.is_floating();
+  const DType dt = dtype.value_or(fl ? DType::float32 : DType::int64);
+  const double s = step.to_double();
+  if (s == 0) throw ValueError("arange: step must be nonzero");
+  const double span = end.to_double() - start.to_double();
+  if ((s > 0 && span < 0) || (s < 0 && span > 0))
+    throw ValueError(fmt::format("arange: the range {}..{} with step {} is empty in the wrong direction",
+                                 start.str(), end.str(), step.str()));
+  int64_t n;
+  if (!fl)
+    n = (end.to_int() - start.to_int() + step.to_int() + (step.to_int() > 0 ? -1 : 1)) / step.to_int();
+  else
+    n = static_cast<int64_t>(std::ceil(span / s));
+  Attrs a;
+  a.f0 = start.to_double();
+  a.f1 = s;
+  a.i0 = start.to_int();
+  a.i1 = step.to_int();
+  if (!is_floating(dt) && fl && (a.f0 != std::floor(a.f0) || a.f1 != std::floor(a.f1)))
+    throw DTypeError(fmt::format("arange: fractional start/step cannot produce dtype {}", dtype_name(dt)));
+  return create(OpId::arange, {std::max<int64_t>(n, 0)}, dt, device, a);
+}
+
+Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
+  if (steps < 0) throw ValueError(fmt::format("linspace: steps must be non-negative (got {})", steps));
+  Attrs a;
+  a.f0 = start;
+  a.f1 = end;
+  return create(OpId::linspace, {steps}, dtype, device, a);
+}
+
+Tensor eye(int64_t n, std::optional<int64_t> m, DType dtype, Device device) {
+  return create(OpId::eye, {n, m.value_or(n)}, dtype, device);
+}
+
+Tensor empty_like(const Tensor& t, std::optional<DType> dt) { return empty(t.shape(), dt.value_or(t.dtype()), t.device()); }
+Tensor zeros_like(const Tensor& t, std::optional<DType> dt) { return zeros(t.shape(), dt.value_or(t.dtype()), t.device()); }
+Tensor ones_like(const Tensor& t, std::optional<DType> dt) { return ones(t.shape(), dt.value_or(t.dtype()), t.device()); }
+Tensor full_like(const Tensor& t, Scalar v, std::optional<DType> dt) {
+  return full(t.shape(), v, dt.value_or(t.dtype()), t.device());
+}
+
+// ---- random ---------------------------------------------------------------
+
+Generator& default_generator() {
+  static Generator g;
+  return g;
+}
+
+void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+
+namespace {
+Tensor random(OpId op, const Shape& shape, DType dt, Device device, Generator* gen, int64_t lo = 0,
+              int64_t hi = 0) {
+  Generator& g = gen ? *gen : default_generator();
+  Attrs a;
+  a.i0 = static_cast<int64_t>(g.seed());
+  a.i2 = lo;
+  a.i3 = hi;
+  a.ints = shape;
+  a.dtype = dt;
+  a.device = device;
+  // Check before drawing so that a failed call leaves the stream untouched.
+  dispatch::schema(op).infer(op, {}, a);
+  a.i1 = static_cast<int64_t>(g.advance(static_cast<uint64_t>(shape_numel(shape))));
+  return dispatch::call(op, {}, a);
+}
+}  // namespace
+
+Tensor rand(const Shape& shape, DType dt, Device device, Generator* gen) {
+  return random(OpId::rand, shape, dt, device, gen);
+}
+Tensor randn(const Shape& shape, DType dt, Device device, Generator* gen) {
+  return random(OpId::randn, shape, dt, device, gen);
+}
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dt, Device device, Generator* gen) {
+  return random(OpId::randint, shape, dt, device, gen, low, high);
+}
+Tensor rand_like(const Tensor& t, Generator* gen) {
+  return rand(t.shape(), t.dtype(), t.device(), gen);
+}
+Tensor randn_like(const Tensor& t, Generator* gen) {
+  return randn(t.shape(), t.dtype(), t.device(), gen);
+}
+
+}  // namespace ember

@@ -1,0 +1,17 @@
+#pragma once
+// Shape/dtype rules shared by the op families (the "meta" functions).
+#include "dispatch/schema.h"
+
+namespace ember::ops {
+
+/// PyTorch's result_type: dimensioned tensors outrank 0-d tensors, which outrank
+/// wrapped C++ numbers; a lower level only counts when it is of a higher category.
+DType result_type(dispatch::Inputs inputs);
+/// The dtype a C++ number takes next to a tensor of dtype `other` (no widening within a kind).
+DType scalar_dtype(Scalar s, DType other);
+/// Throws DeviceError unless every input is on the same device; returns it.
+Device common_device(const char* op, dispatch::Inputs inputs);
+/// Sorted, wrapped, de-duplicated axes (empty = all dims).
+Axes normalize_axes(const char* op, const Axes& axes, int64_t rank);
+
+}  // namespace ember::ops
