@@ -68,7 +68,7 @@ class Pool {
     tls_in_parallel = false;
   }
   void loop() {
-    uint64_t seen = gen_.load();
+    uint64_t seen = 0;  // the generation at construction: a job posted before this thread ran is still seen
     for (;;) {
       auto t0 = std::chrono::steady_clock::now();
       uint64_t g;
