@@ -41,12 +41,15 @@ void TensorImpl::refresh() {
 Tensor make_tensor(const Shape& shape, DType dtype, Device device) {
   auto* impl = new TensorImpl;
   Ref<TensorImpl> ref(impl);
-  int64_t n = 1;
+  int64_t n = 1, bytes = 0;
   for (int64_t d : shape) {
     if (d < 0) throw ValueError(fmt::format("empty: negative size in shape {}", shape_str(shape)));
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n)) n = -1;
   }
-  impl->storage = Storage::allocate(static_cast<std::size_t>(n) * itemsize(dtype), device);
+  if (n < 0 || __builtin_mul_overflow(n, static_cast<int64_t>(itemsize(dtype)), &bytes))
+    throw OutOfMemoryError(fmt::format("empty: shape {} of {} is too large to allocate",
+                                       shape_str(shape), dtype_name(dtype)));
+  impl->storage = Storage::allocate(static_cast<std::size_t>(bytes), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->numel = n;

@@ -1,11 +1,16 @@
-// Printing like PyTorch: one format for all elements (integers as "1.", fixed
-// with `precision` digits, or scientific when magnitudes span a wide range),
-// right-aligned columns, and "..." for summarized dims.
+// Printing like PyTorch (torch/_tensor_str.py): one format for all elements
+// (integers as "1.", fixed with `precision` digits, or scientific when
+// magnitudes span a wide range), right-aligned columns, 1-d rows wrapped at
+// `linewidth`, and "..." for summarized dims. Where this file and PyTorch
+// disagree on the digits or the layout, PyTorch is right.
+#include <ember/format.h>
+
+#include <algorithm>
 #include <cmath>
-#include <sstream>
+#include <string>
 #include <vector>
 
-#include <ember/format.h>
+#include "dispatch/dtype_visit.h"
 
 namespace ember {
 
@@ -16,120 +21,202 @@ PrintOptions& print_options() {
 
 namespace {
 
+// One element as read from memory: floats as double, everything else as
+// int64 (so int64 values above 2^53 print exactly).
+struct Value {
+  double d = 0;
+  int64_t i = 0;
+};
+
+// Mirrors torch's _Formatter: the mode and the width come from the shown
+// values; for floats only the nonzero finite ones count (nan, inf and 0 do
+// not widen the columns or change the mode).
 struct Formatter {
-  bool floating = false, boolean = false, int_mode = false, sci = false;
+  bool floating = false, boolean = false, int_mode = true, sci = false;
   int precision = 4;
   std::size_t width = 1;
 
-  std::string one(double v) const {
-    if (boolean) return v != 0 ? "True" : "False";
-    if (!floating) return fmt::format("{}", static_cast<int64_t>(v));
-    if (std::isnan(v)) return "nan";
-    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-    if (sci) return fmt::format("{:.{}e}", v, precision);
-    if (int_mode) return fmt::format("{:.0f}.", v);
-    return fmt::format("{:.{}f}", v, precision);
+  Formatter(DType dt, const std::vector<Value>& vals, int prec) {
+    boolean = dt == DType::bool_;
+    floating = is_floating(dt);
+    precision = prec;
+    if (!floating) {
+      for (const Value& v : vals) width = std::max(width, raw(v).size());
+      return;
+    }
+    double mn = INFINITY, mx = 0;
+    bool any = false;
+    for (const Value& v : vals) {
+      if (!std::isfinite(v.d) || v.d == 0) continue;
+      any = true;
+      mn = std::min(mn, std::fabs(v.d));
+      mx = std::max(mx, std::fabs(v.d));
+      if (v.d != std::ceil(v.d)) int_mode = false;
+    }
+    if (!any) return;
+    sci = mx / mn > 1000.0 || mx > 1.0e8 || (!int_mode && mn < 1.0e-4);
+    for (const Value& v : vals) {
+      if (!std::isfinite(v.d) || v.d == 0) continue;
+      width = std::max(width, raw(v).size());
+    }
+  }
+
+  // The text of one element before padding.
+  std::string raw(const Value& v) const {
+    if (boolean) return v.i ? "True" : "False";
+    if (!floating) return fmt::format("{}", v.i);
+    if (std::isnan(v.d)) return "nan";  // Python prints every NaN so, whatever its sign bit
+    if (std::isinf(v.d)) return v.d > 0 ? "inf" : "-inf";
+    if (sci) return fmt::format("{:.{}e}", v.d, precision);
+    if (int_mode) return fmt::format("{:.0f}.", v.d);
+    return fmt::format("{:.{}f}", v.d, precision);
+  }
+  std::string format(const Value& v) const {
+    std::string s = raw(v);
+    return std::string(width - std::min(width, s.size()), ' ') + s;
   }
 };
 
-// Values that will be shown (the summarized view), as doubles.
-void collect(const Tensor& t, int64_t dim, const PrintOptions& o, bool summarize,
-             std::vector<double>& out) {
-  if (t.dim() == 0) {
-    out.push_back(t.item<double>());
-    return;
-  }
-  const int64_t n = t.shape()[0];
-  auto visit = [&](int64_t i) {
-    Tensor s = t.select(0, i);
-    collect(s, dim + 1, o, summarize, out);
-  };
-  if (summarize && n > 2 * o.edgeitems) {
-    for (int64_t i = 0; i < o.edgeitems; ++i) visit(i);
-    for (int64_t i = n - o.edgeitems; i < n; ++i) visit(i);
-  } else {
-    for (int64_t i = 0; i < n; ++i) visit(i);
-  }
-}
+struct Printer {
+  const detail::TensorImpl& t;
+  const PrintOptions& o;
+  bool summarize;
+  const char* base = nullptr;
 
-void render(const Tensor& t, const Formatter& f, const PrintOptions& o, bool summarize,
-            std::size_t indent, std::string& s) {
-  if (t.dim() == 0) {
-    std::string v = f.one(t.item<double>());
-    s += std::string(f.width - std::min(f.width, v.size()), ' ') + v;
-    return;
+  Value at(int64_t off) const {
+    Value v;
+    dispatch::visit_dtype(t.dtype, [&]<class T>() {
+      const T x = reinterpret_cast<const T*>(base)[off];
+      if constexpr (std::is_floating_point_v<T>)
+        v.d = x;
+      else
+        v.i = static_cast<int64_t>(x);
+    });
+    return v;
   }
-  const int64_t n = t.shape()[0];
-  s += '[';
-  const bool skip = summarize && n > 2 * o.edgeitems;
-  // Elements per line for 1-d rows.
-  const std::size_t per_line =
-      std::max<std::size_t>(1, (static_cast<std::size_t>(o.linewidth) - indent) / (f.width + 2));
-  std::size_t on_line = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (skip && i == o.edgeitems) {
-      if (t.dim() == 1) {
-        s += "..., ";
-      } else {
-        s += "...,\n" + std::string(t.dim() > 2 ? 1 : 0, '\n') + std::string(indent + 1, ' ');
-      }
-      i = n - o.edgeitems;
+
+  // Whether dim `d` of size `n` is cut to its edges.
+  bool cut(int64_t n) const { return summarize && n > 2 * o.edgeitems; }
+
+  // The shown values in row-major order (torch's get_summarized_data).
+  void collect(std::size_t d, int64_t off, std::vector<Value>& out) const {
+    if (d == t.shape.size()) {
+      out.push_back(at(off));
+      return;
     }
-    if (t.dim() == 1 && on_line == per_line) {
-      s += '\n' + std::string(indent + 1, ' ');
-      on_line = 0;
-    }
-    render(t.select(0, i), f, o, summarize, indent + 1, s);
-    ++on_line;
-    if (i + 1 < n) {
-      if (t.dim() == 1) {
-        s += ", ";
-      } else {
-        s += ",\n" + std::string(t.dim() - 1 > 1 ? t.dim() - 2 : 0, '\n') +
-             std::string(indent + 1, ' ');
-      }
+    const int64_t n = t.shape[d];
+    for (int64_t i = 0; i < n; ++i) {
+      if (cut(n) && i == o.edgeitems) i = n - o.edgeitems;
+      collect(d + 1, off + i * t.strides[d], out);
     }
   }
-  s += ']';
-}
+
+  void render(const Formatter& f, std::size_t d, int64_t off, int64_t indent,
+              std::string& s) const {
+    const std::size_t rank = t.shape.size();
+    if (d == rank) {
+      s += f.format(at(off));
+      return;
+    }
+    const int64_t n = t.shape[d];
+    if (d + 1 == rank) {
+      render_row(f, off, indent, s);
+      return;
+    }
+    // Sub-blocks are separated by "," and one newline per remaining dim.
+    std::string sep = ",";
+    sep.append(rank - d - 1, '\n');
+    sep.append(static_cast<std::size_t>(indent + 1), ' ');
+    s += '[';
+    if (summarize && o.edgeitems == 0 && n > 0) {
+      s += "...]";
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (i) s += sep;
+      if (cut(n) && i == o.edgeitems) {
+        s += "...";
+        s += sep;
+        i = n - o.edgeitems;
+      }
+      render(f, d + 1, off + i * t.strides[d], indent + 1, s);
+    }
+    s += ']';
+  }
+
+  // A 1-d row: elements joined by ", ", wrapped after as many as fit in
+  // `linewidth`; " ..." counts as one element.
+  void render_row(const Formatter& f, int64_t off, int64_t indent, std::string& s) const {
+    const std::size_t d = t.shape.size() - 1;
+    const int64_t n = t.shape[d];
+    std::vector<std::string> items;
+    if (summarize && o.edgeitems == 0) {
+      items.push_back("...");
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        if (cut(n) && i == o.edgeitems) {
+          items.push_back(" ...");
+          i = n - o.edgeitems;
+        }
+        items.push_back(f.format(at(off + i * t.strides[d])));
+      }
+    }
+    const int64_t element = static_cast<int64_t>(f.width) + 2;
+    const int64_t room = static_cast<int64_t>(o.linewidth) - indent;
+    // Python's floor division, so a row deeper than the line width still gets one per line.
+    const std::size_t per_line = static_cast<std::size_t>(
+        std::max<int64_t>(1, room >= 0 ? room / element : -((-room + element - 1) / element)));
+    s += '[';
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i) {
+        if (i % per_line == 0)
+          s.append(",\n").append(static_cast<std::size_t>(indent + 1), ' ');
+        else
+          s += ", ";
+      }
+      s += items[i];
+    }
+    s += ']';
+  }
+};
 
 }  // namespace
 
 std::string to_string(const Tensor& t, const PrintOptions& o) {
   if (!t.defined()) return "tensor(undefined)";
   const DType dt = t.dtype();
+  // Suffixes in PyTorch's order: device, then size (empty tensors), then dtype.
   std::string suffix;
-  if (dt != DType::float32 && dt != DType::int64 && dt != DType::bool_)
-    suffix = fmt::format(", dtype={}", dtype_name(dt));
   if (!t.device().is_cpu()) suffix += fmt::format(", device='{}'", t.device().str());
-  if (t.numel() == 0)
-    return fmt::format("tensor([], size={}{})", shape_str(t.shape()), suffix);
-  Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
-  const bool summarize = host.numel() > o.threshold;
-  std::vector<double> vals;
-  collect(host, 0, o, summarize, vals);
-  Formatter f;
-  f.boolean = dt == DType::bool_;
-  f.floating = is_floating(dt);
-  f.precision = o.precision;
-  if (f.floating) {
-    double mn = INFINITY, mx = 0;
-    bool all_int = true;
-    for (double v : vals) {
-      if (!std::isfinite(v)) continue;
-      all_int = all_int && v == std::floor(v);
-      const double a = std::fabs(v);
-      if (a != 0) mn = std::min(mn, a);
-      mx = std::max(mx, a);
-    }
-    f.int_mode = all_int && mx < 1e8;
-    f.sci = !f.int_mode && (mx >= 1e8 || (mn < 1e-4 && mn != INFINITY) || (mn != INFINITY && mx / mn > 1000));
+  if (t.numel() == 0) {
+    // An empty tensor has no values to show its dtype, so any but the
+    // default float32 is named; its shape is named unless it is 1-d.
+    if (t.dim() != 1) suffix += fmt::format(", size={}", shape_str(t.shape()));
+    if (dt != DType::float32) suffix += fmt::format(", dtype={}", dtype_name(dt));
+    return "tensor([]" + suffix + ")";
   }
-  for (double v : vals) f.width = std::max(f.width, f.one(v).size());
+  if (dt != DType::float32 && dt != DType::int64 && dt != DType::bool_)
+    suffix += fmt::format(", dtype={}", dtype_name(dt));
+
+  Tensor host = t;
+  // CPU kernels have no float16/bfloat16, so those print through float32.
+  if (dt == DType::float16 || dt == DType::bfloat16) host = host.to(DType::float32);
+  if (!host.device().is_cpu()) host = host.to(Device::cpu());
+  // One host read for the whole tensor, so a recorder sees the print once.
+  detail::note_host_read(host);
+
+  Printer p{host.impl(), o, host.numel() > o.threshold};
+  p.base = static_cast<const char*>(host.impl().storage->data());
+  std::vector<Value> vals;
+  if (!(p.summarize && o.edgeitems == 0)) p.collect(0, host.impl().offset, vals);
+  Formatter f(host.dtype(), vals, o.precision);
   std::string body;
-  render(host, f, o, summarize, 7, body);  // 7 = strlen("tensor(")
+  constexpr int64_t kIndent = 7;  // strlen("tensor(")
+  p.render(f, 0, host.impl().offset, kIndent, body);
   return "tensor(" + body + suffix + ")";
 }
+
+std::string Tensor::str() const { return to_string(*this); }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << to_string(t); }
 std::ostream& operator<<(std::ostream& os, DType dt) { return os << dtype_name(dt); }

@@ -296,6 +296,11 @@ TensorMeta infer_creation(OpId op, Inputs in, const Attrs& a) {
     if (d < 0)
       throw ValueError(fmt::format("{}: negative size in shape {}", name,
                                    shape_str(Shape(a.ints.begin(), a.ints.end()))));
+  int64_t n = 1;
+  for (int64_t d : a.ints)
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 60))
+      throw OutOfMemoryError(fmt::format("{}: shape {} is too large to allocate", name,
+                                         shape_str(Shape(a.ints.begin(), a.ints.end()))));
   check_cpu_dtype(name, "the requested dtype", a.dtype);
   if ((op == OpId::rand || op == OpId::randn || op == OpId::linspace) && !is_floating(a.dtype))
     throw DTypeError(fmt::format("{}: dtype {} is not supported; use float32 or float64", name,

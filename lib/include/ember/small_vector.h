@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <iterator>
 #include <new>
 #include <type_traits>
 
@@ -28,6 +29,7 @@ class SmallVector {
     std::fill(begin(), end(), value);
   }
   template <class It>
+    requires(!std::is_integral_v<It>)
   SmallVector(It first, It last) {
     assign(first, last);
   }
