@@ -2,6 +2,7 @@
 #include <span>
 
 #include <ember/tensor.h>
+#include <ember/variable.h>
 
 #include "dispatch/attrs.h"
 #include "dispatch/op_id.h"
@@ -26,6 +27,19 @@ class Recorder {
   virtual Tensor build(OpId op, Inputs inputs, const Attrs& attrs, const TensorMeta& meta);
   /// A traced function read `t`'s values on the host (item, to_vector, data).
   virtual void on_host_read(const Tensor& t) { (void)t; }
+  /// `v.value()` was called; returns the tensor the caller gets (graph mode may
+  /// return a symbolic one).
+  virtual Tensor on_variable_read(const Variable& v, const Tensor& value) {
+    (void)v;
+    return value;
+  }
+  /// `v` was assigned `src` (kind: copy = assign, add = assign_add, sub = assign_sub),
+  /// after the eager write (or instead of it in graph mode).
+  virtual void on_variable_assign(const Variable& v, const Tensor& src, OpId kind) {
+    (void)v;
+    (void)src;
+    (void)kind;
+  }
 };
 
 /// The current thread's recorder (nullptr when none).

@@ -20,6 +20,7 @@ enum OpFlag : uint32_t {
   kReduction = 1u << 4,
   kUnary = 1u << 5,
   kBinary = 1u << 6,
+  kReadsHost = 1u << 7,    // infer reads input values (index bounds): runs on every replay
 };
 
 /// What infer says an op will produce.

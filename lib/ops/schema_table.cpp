@@ -279,10 +279,17 @@ TensorMeta infer_index_select(OpId op, Inputs in, const Attrs& a) {
   const int64_t d = wrap_dim(a.i0, x.dim(), "index_select");
   const int64_t size = x.dim() == 0 ? 1 : x.shape()[d];
   if (dev.is_cpu()) {
-    for (int64_t v : idx.to_vector<int64_t>())
+    // Reads the indices directly: a bounds check is not a host read a trace must guard.
+    const auto& ii = idx.impl();
+    const int64_t n = idx.numel();
+    const int64_t st = idx.dim() == 0 ? 0 : ii.strides[0];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t v = idx.dtype() == DType::int64 ? static_cast<const int64_t*>(ii.data())[i * st]
+                                                    : static_cast<const int32_t*>(ii.data())[i * st];
       if (v < -size || v >= size)
         throw IndexError(fmt::format(
             "index_select: index {} is out of range for dim {} of size {}", v, d, size));
+    }
   }
   Shape s = x.shape();
   if (x.dim() > 0) s[d] = idx.numel();

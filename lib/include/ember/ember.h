@@ -11,6 +11,7 @@
 #include <ember/random.h>
 #include <ember/shape.h>
 #include <ember/tensor.h>
+#include <ember/variable.h>
 
 namespace ember {
 /// The CPU instruction set ember's kernels use on this machine ("avx512bw", "fma3+avx2", "sse2").

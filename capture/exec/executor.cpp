@@ -1,0 +1,258 @@
+#include "exec/executor.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <ember/ops.h>
+#include <ember/random.h>
+#include <ember/capture.h>
+
+#include "dispatch/dispatcher.h"
+
+namespace ember::capture {
+
+using dispatch::OpId;
+
+struct Frame {
+  std::vector<Tensor> vals;   // per value id: planned buffers stay, the rest is cleared after a run
+};
+
+namespace {
+
+// A tensor of `info` over bytes [0, nbytes) of `storage`.
+Tensor view_over(const ember::detail::Ref<ember::detail::Storage>& storage, const ValueInfo& info) {
+  auto* impl = new ember::detail::TensorImpl;
+  ember::detail::Ref<ember::detail::TensorImpl> ref(impl);
+  impl->storage = storage;
+  impl->shape = info.shape;
+  impl->strides = contiguous_strides(info.shape);
+  impl->dtype = info.dtype;
+  impl->device = info.device;
+  impl->refresh();
+  return Tensor(std::move(ref));
+}
+
+std::size_t bytes_of(const ValueInfo& v) {
+  return static_cast<std::size_t>(shape_numel(v.shape)) * itemsize(v.dtype);
+}
+
+}  // namespace
+
+Executor::Executor(const GraphIR& g, bool plan_memory) {
+  const int n = static_cast<int>(g.nodes.size());
+  n_values_ = n;
+  std::vector<bool> is_output(n, false);
+  for (int o : g.outputs) is_output[o] = true;
+  for (int w : g.input_writeback)
+    if (w >= 0) is_output[w] = true;
+
+  // Last reader of each value; a view keeps its base's buffer alive.
+  std::vector<int> root(n), last(n, -1);
+  for (int id = 0; id < n; ++id) {
+    root[id] = id;
+    const Node& nd = g.nodes[id];
+    if (nd.kind == NodeKind::op && (dispatch::schema(nd.op).flags & dispatch::kView) && !nd.inputs.empty())
+      root[id] = root[nd.inputs[0]];
+    for (int in : nd.inputs) last[root[in]] = std::max(last[root[in]], id);
+  }
+  for (int id = 0; id < n; ++id)
+    if (is_output[id]) last[root[id]] = n;  // outputs (and what they view) outlive the run
+
+  slot_of_.assign(n, -1);
+  std::vector<std::pair<std::size_t, int>> free_slots;  // (bytes, slot)
+  std::vector<std::vector<int>> release_at(n + 1);
+  for (int id = 0; id < n; ++id) {
+    const Node& nd = g.nodes[id];
+    Step s;
+    s.kind = nd.kind;
+    s.op = nd.op;
+    s.node = &nd;
+    s.out = id;
+    for (int in : nd.inputs) s.in.push_back(in);
+    if (nd.kind == NodeKind::op) {
+      const auto& sch = dispatch::schema(nd.op);
+      s.kernel = dispatch::kernel_for(nd.op, nd.out.device);
+      s.random = (sch.flags & dispatch::kRandom) != 0;
+      s.reads_host = (sch.flags & dispatch::kReadsHost) != 0;
+      // Fast path: a unary/binary elementwise op whose inputs already have the
+      // compute dtype calls the SIMD loop directly when layouts are plain.
+      if ((sch.flags & (dispatch::kUnary | dispatch::kBinary)) && nd.out.device.is_cpu()) {
+        const DType in_dt = g.nodes[nd.inputs[0]].out.dtype;
+        bool ok = nd.out.dtype == in_dt || nd.out.dtype == DType::bool_;
+        for (int in : nd.inputs) {
+          const ValueInfo& vi = g.nodes[in].out;
+          ok = ok && vi.dtype == in_dt && (vi.shape == nd.out.shape || shape_numel(vi.shape) == 1);
+        }
+        if (ok) s.loop = cpu::arch().elementwise[dispatch::op_index(nd.op)][static_cast<int>(in_dt)];
+      }
+    }
+    const bool makes_buffer =
+        (nd.kind == NodeKind::op && !(dispatch::schema(nd.op).flags & dispatch::kView)) ||
+        nd.kind == NodeKind::fused;
+    if (plan_memory && makes_buffer && !is_output[id] && last[id] >= 0) {
+      const std::size_t need = bytes_of(nd.out);
+      auto best = free_slots.end();
+      for (auto it = free_slots.begin(); it != free_slots.end(); ++it)
+        if (it->first >= need && (best == free_slots.end() || it->first < best->first)) best = it;
+      if (best != free_slots.end()) {
+        slot_of_[id] = best->second;
+        free_slots.erase(best);
+      } else {
+        slot_of_[id] = static_cast<int>(slot_bytes_.size());
+        slot_bytes_.push_back(need);
+      }
+      release_at[last[id]].push_back(id);
+    }
+    // Buffers whose last reader is this step are free for the steps after it.
+    for (int v : release_at[id]) free_slots.push_back({slot_bytes_[slot_of_[v]], slot_of_[v]});
+    steps_.push_back(std::move(s));
+  }
+  for (std::size_t b : slot_bytes_) planned_bytes_ += b;
+}
+
+Executor::~Executor() = default;
+
+std::unique_ptr<Frame> Executor::make_frame() const {
+  auto f = std::make_unique<Frame>();
+  f->vals.resize(n_values_);
+  std::vector<ember::detail::Ref<ember::detail::Storage>> slots;
+  for (std::size_t b : slot_bytes_) slots.push_back(ember::detail::Storage::allocate(b, Device::cpu()));
+  for (const Step& s : steps_)
+    if (slot_of_[s.out] >= 0) f->vals[s.out] = view_over(slots[slot_of_[s.out]], s.node->out);
+  return f;
+}
+
+std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& inputs) const {
+  if (static_cast<int>(inputs.size()) != g.num_inputs())
+    throw ValueError(fmt::format("Graph::run: expects {} inputs, got {}", g.num_inputs(), inputs.size()));
+  for (int i = 0; i < g.num_inputs(); ++i) {
+    const ValueInfo& want = g.input_info(i);
+    const Tensor& t = inputs[i];
+    if (!t.defined())
+      throw ValueError(fmt::format("Graph::run: input {} ({}) is an undefined tensor", i, g.input_names[i]));
+    if (t.shape() != want.shape || t.dtype() != want.dtype || t.device() != want.device)
+      throw ShapeError(fmt::format("Graph::run: input {} ({}) expects {}, got {}", i, g.input_names[i],
+                                   want.str(), ValueInfo{t.shape(), t.dtype(), t.device()}.str()));
+  }
+  std::unique_ptr<Frame> frame;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      frame = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (!frame) frame = make_frame();
+  std::vector<Tensor>& v = frame->vals;
+  struct Release {  // drop per-run references and return the frame, also on error
+    const Executor* ex;
+    std::unique_ptr<Frame>& f;
+    ~Release() {
+      for (std::size_t i = 0; i < f->vals.size(); ++i)
+        if (ex->slot_of_[i] < 0) f->vals[i] = Tensor();
+      std::lock_guard<std::mutex> lock(ex->mu_);
+      ex->free_.push_back(std::move(f));
+    }
+  } release{this, frame};
+
+  std::vector<const Node*> assigns;
+  Tensor ins[8];
+  for (const Step& s : steps_) {
+    const Node& nd = *s.node;
+    switch (s.kind) {
+      case NodeKind::input: v[s.out] = inputs[nd.index]; break;
+      case NodeKind::constant: v[s.out] = nd.value; break;
+      case NodeKind::variable_read: v[s.out] = Variable(nd.var).value(); break;
+      case NodeKind::guard: {
+        const Tensor& got = v[s.in[0]];
+        if (!equal(got, nd.value))
+          throw detail::GuardFailed{fmt::format("guard on %{} failed: the traced code read {} on the host, now {}",
+                                                s.in[0], nd.value.str(), got.str())};
+        break;
+      }
+      case NodeKind::assign: assigns.push_back(&nd); break;
+      case NodeKind::fused: {
+        Tensor& out = v[s.out];
+        if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
+        const std::size_t k = s.in.size();
+        std::vector<Tensor> fin(k);
+        for (std::size_t i = 0; i < k; ++i) fin[i] = v[s.in[i]];
+        run_fused(*nd.fused, fin.data(), static_cast<int>(k), out);
+        break;
+      }
+      case NodeKind::op: {
+        const std::size_t k = s.in.size();
+        Tensor* in = ins;
+        std::vector<Tensor> many;
+        if (k > 8) {
+          many.resize(k);
+          in = many.data();
+        }
+        for (std::size_t i = 0; i < k; ++i) in[i] = v[s.in[i]];
+        Tensor& out = v[s.out];
+        if (s.loop) {
+          bool plain = true;
+          for (std::size_t i = 0; i < k; ++i) plain = plain && in[i].is_contiguous();
+          if (plain) {
+            if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
+            char* ptrs[3] = {static_cast<char*>(out.impl().data()), nullptr, nullptr};
+            int64_t strides[3] = {1, 0, 0};
+            for (std::size_t i = 0; i < k; ++i) {
+              ptrs[i + 1] = static_cast<char*>(in[i].impl().data());
+              strides[i + 1] = in[i].numel() == 1 && nd.out.shape != in[i].shape() ? 0 : 1;
+            }
+            s.loop(ptrs, strides, shape_numel(nd.out.shape), nullptr);
+            break;
+          }
+        }
+        dispatch::Attrs fresh;
+        const dispatch::Attrs* attrs = &nd.attrs;
+        if (s.reads_host) dispatch::schema(s.op).infer(s.op, dispatch::Inputs(in, k), nd.attrs);
+        if (s.random) {
+          // A replay draws new numbers from the default generator, as eager code would.
+          fresh = nd.attrs;
+          Generator& gen = default_generator();
+          fresh.i0 = static_cast<int64_t>(gen.seed());
+          fresh.i1 = static_cast<int64_t>(gen.advance(static_cast<uint64_t>(shape_numel(nd.out.shape))));
+          attrs = &fresh;
+        }
+        if (dispatch::schema(s.op).flags & dispatch::kView) {
+          Tensor r;
+          s.kernel(s.op, dispatch::Inputs(in, k), *attrs, r);
+          out = std::move(r);
+        } else {
+          if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
+          s.kernel(s.op, dispatch::Inputs(in, k), *attrs, out);
+        }
+        for (std::size_t i = 0; i < k; ++i) in[i] = Tensor();
+        break;
+      }
+    }
+  }
+  // Side effects last, so a failed guard leaves every Variable untouched.
+  for (const Node* a : assigns) {
+    Tensor dst = Variable(a->var).state()->value;
+    const Tensor& src = v[a->inputs[0]];
+    dispatch::RecorderGuard off(nullptr);
+    if (src.impl_ptr() != dst.impl_ptr()) dst.copy_(src);
+  }
+  for (int i = 0; i < g.num_inputs(); ++i) {
+    const int w = g.input_writeback[i];
+    if (w >= 0) {
+      Tensor dst = inputs[i];
+      dst.copy_(v[w]);
+    }
+  }
+  std::vector<Tensor> outs;
+  outs.reserve(g.outputs.size());
+  for (int o : g.outputs) {
+    const NodeKind k = g.nodes[o].kind;
+    // Constants are returned as copies so a caller cannot change the graph.
+    outs.push_back(k == NodeKind::constant ? v[o].clone() : v[o]);
+  }
+  return outs;
+}
+
+}  // namespace ember::capture

@@ -1,0 +1,51 @@
+#pragma once
+// The executor: a graph lowered once to steps with resolved kernels and
+// planned buffers, replayed with no inference and no allocation for
+// intermediates (frames of buffers are pooled, so concurrent runs are safe).
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cpu/arch/arch.h"
+#include "dispatch/schema.h"
+#include "ir/graph.h"
+
+namespace ember::capture {
+
+struct Frame;
+
+class Executor {
+ public:
+  Executor(const GraphIR& g, bool plan_memory);
+  ~Executor();
+  std::vector<Tensor> run(const GraphIR& g, const std::vector<Tensor>& inputs) const;
+  /// Bytes of intermediate buffers one run holds (for tests and benchmarks).
+  std::size_t planned_bytes() const { return planned_bytes_; }
+
+  struct Step {
+    NodeKind kind;
+    dispatch::OpId op;
+    dispatch::KernelFn kernel = nullptr;
+    cpu::Loop loop = nullptr;  // elementwise fast path (contiguous same-shape inputs)
+    const Node* node = nullptr;
+    SmallVector<int, 4> in;
+    int out = -1;
+    bool random = false;
+    bool reads_host = false;  // run the op's rule each replay (it checks values)
+  };
+
+ private:
+  std::unique_ptr<Frame> make_frame() const;
+  std::vector<Step> steps_;
+  std::vector<int> slot_of_;          // value id -> buffer slot, -1: allocated per run
+  std::vector<std::size_t> slot_bytes_;
+  std::size_t planned_bytes_ = 0;
+  int n_values_ = 0;
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<Frame>> free_;
+};
+
+/// Evaluates a fused elementwise program into `out` (contiguous), tile by tile.
+void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor& out);
+
+}  // namespace ember::capture
