@@ -86,6 +86,9 @@ Executor::Executor(const GraphIR& g, bool plan_memory) {
           ok = ok && vi.dtype == in_dt && (vi.shape == nd.out.shape || shape_numel(vi.shape) == 1);
         }
         if (ok) s.loop = cpu::arch().elementwise[dispatch::op_index(nd.op)][static_cast<int>(in_dt)];
+        s.numel = shape_numel(nd.out.shape);
+        for (std::size_t i = 0; i < nd.inputs.size(); ++i)
+          if (g.nodes[nd.inputs[i]].out.shape != nd.out.shape) s.bcast |= static_cast<uint8_t>(1u << i);
       }
     }
     const bool makes_buffer =
@@ -177,13 +180,33 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
         Tensor& out = v[s.out];
         if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
         const std::size_t k = s.in.size();
-        std::vector<Tensor> fin(k);
+        std::vector<Tensor> many;
+        Tensor* fin = ins;
+        if (k > 8) {
+          many.resize(k);
+          fin = many.data();
+        }
         for (std::size_t i = 0; i < k; ++i) fin[i] = v[s.in[i]];
-        run_fused(*nd.fused, fin.data(), static_cast<int>(k), out);
+        run_fused(*nd.fused, fin, static_cast<int>(k), out);
+        for (std::size_t i = 0; i < k; ++i) fin[i] = Tensor();
         break;
       }
       case NodeKind::op: {
         const std::size_t k = s.in.size();
+        Tensor& out = v[s.out];
+        if (s.loop) {
+          // Plain layouts: call the SIMD loop directly, no Tensor copies.
+          const Tensor& a = v[s.in[0]];
+          const Tensor* b = k > 1 ? &v[s.in[1]] : nullptr;
+          if (a.is_contiguous() && (!b || b->is_contiguous())) {
+            if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
+            char* ptrs[3] = {static_cast<char*>(out.impl().data()), static_cast<char*>(a.impl().data()),
+                             b ? static_cast<char*>(b->impl().data()) : nullptr};
+            const int64_t strides[3] = {1, (s.bcast & 1) ? 0 : 1, (s.bcast & 2) ? 0 : 1};
+            s.loop(ptrs, strides, s.numel, nullptr);
+            break;
+          }
+        }
         Tensor* in = ins;
         std::vector<Tensor> many;
         if (k > 8) {
@@ -191,22 +214,6 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
           in = many.data();
         }
         for (std::size_t i = 0; i < k; ++i) in[i] = v[s.in[i]];
-        Tensor& out = v[s.out];
-        if (s.loop) {
-          bool plain = true;
-          for (std::size_t i = 0; i < k; ++i) plain = plain && in[i].is_contiguous();
-          if (plain) {
-            if (!out.defined()) out = ember::detail::make_tensor(nd.out.shape, nd.out.dtype, nd.out.device);
-            char* ptrs[3] = {static_cast<char*>(out.impl().data()), nullptr, nullptr};
-            int64_t strides[3] = {1, 0, 0};
-            for (std::size_t i = 0; i < k; ++i) {
-              ptrs[i + 1] = static_cast<char*>(in[i].impl().data());
-              strides[i + 1] = in[i].numel() == 1 && nd.out.shape != in[i].shape() ? 0 : 1;
-            }
-            s.loop(ptrs, strides, shape_numel(nd.out.shape), nullptr);
-            break;
-          }
-        }
         dispatch::Attrs fresh;
         const dispatch::Attrs* attrs = &nd.attrs;
         if (s.reads_host) dispatch::schema(s.op).infer(s.op, dispatch::Inputs(in, k), nd.attrs);

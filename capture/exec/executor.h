@@ -32,6 +32,8 @@ class Executor {
     int out = -1;
     bool random = false;
     bool reads_host = false;  // run the op's rule each replay (it checks values)
+    int64_t numel = 0;        // output elements (fast path)
+    uint8_t bcast = 0;        // fast path: bit i set when input i is one broadcast element
   };
 
  private:

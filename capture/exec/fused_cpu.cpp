@@ -4,6 +4,7 @@
 // output written once, whatever the number of ops, and every element goes
 // through the same per-element code as in eager mode (bit-identical results).
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "cpu/arch/arch.h"
@@ -47,17 +48,57 @@ void gather(const InputPlan& ip, const Shape& oshape, int64_t s, int64_t len, ch
 
 }  // namespace
 
+bool FusedProgram::prepare() {
+  const int n_instr = static_cast<int>(instrs.size());
+  const int n_regs = n_inputs + n_instr;
+  std::vector<int> last_use(n_regs, -1);
+  for (int i = 0; i < n_instr; ++i) {
+    last_use[instrs[i].a] = i;
+    if (instrs[i].b >= 0) last_use[instrs[i].b] = i;
+  }
+  std::vector<int> slot(n_regs, -1);
+  std::vector<int> free_slots;
+  int used = n_inputs;
+  for (int r = 0; r < n_inputs; ++r) slot[r] = r;
+  code.clear();
+  for (int i = 0; i < n_instr; ++i) {
+    cpu::FusedInstr c;
+    c.op = instrs[i].op;
+    c.a = static_cast<int8_t>(slot[instrs[i].a]);
+    c.b = static_cast<int8_t>(instrs[i].b >= 0 ? slot[instrs[i].b] : -1);
+    // Intermediate sources dead after this instruction free their slots first:
+    // writing an elementwise result over an operand it has just read is safe.
+    for (int src : {instrs[i].a, instrs[i].b})
+      if (src >= n_inputs && last_use[src] == i && std::find(free_slots.begin(), free_slots.end(), slot[src]) == free_slots.end())
+        free_slots.push_back(slot[src]);
+    int d;
+    if (!free_slots.empty()) {
+      d = free_slots.back();
+      free_slots.pop_back();
+    } else {
+      d = used++;
+    }
+    if (used > cpu::kMaxFusedSlots) return false;
+    slot[n_inputs + i] = d;
+    c.dst = static_cast<int8_t>(d);
+    code.push_back(c);
+  }
+  return true;
+}
+
 void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  const DType dt = p.dtype;
-  const int64_t es = static_cast<int64_t>(itemsize(dt));
-  const int64_t tile = kTileBytes / es;
+  const int64_t es = static_cast<int64_t>(itemsize(p.dtype));
   const Shape& oshape = out.shape();
-  const int n_instr = static_cast<int>(p.instrs.size());
-  const int n_regs = n_inputs + n_instr;
+  const cpu::FusedFn fn = cpu::arch().fused[static_cast<int>(p.dtype)];
+  const int n_instr = static_cast<int>(p.code.size());
 
-  std::vector<InputPlan> ips(n_inputs);
+  thread_local std::vector<InputPlan> tls_ips;  // reused: no allocation per replay
+  // A plain reference: pool threads must read the caller's plans, not their own.
+  std::vector<InputPlan>& ips = tls_ips;
+  ips.clear();
+  ips.resize(static_cast<std::size_t>(n_inputs));
   int n_gather = 0;
   for (int i = 0; i < n_inputs; ++i) {
     const Tensor& t = inputs[i];
@@ -76,78 +117,45 @@ void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor
         ip.bstrides[lead + d] = t.shape()[d] == 1 ? 0 : t.strides()[d];
     }
   }
-  // Tile buffers for instruction results: reuse a buffer once its register is dead.
-  std::vector<int> last_use(n_regs, -1);
-  for (int i = 0; i < n_instr; ++i) {
-    last_use[p.instrs[i].a] = i;
-    if (p.instrs[i].b >= 0) last_use[p.instrs[i].b] = i;
-  }
-  std::vector<int> buf_of(n_regs, -1);
-  std::vector<int> free_bufs;
-  int n_bufs = 0;
-  for (int i = 0; i < n_inputs; ++i)
-    if (ips[i].gather) buf_of[i] = n_bufs++;
-  for (int i = 0; i < n_instr; ++i) {
-    const int r = n_inputs + i;
-    if (i + 1 < n_instr) {
-      if (!free_bufs.empty()) {
-        buf_of[r] = free_bufs.back();
-        free_bufs.pop_back();
-      } else {
-        buf_of[r] = n_bufs++;
-      }
-    }
-    for (int src : {p.instrs[i].a, p.instrs[i].b})
-      if (src >= n_inputs && last_use[src] == i && buf_of[src] >= 0 &&
-          std::find(free_bufs.begin(), free_bufs.end(), buf_of[src]) == free_bufs.end())
-        free_bufs.push_back(buf_of[src]);
-  }
-  // The loops write out before reading a freed buffer again only after this
-  // instruction, so a source buffer may be reused by the destination of a
-  // later instruction but never by its own (freed after assignment above).
-  std::vector<cpu::Loop> loops(n_instr);
-  for (int i = 0; i < n_instr; ++i)
-    loops[i] = cpu::arch().elementwise[dispatch::op_index(p.instrs[i].op)][static_cast<int>(dt)];
   char* obase = static_cast<char*>(out.impl().data());
-
-  auto run_tiles = [&](int64_t t0, int64_t t1) {
-    std::vector<char> bufs(static_cast<std::size_t>(std::max(n_bufs, 1) * tile * es) + 64);
-    char* buf0 = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(bufs.data()) + 63) & ~uintptr_t(63));
-    auto buf = [&](int b) { return buf0 + static_cast<int64_t>(b) * tile * es; };
-    for (int64_t tix = t0; tix < t1; ++tix) {
-      const int64_t s = tix * tile;
-      const int64_t len = std::min(tile, n - s);
-      auto reg_ptr = [&](int r, int64_t* stride) -> char* {
-        if (r < n_inputs) {
-          const InputPlan& ip = ips[r];
-          if (ip.gather) {
-            *stride = 1;
-            return buf(buf_of[r]);
-          }
-          *stride = ip.stride;
-          return const_cast<char*>(ip.base) + ip.stride * s * es;
+  // Inputs broadcast along some dims are gathered tile by tile into L1 buffers;
+  // the others are read in place.
+  const int64_t tile = n_gather ? kTileBytes / es : n;
+  auto run_range = [&](int64_t b, int64_t e) {
+    thread_local std::vector<char> storage;
+    const std::size_t need = static_cast<std::size_t>(n_gather * tile * es) + 64;
+    if (n_gather && storage.size() < need) storage.resize(need);
+    char* gbase = n_gather ? reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t(63)) : nullptr;
+    const char* ptr[cpu::kMaxFusedSlots];
+    int64_t stride[cpu::kMaxFusedSlots];
+    for (int64_t s = b; s < e; s += tile) {
+      const int64_t len = std::min(tile, e - s);
+      int g = 0;
+      for (int i = 0; i < n_inputs; ++i) {
+        const InputPlan& ip = ips[i];
+        if (ip.gather) {
+          char* dst = gbase + g++ * tile * es;
+          gather(ip, oshape, s, len, dst, es);
+          ptr[i] = dst;
+          stride[i] = 1;
+        } else {
+          ptr[i] = ip.base + ip.stride * s * es;
+          stride[i] = ip.stride;
         }
-        *stride = 1;
-        return buf(buf_of[r]);
-      };
-      for (int i = 0; i < n_inputs; ++i)
-        if (ips[i].gather) gather(ips[i], oshape, s, len, buf(buf_of[i]), es);
-      for (int i = 0; i < n_instr; ++i) {
-        const auto& ins = p.instrs[i];
-        char* ptrs[3];
-        int64_t strides[3] = {1, 0, 0};
-        ptrs[0] = i + 1 == n_instr ? obase + s * es : buf(buf_of[n_inputs + i]);
-        ptrs[1] = reg_ptr(ins.a, &strides[1]);
-        ptrs[2] = ins.b >= 0 ? reg_ptr(ins.b, &strides[2]) : nullptr;
-        loops[i](ptrs, strides, len, nullptr);
       }
+      fn(p.code.data(), n_instr, n_inputs, ptr, stride, obase + s * es, len);
     }
   };
-  const int64_t n_tiles = (n + tile - 1) / tile;
-  if (n < cpu::kParallelMinElements)
-    run_tiles(0, n_tiles);
-  else
-    cpu::parallel_for(0, n_tiles, std::max<int64_t>(1, cpu::kParallelMinElements / (4 * tile)), run_tiles);
+  if (n < cpu::kParallelMinElements) {
+    run_range(0, n);
+  } else {
+    // Chunks aligned to tiles so gathered inputs line up.
+    const int64_t grain = std::max<int64_t>(tile == n ? 4096 : tile, cpu::kParallelMinElements / 4);
+    const int64_t step = tile == n ? 4096 : tile;
+    cpu::parallel_for(0, (n + step - 1) / step, std::max<int64_t>(1, grain / step), [&](int64_t t0, int64_t t1) {
+      run_range(t0 * step, std::min(n, t1 * step));
+    });
+  }
 }
 
 }  // namespace ember::capture

@@ -7,6 +7,7 @@
 #include <ember/tensor.h>
 #include <ember/variable.h>
 
+#include "cpu/arch/arch.h"
 #include "dispatch/attrs.h"
 #include "dispatch/op_id.h"
 
@@ -42,6 +43,11 @@ struct FusedProgram {
   int n_inputs = 0;
   std::vector<Instr> instrs;
   DType dtype = DType::float32;
+  // Filled by prepare(): the program with registers mapped to the fused
+  // loop's slots (a dead register's slot is reused).
+  std::vector<cpu::FusedInstr> code;
+  /// False when the program needs more live slots than the fused loop has.
+  bool prepare();
 };
 
 struct Node {

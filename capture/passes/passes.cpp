@@ -6,6 +6,7 @@
 
 #include <ember/ops.h>
 
+#include "cpu/arch/arch.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/schema.h"
 
@@ -151,6 +152,7 @@ void fuse_elementwise(GraphIR& g) {
     if (nd.kind != NodeKind::op || !nd.out.device.is_cpu()) return false;
     const uint32_t f = dispatch::schema(nd.op).flags;
     if (!(f & (dispatch::kUnary | dispatch::kBinary))) return false;
+    if (!cpu::arch().fusable[dispatch::op_index(nd.op)]) return false;
     if (nd.out.dtype != DType::float32 && nd.out.dtype != DType::float64) return false;
     for (int in : nd.inputs) {
       const ValueInfo& vi = g.nodes[in].out;
@@ -208,6 +210,10 @@ void fuse_elementwise(GraphIR& g) {
       reg_of[m] = prog->n_inputs + static_cast<int>(prog->instrs.size());
       prog->instrs.push_back(ins);
       if (m != root) keep[m] = false;
+    }
+    if (!prog->prepare()) {  // too many live values for the fused loop: leave unfused
+      for (int m : ms) keep[m] = true;
+      continue;
     }
     Node& r = g.nodes[root];
     r.kind = NodeKind::fused;

@@ -40,6 +40,17 @@ using SoftmaxFn = void (*)(const char* in, char* out, int64_t n, bool log);
 using GemmFn = void (*)(int64_t m, int64_t n, int64_t k, const char* a, int64_t lda,
                         const char* b, int64_t ldb, char* c, int64_t ldc);
 
+/// One instruction of a fused elementwise program: slots[dst] = op(slots[a], slots[b]).
+struct FusedInstr {
+  dispatch::OpId op;
+  int8_t a = -1, b = -1, dst = -1;
+};
+inline constexpr int kMaxFusedSlots = 32;
+/// Runs a fused program over n elements: slots 0..n_in-1 are the inputs (stride 1
+/// or 0 for one broadcast element); the last instruction's result goes to out.
+using FusedFn = void (*)(const FusedInstr* code, int n_instr, int n_in, const char* const* in,
+                         const int64_t* in_stride, char* out, int64_t n);
+
 struct ArchKernels {
   const char* name = nullptr;
   Loop elementwise[dispatch::kNumOps][kNumDTypes] = {};  // by compute dtype
@@ -49,6 +60,8 @@ struct ArchKernels {
   RowsFn rows[kNumReduceKinds][kNumDTypes] = {};         // kSum, kProd, kMax, kMin only
   SoftmaxFn softmax[kNumDTypes] = {};                    // float32, float64
   GemmFn gemm[kNumDTypes] = {};                          // the non-BLAS dtypes
+  FusedFn fused[kNumDTypes] = {};                        // float32, float64
+  bool fusable[dispatch::kNumOps] = {};                  // ops the fused loop can run
 };
 
 /// The best table for this CPU (chosen once); EMBER_CPU_ARCH=sse2|avx2|avx512 overrides.

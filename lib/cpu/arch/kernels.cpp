@@ -404,6 +404,65 @@ void gemm_loop(int64_t m, int64_t n, int64_t k, const char* a_raw, int64_t lda,
   }
 }
 
+// ---- fused elementwise programs ---------------------------------------------
+
+template <class F, class T>
+constexpr bool kFusable = kFloat<T> && F::kSimd;
+
+enum class Rule { same, to_float, compare, logical };
+constexpr Rule same = Rule::same, to_float = Rule::to_float, compare = Rule::compare,
+               logical = Rule::logical;
+
+// A fused program runs tile by tile: each instruction is the same inner loop
+// eager code uses (so every element is computed exactly as in eager mode),
+// applied to a tile that stays in L1; only the inputs are read from memory and
+// only the last result is written to it.
+template <class T>
+inline void fused_op(OpId op, char* const* p, const int64_t* s, int64_t n) {
+  switch (op) {
+#define EMBER_UNARY(name, F, rule, dtypes)                                                    \
+  case OpId::name:                                                                            \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      unary_loop<ops::F, T, T>(p, s, n, nullptr);                                             \
+    break;
+#define EMBER_BINARY(name, F, rule, dtypes)                                                   \
+  case OpId::name:                                                                            \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      binary_loop<ops::F, T, T>(p, s, n, nullptr);                                            \
+    break;
+#include "ops/elementwise.def"
+    default:
+      break;
+  }
+}
+
+template <class T>
+void fused_loop(const FusedInstr* code, int n_instr, int n_in, const char* const* in,
+                const int64_t* in_stride, char* out, int64_t n) {
+  constexpr int64_t kTile = 2048 / static_cast<int64_t>(sizeof(T));
+  alignas(64) T bufs[kMaxFusedSlots][kTile];
+  for (int64_t t0 = 0; t0 < n; t0 += kTile) {
+    const int64_t len = std::min(kTile, n - t0);
+    auto slot_ptr = [&](int slot, int64_t* stride) -> char* {
+      if (slot < n_in) {
+        *stride = in_stride[slot];
+        return const_cast<char*>(in[slot]) + in_stride[slot] * t0 * static_cast<int64_t>(sizeof(T));
+      }
+      *stride = 1;
+      return reinterpret_cast<char*>(bufs[slot]);
+    };
+    for (int k = 0; k < n_instr; ++k) {
+      const FusedInstr& c = code[k];
+      char* p[3];
+      int64_t st[3] = {1, 0, 0};
+      p[0] = k + 1 == n_instr ? out + t0 * static_cast<int64_t>(sizeof(T)) : reinterpret_cast<char*>(bufs[c.dst]);
+      p[1] = slot_ptr(c.a, &st[1]);
+      p[2] = c.b >= 0 ? slot_ptr(c.b, &st[2]) : nullptr;
+      fused_op<T>(c.op, p, st, len);
+    }
+  }
+}
+
 // ---- table ------------------------------------------------------------------
 
 template <class F>
@@ -420,10 +479,6 @@ template <class T>
 constexpr int di() {
   return static_cast<int>(dtype_of<T>());
 }
-
-enum class Rule { same, to_float, compare, logical };
-constexpr Rule same = Rule::same, to_float = Rule::to_float, compare = Rule::compare,
-               logical = Rule::logical;
 
 }  // namespace
 
@@ -480,7 +535,12 @@ void fill(ArchKernels& k) {
     k.rows[kMin][di<T>()] = &rows<kMin, T>;
     if constexpr (kFloat<T>) k.softmax[di<T>()] = &softmax_row<T>;
     if constexpr (!std::is_same_v<T, bool>) k.gemm[di<T>()] = &gemm_loop<T>;
+    if constexpr (kFloat<T>) k.fused[di<T>()] = &fused_loop<T>;
   });
+#define EMBER_UNARY(name, F, rule, dtypes) \
+  k.fusable[dispatch::op_index(OpId::name)] = rule != Rule::compare && rule != Rule::logical && ops::F::kSimd;
+#define EMBER_BINARY(name, F, rule, dtypes) EMBER_UNARY(name, F, rule, dtypes)
+#include "ops/elementwise.def"
 }
 
 }  // namespace ember::cpu::EMBER_ARCH
