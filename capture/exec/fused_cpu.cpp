@@ -27,7 +27,7 @@ struct InputPlan {
 // Copies elements [s, s+len) of the broadcast input (in output order) into dst.
 void gather(const InputPlan& ip, const Shape& oshape, int64_t s, int64_t len, char* dst, int64_t es) {
   const int nd = static_cast<int>(oshape.size());
-  int64_t idx[16];
+  int64_t idx[64];
   int64_t rem = s;
   for (int d = nd - 1; d >= 0; --d) {
     idx[d] = rem % oshape[d];

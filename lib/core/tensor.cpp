@@ -74,6 +74,9 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides,
 }
 
 Tensor wrap_scalar(Scalar s, DType dtype, Device device) {
+  // Half-precision tensors are refused by the op's own rule; the scalar only
+  // needs to exist until then.
+  if (dtype == DType::float16 || dtype == DType::bfloat16) dtype = DType::float32;
   Tensor t = make_tensor({}, dtype, device);
   dispatch::visit_dtype(dtype, [&]<class T>() { *static_cast<T*>(t.impl().data()) = s.to<T>(); });
   t.impl().wrapped_scalar = true;

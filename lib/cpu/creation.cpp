@@ -93,7 +93,7 @@ void creation_kernel(OpId op, dispatch::Inputs, const dispatch::Attrs& a, Tensor
         // Computed from both ends so that the last value is exactly `end`.
         const double step = n > 1 ? (a.f1 - a.f0) / static_cast<double>(n - 1) : 0.0;
         for (int64_t i = 0; i < n; ++i)
-          p[i] = static_cast<T>(i < n / 2 ? a.f0 + step * static_cast<double>(i)
+          p[i] = static_cast<T>(n == 1 || i < n / 2 ? a.f0 + step * static_cast<double>(i)
                                           : a.f1 - step * static_cast<double>(n - 1 - i));
         break;
       }

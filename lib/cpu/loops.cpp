@@ -12,8 +12,8 @@ namespace {
 struct Iter {
   int nops = 0;  // out + inputs
   int ndim = 0;
-  int64_t shape[16];
-  int64_t strides[kMaxOperands][16];  // in elements, per operand, per dim (outer first)
+  int64_t shape[64];
+  int64_t strides[kMaxOperands][64];  // in elements, per operand, per dim (outer first)
   char* base[kMaxOperands];
   int64_t esize[kMaxOperands];
 };
@@ -23,7 +23,7 @@ struct Iter {
 bool build(Iter& it, Tensor& out, const Tensor* in, int nin) {
   const auto& oshape = out.shape();
   const int rank = static_cast<int>(oshape.size());
-  if (rank > 16) return false;
+  if (rank > 64) return false;
   it.nops = nin + 1;
   const Tensor* ops[kMaxOperands];
   ops[0] = &out;
@@ -71,7 +71,7 @@ bool build(Iter& it, Tensor& out, const Tensor* in, int nin) {
 void run_range(const Iter& it, Loop loop, const void* extra, int64_t begin, int64_t end) {
   const int nd = it.ndim;
   const int64_t inner = it.shape[nd - 1];
-  int64_t idx[16];
+  int64_t idx[64];
   int64_t rem = begin;
   for (int d = nd - 1; d >= 0; --d) {
     idx[d] = rem % it.shape[d];
@@ -106,7 +106,7 @@ void run_elementwise(Loop loop, Tensor& out, const Tensor* inputs, int n_inputs,
   if (n == 0) return;
   Iter it;
   if (!build(it, out, inputs, n_inputs))
-    throw ShapeError(fmt::format("elementwise: tensors of more than 16 dims are not supported (got {})", out.dim()));
+    throw ShapeError(fmt::format("elementwise: tensors of more than 64 dims are not supported (got {})", out.dim()));
   if (n < kParallelMinElements) {
     run_range(it, loop, extra, 0, n);
     return;

@@ -89,7 +89,8 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
   if (meta.device != out.device())
     throw DeviceError(fmt::format("{}_: the result is on {} but the destination is on {}", name,
                                   meta.device.str(), out.device().str()));
-  if (broadcast_shapes(meta.shape, out.shape(), name) != out.shape())
+  const std::string iname = std::string(name) + "_";
+  if (broadcast_shapes(meta.shape, out.shape(), iname.c_str()) != out.shape())
     throw ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}",
                                  name, shape_str(meta.shape), shape_str(out.shape())));
   const DType od = out.dtype();

@@ -100,9 +100,17 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi
     // PyTorch's rule: every element becomes max.
     a.f0 = a.f1;
   }
+  // A floating bound lifts an integer tensor to float32, as in PyTorch.
+  if (!is_floating(x.dtype()) && ((lo && lo->is_floating()) || (hi && hi->is_floating()))) {
+    const Tensor xf = x.to(DType::float32);
+    return dispatch::call(OpId::clamp, dispatch::Inputs(&xf, 1), a);
+  }
   return dispatch::call(OpId::clamp, dispatch::Inputs(&x, 1), a);
 }
 
-Tensor clamp(const Tensor& x, const Tensor& lo, const Tensor& hi) { return minimum(maximum(x, lo), hi); }
+Tensor clamp(const Tensor& x, const Tensor& lo, const Tensor& hi) {
+  broadcast_shapes(broadcast_shapes(x.shape(), lo.shape(), "clamp"), hi.shape(), "clamp");
+  return minimum(maximum(x, lo), hi);
+}
 
 }  // namespace ember

@@ -273,8 +273,24 @@ struct Pow {
         base = static_cast<U>(base * base);
       }
       return static_cast<T>(r);
+    } else if constexpr (!kIsBatch<T>) {
+      return std::pow(a, b);
     } else {
-      return xsimd::pow(a, b);
+      // xsimd 8's pow mishandles a zero base and odd exponents beyond 2^24, so
+      // the C99 special cases are applied here: pow(|a|, b), then the sign for
+      // odd integer b, NaN for a negative base and a fractional b.
+      using S = typename ScalarOf<T>::type;
+      const T zero(S(0)), one(S(1)), half(S(0.5));
+      const T inf(std::numeric_limits<S>::infinity()), nan(std::numeric_limits<S>::quiet_NaN());
+      const auto is_int = xsimd::trunc(b) == b;
+      const auto odd = is_int & (xsimd::trunc(b * half) != b * half);
+      const T mag = xsimd::pow(xsimd::abs(a), b);
+      T r = sel(a < zero, sel(is_int, sel(odd, -mag, mag), nan), mag);
+      // Zero base: 1, +-0 or +-inf (the sign kept for odd b).
+      const T z = sel(b < zero, inf, zero);
+      r = sel(a == zero, sel(odd, xsimd::copysign(z, a), z), r);
+      r = sel(a == T(S(-1)) & xsimd::isinf(b), one, r);
+      return sel((b == zero) | (a == one), one, r);
     }
   }
 };

@@ -35,6 +35,12 @@ void check_cpu_dtype(const char* op, const char* what, DType dt) {
                                  what, dtype_name(dt)));
 }
 
+// The elementwise iteration handles up to 64 dims (NumPy's limit).
+void check_rank(const char* op, const Shape& s) {
+  if (s.size() > 64)
+    throw ShapeError(fmt::format("{}: tensors of more than 64 dims are not supported (got {})", op, s.size()));
+}
+
 enum class Rule { same, to_float, compare, logical };
 
 DType apply_rule(Rule r, DType dt) {
@@ -53,6 +59,7 @@ TensorMeta infer_unary(OpId op, Inputs in, const Attrs&) {
   const char* name = dispatch::op_name(op);
   check_cpu_dtype(name, "the input", in[0].dtype());
   dispatch::check_dtype(name, "the input", in[0].dtype(), Set);
+  check_rank(name, in[0].shape());
   return {in[0].shape(), apply_rule(R, in[0].dtype()), in[0].device()};
 }
 
@@ -71,6 +78,7 @@ TensorMeta infer_binary(OpId op, Inputs in, const Attrs&) {
   Shape shape = in[0].shape() == in[1].shape()
                     ? in[0].shape()
                     : broadcast_shapes(in[0].shape(), in[1].shape(), name);
+  check_rank(name, shape);
   return {std::move(shape), apply_rule(R, dt), dev};
 }
 
@@ -185,6 +193,7 @@ TensorMeta infer_copy(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
   check_cpu_dtype("to", "the input", in[0].dtype());
   check_cpu_dtype("to", "the target dtype", a.dtype);
+  check_rank("copy", in[0].shape());
   return {in[0].shape(), a.dtype, in[0].device()};
 }
 

@@ -161,6 +161,8 @@ Tensor Tensor::expand(const Shape& shape) const {
       throw ShapeError(fmt::format("expand: -1 is not allowed in a new leading dim (shape {})", shape_str(shape)));
     s[i] = this->shape()[i - lead];
   }
+  for (int64_t d : s)
+    if (d < 0) throw ShapeError(fmt::format("expand: invalid size {} in shape {}", d, shape_str(shape)));
   if (s == this->shape()) return *this;
   Attrs a;
   a.ints = s;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include <xsimd/xsimd.hpp>
 
@@ -126,8 +127,18 @@ template <class T>
 void clamp_loop(char* const* p, const int64_t* s, int64_t n, const void* extra) {
   const double* e = static_cast<const double*>(extra);
   const bool has_lo = static_cast<int>(e[2]) & 2, has_hi = static_cast<int>(e[2]) & 4;
-  const T lo = has_lo ? static_cast<T>(e[0]) : std::numeric_limits<T>::lowest();
-  const T hi = has_hi ? static_cast<T>(e[1]) : std::numeric_limits<T>::max();
+  // Bounds outside the dtype's range saturate (a cast would be undefined).
+  auto sat = [](double v) -> T {
+    if constexpr (kFloat<T>) {
+      return static_cast<T>(v);
+    } else {
+      if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+      if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+      return static_cast<T>(v);
+    }
+  };
+  const T lo = has_lo ? sat(e[0]) : std::numeric_limits<T>::lowest();
+  const T hi = has_hi ? sat(e[1]) : std::numeric_limits<T>::max();
   T* out = reinterpret_cast<T*>(p[0]);
   const T* in = reinterpret_cast<const T*>(p[1]);
   for (int64_t i = 0; i < n; ++i) {
@@ -340,6 +351,24 @@ void rows(const char* in, int64_t nrows, int64_t row_stride, int64_t cols, char*
   const T* x = reinterpret_cast<const T*>(in);
   using O = std::conditional_t<K == kSum || K == kProd, SumT<T>, T>;
   O* out = reinterpret_cast<O*>(out_raw);
+  if constexpr (K == kSum && kFloat<T>) {
+    // Blocks of rows are summed in T with SIMD, the blocks in double: the
+    // error grows with the number of blocks, not of rows.
+    constexpr int64_t kBlock = 64;
+    std::vector<double> acc(static_cast<std::size_t>(cols), 0.0);
+    for (int64_t r0 = 0; r0 < nrows; r0 += kBlock) {
+      const int64_t r1 = std::min(nrows, r0 + kBlock);
+      std::memcpy(out, x + r0 * row_stride, static_cast<std::size_t>(cols) * sizeof(T));
+      for (int64_t r = r0 + 1; r < r1; ++r) {
+        const T* ins[2] = {out, x + r * row_stride};
+        const bool bc[2] = {false, false};
+        simd_apply<T, T, 2>(out, ins, bc, cols, [](auto p, auto q) { return p + q; });
+      }
+      for (int64_t j = 0; j < cols; ++j) acc[j] += static_cast<double>(out[j]);
+    }
+    for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<T>(acc[j]);
+    return;
+  }
   for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<O>(x[j]);
   for (int64_t r = 1; r < nrows; ++r) {
     const T* row = x + r * row_stride;
@@ -379,8 +408,10 @@ void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
   const T* ins[1] = {log ? in : out};
   const bool bc[1] = {false};
   if (log) {
-    const T sub = shift + static_cast<T>(std::log(sum));
-    simd_apply<T, T, 1>(out, ins, bc, n, [sub](auto x) { return x - sub; });
+    // (x - shift) - log(sum), not x - (shift + log(sum)): the latter rounds
+    // log(sum) away next to a large shift.
+    const T lse = static_cast<T>(std::log(sum));
+    simd_apply<T, T, 1>(out, ins, bc, n, [shift, lse](auto x) { return (x - shift) - lse; });
   } else {
     const T inv = static_cast<T>(1.0 / sum);
     simd_apply<T, T, 1>(out, ins, bc, n, [inv](auto x) { return x * inv; });

@@ -76,9 +76,7 @@ Tensor tensor(std::initializer_list<std::initializer_list<T>> rows, Device devic
     if (r.size() != cols) detail::throw_ragged(cols, r.size());
     flat.insert(flat.end(), r.begin(), r.end());
   }
-  return detail::tensor_from(flat.data(), flat.size(),
-                             Shape{static_cast<int64_t>(rows.size()), static_cast<int64_t>(cols)},
-                             device);
+  return tensor(flat, Shape{static_cast<int64_t>(rows.size()), static_cast<int64_t>(cols)}, device);
 }
 
 template <class T>
