@@ -112,13 +112,6 @@ class Tracer final : public dispatch::Recorder {
     }
     // An in-place op becomes its functional form; later readers of the
     // destination see the new value.
-    auto users = storages_.find(out.impl().storage.get());
-    if (users != storages_.end() && (users->second.size() > 1 || !users->second.count(out.impl_ptr())))
-      throw ValueError(fmt::format(
-          "capture: in-place {} writes into a tensor that shares memory with another traced "
-          "tensor (a view); traces support in-place ops on whole tensors only; use the "
-          "out-of-place op",
-          dispatch::op_name(op)));
     const dispatch::TensorMeta meta = dispatch::schema(op).infer(op, inputs, attrs);
     n.out = {meta.shape, meta.dtype, meta.device};
     const ValueInfo have = n.out;
@@ -126,6 +119,27 @@ class Tracer final : public dispatch::Recorder {
     ids_[out.impl_ptr()] = id;
     auto in = inputs_.find(out.impl_ptr());
     if (in != inputs_.end()) g.input_writeback[in->second] = id;
+    // Writing into a Variable's value is an assignment to the Variable.
+    auto var = vars_.find(out.impl_ptr());
+    if (var != vars_.end()) {
+      Node a;
+      a.kind = NodeKind::assign;
+      a.var = var->second;
+      a.assign_kind = OpId::copy;
+      a.inputs = {id};
+      a.out = info_of(out);
+      add(std::move(a));
+    }
+  }
+
+  void before_inplace(OpId op, dispatch::Inputs, const Tensor& out) override {
+    auto users = storages_.find(out.impl().storage.get());
+    if (users != storages_.end() && (users->second.size() > 1 || !users->second.count(out.impl_ptr())))
+      throw ValueError(fmt::format(
+          "capture: in-place {}_ writes into a tensor that shares memory with another traced "
+          "tensor (a view); traces support in-place ops on whole tensors only; use the "
+          "out-of-place op",
+          dispatch::op_name(op)));
   }
 
   void on_host_read(const Tensor& t) override {
@@ -145,6 +159,7 @@ class Tracer final : public dispatch::Recorder {
   }
 
   Tensor on_variable_read(const Variable& v, const Tensor& value) override {
+    vars_[value.impl_ptr()] = v.state();
     if (!ids_.count(value.impl_ptr())) {
       Node n;
       n.kind = NodeKind::variable_read;
@@ -197,6 +212,7 @@ class Tracer final : public dispatch::Recorder {
  private:
   std::unordered_map<const void*, int> ids_;
   std::unordered_map<const void*, int> inputs_;
+  std::unordered_map<const void*, std::shared_ptr<Variable::State>> vars_;
   std::unordered_map<const void*, std::unordered_set<const void*>> storages_;
   std::vector<Tensor> keep_;
 };

@@ -57,8 +57,17 @@ Executor::Executor(const GraphIR& g, bool plan_memory) {
       root[id] = root[nd.inputs[0]];
     for (int in : nd.inputs) last[root[in]] = std::max(last[root[in]], id);
   }
-  for (int id = 0; id < n; ++id)
-    if (is_output[id]) last[root[id]] = n;  // outputs (and what they view) outlive the run
+  // Outputs and what they view escape the run: fresh memory each run, never a
+  // pooled slot. Values written back at the end (assignments) live to the end.
+  std::vector<bool> escapes(n, false);
+  for (int id = 0; id < n; ++id) {
+    if (is_output[id]) {
+      last[root[id]] = n;
+      escapes[root[id]] = true;
+    }
+    if (g.nodes[id].kind == NodeKind::assign)
+      for (int in : g.nodes[id].inputs) last[root[in]] = n;
+  }
 
   slot_of_.assign(n, -1);
   std::vector<std::pair<std::size_t, int>> free_slots;  // (bytes, slot)
@@ -94,7 +103,7 @@ Executor::Executor(const GraphIR& g, bool plan_memory) {
     const bool makes_buffer =
         (nd.kind == NodeKind::op && !(dispatch::schema(nd.op).flags & dispatch::kView)) ||
         nd.kind == NodeKind::fused;
-    if (plan_memory && makes_buffer && !is_output[id] && last[id] >= 0) {
+    if (plan_memory && makes_buffer && !escapes[id] && last[id] >= 0) {
       const std::size_t need = bytes_of(nd.out);
       auto best = free_slots.end();
       for (auto it = free_slots.begin(); it != free_slots.end(); ++it)
@@ -135,9 +144,13 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
     const Tensor& t = inputs[i];
     if (!t.defined())
       throw ValueError(fmt::format("Graph::run: input {} ({}) is an undefined tensor", i, g.input_names[i]));
-    if (t.shape() != want.shape || t.dtype() != want.dtype || t.device() != want.device)
-      throw ShapeError(fmt::format("Graph::run: input {} ({}) expects {}, got {}", i, g.input_names[i],
-                                   want.str(), ValueInfo{t.shape(), t.dtype(), t.device()}.str()));
+    if (t.shape() != want.shape || t.dtype() != want.dtype || t.device() != want.device) {
+      const std::string msg = fmt::format("Graph::run: input {} ({}) expects {}, got {}", i, g.input_names[i],
+                                          want.str(), ValueInfo{t.shape(), t.dtype(), t.device()}.str());
+      if (t.device() != want.device) throw DeviceError(msg);
+      if (t.dtype() != want.dtype) throw DTypeError(msg);
+      throw ShapeError(msg);
+    }
   }
   std::unique_ptr<Frame> frame;
   {

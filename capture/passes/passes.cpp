@@ -1,6 +1,7 @@
 #include "passes/passes.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
 
@@ -65,6 +66,13 @@ void dce(GraphIR& g) {
   compact(g, live, identity(n));
 }
 
+// Equal dtype, shape and bytes (so -0.0 and 0.0, or int64 values beyond 2^53, stay apart).
+static bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.impl().data(), cb.impl().data(), ca.nbytes()) == 0;
+}
+
 void cse(GraphIR& g) {
   const int n = static_cast<int>(g.nodes.size());
   std::vector<int> repl = identity(n);
@@ -79,7 +87,7 @@ void cse(GraphIR& g) {
       for (int o = 0; o < id && !merged; ++o) {
         const Node& c = g.nodes[o];
         if (keep[o] && c.kind == NodeKind::constant && c.out == nd.out && c.value.numel() <= 16 &&
-            c.value.to_vector<double>() == nd.value.to_vector<double>()) {
+            same_bytes(c.value, nd.value)) {
           repl[id] = o;
           keep[id] = false;
           merged = true;

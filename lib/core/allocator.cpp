@@ -26,6 +26,7 @@ constexpr std::size_t kLargeThreshold = std::size_t(1) << 20;
 constexpr std::size_t kHugePage = std::size_t(2) << 20;
 constexpr int kNumSmallBins = 21;  // 64 B .. 1 MiB, powers of two
 constexpr std::size_t kDefaultCacheLimit = std::size_t(4) << 30;
+constexpr uint32_t kLargeBin = ~uint32_t(0);  // Block::bin of an mmap'ed block
 
 alignas(kAlign) char g_empty[kAlign];
 
@@ -84,6 +85,7 @@ Block cpu_allocate(std::size_t nbytes) {
   uint32_t bin = 0;
   if (large) {
     size = (nbytes + kHugePage - 1) / kHugePage * kHugePage;
+    bin = kLargeBin;
   } else {
     bin = static_cast<uint32_t>(small_bin(nbytes));
     size = std::size_t(64) << bin;
@@ -133,7 +135,9 @@ Block cpu_allocate(std::size_t nbytes) {
 
 void cpu_deallocate(const Block& b) {
   if (b.size == 0) return;
-  const bool large = b.size >= kLargeThreshold;
+  // Where the block came from is recorded in it: a 1 MiB small-bin block and a
+  // 2 MiB mmap block are told apart by origin, not by size.
+  const bool large = b.bin == kLargeBin;
   CpuCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   c.stats.current -= b.size;

@@ -87,7 +87,9 @@ void creation_kernel(OpId op, dispatch::Inputs, const dispatch::Attrs& a, Tensor
       case OpId::arange:
         for (int64_t i = 0; i < n; ++i)
           p[i] = is_floating(out.dtype()) ? static_cast<T>(a.f0 + static_cast<double>(i) * a.f1)
-                                          : static_cast<T>(a.i0 + i * a.i1);
+                                          : static_cast<T>(static_cast<int64_t>(
+                                                static_cast<uint64_t>(a.i0) +
+                                                static_cast<uint64_t>(i) * static_cast<uint64_t>(a.i1)));
         break;
       case OpId::linspace: {
         // Computed from both ends so that the last value is exactly `end`.

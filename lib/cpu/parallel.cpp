@@ -22,7 +22,7 @@ thread_local bool tls_in_parallel = false;
 // Note [Pool workers spin before sleeping]: after a job a worker polls for the
 // next one for a while (kSpin) before it blocks on a futex, so back-to-back ops
 // cost a cache-line handoff instead of a ~100 us wake-up.
-constexpr auto kSpin = std::chrono::microseconds(300);
+constexpr auto kSpin = std::chrono::microseconds(100);
 
 class Pool {
  public:
@@ -42,18 +42,22 @@ class Pool {
     if (!lock.owns_lock()) return false;
     const int64_t n = end - begin;
     // About 4 chunks per thread, none smaller than grain.
-    int64_t chunk = std::max(grain, n / (4 * size()));
+    const int64_t chunk = std::max(grain, n / (4 * size()));
     fn_ = fn;
     ctx_ = ctx;
-    begin_ = begin;
     end_ = end;
     chunk_ = chunk;
     next_.store(begin, std::memory_order_relaxed);
-    active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    gen_.fetch_add(1, std::memory_order_release);
+    const uint64_t g = gen_.fetch_add(1, std::memory_order_seq_cst) + 1;
     gen_.notify_all();
     work();
-    while (active_.load(std::memory_order_acquire) != 0) EMBER_PAUSE();
+    // Note [The caller waits only for workers that joined]: a worker that has
+    // not woken by now finds the job closed and leaves it alone, so a slow
+    // wake-up (or a worker sharing the caller's core) never delays the caller.
+    closed_.store(g, std::memory_order_seq_cst);
+    int spins = 0;
+    while (running_.load(std::memory_order_seq_cst) != 0)
+      if (++spins % 64 == 0) std::this_thread::yield(); else EMBER_PAUSE();
     return true;
   }
 
@@ -75,14 +79,18 @@ class Pool {
       int spins = 0;
       while ((g = gen_.load(std::memory_order_acquire)) == seen) {
         EMBER_PAUSE();
-        if (++spins % 256 == 0 && std::chrono::steady_clock::now() - t0 > kSpin) {
-          gen_.wait(seen, std::memory_order_acquire);
+        if (++spins % 256 == 0) {
+          if (std::chrono::steady_clock::now() - t0 > kSpin)
+            gen_.wait(seen, std::memory_order_acquire);
+          else
+            std::this_thread::yield();  // let a caller on this core run
         }
       }
       seen = g;
       if (stop_.load()) return;
-      work();
-      active_.fetch_sub(1, std::memory_order_acq_rel);
+      running_.fetch_add(1, std::memory_order_seq_cst);
+      if (closed_.load(std::memory_order_seq_cst) < g) work();
+      running_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
 
@@ -91,10 +99,11 @@ class Pool {
   std::atomic<uint64_t> gen_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> next_{0};
-  std::atomic<int> active_{0};
+  std::atomic<int> running_{0};
+  std::atomic<uint64_t> closed_{0};  // the last generation whose caller stopped waiting
   RangeFn fn_ = nullptr;
   void* ctx_ = nullptr;
-  int64_t begin_ = 0, end_ = 0, chunk_ = 1;
+  int64_t end_ = 0, chunk_ = 1;
 };
 
 std::atomic<int> g_threads{0};

@@ -68,8 +68,8 @@ void view_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor&
       strides = impl.strides;
       const int64_t d = a.i0 < 0 ? a.i0 + x.dim() : a.i0;
       offset += a.i1 * strides[d];
-      shape[d] = (a.i2 - a.i1 + a.i3 - 1) / a.i3;
-      strides[d] *= a.i3;
+      shape[d] = a.i2 > a.i1 ? 1 + (a.i2 - a.i1 - 1) / a.i3 : 0;
+      if (shape[d] > 1) strides[d] *= a.i3;  // one element: the step never applies (and may be huge)
       break;
     }
     case OpId::select: {

@@ -107,6 +107,8 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
     out = rec->build(op, inputs, attrs, {out.shape(), od, out.device()});
     return;
   }
+  if (rec) [[unlikely]]
+    rec->before_inplace(op, inputs, out);
   KernelFn k = kernel_for(op, out.device());
   bool direct = (s.flags & kElementwise) && (meta.dtype == od || op == OpId::copy);
   for (const Tensor& in : inputs) direct = direct && !unsafe_overlap(in, out);

@@ -20,6 +20,13 @@ class Recorder {
   virtual ~Recorder() = default;
   /// In graph mode, ops build nodes instead of running: `build` replaces the kernel.
   virtual bool graph_mode() const { return false; }
+  /// Called before an in-place kernel writes `out`: a recorder that cannot
+  /// represent the write throws here, while nothing has changed yet.
+  virtual void before_inplace(OpId op, Inputs inputs, const Tensor& out) {
+    (void)op;
+    (void)inputs;
+    (void)out;
+  }
   /// Called after a kernel ran. `inplace` is true for add_, copy_, ... (out is inputs' target).
   virtual void record(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out,
                       bool inplace) = 0;

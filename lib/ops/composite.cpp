@@ -44,6 +44,9 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
       throw ShapeError(fmt::format("stack: tensor {} has shape {} but tensor 0 has {}; all must match",
                                    i, shape_str(tensors[i].shape()), shape_str(s0)));
   const int64_t d = wrap_dim(dim, tensors[0].dim() + 1, "stack");
+  if (tensors[0].dim() + 1 > 64)
+    throw ShapeError(fmt::format("stack: tensors of more than 64 dims are not supported (got {})",
+                                 tensors[0].dim() + 1));
   std::vector<Tensor> parts;
   parts.reserve(tensors.size());
   for (const Tensor& t : tensors) parts.push_back(t.unsqueeze(d));

@@ -1,4 +1,6 @@
 // Public definitions of the elementwise ops, generated from elementwise.def.
+#include <fmt/format.h>
+
 #include <ember/ops.h>
 
 #include "dispatch/dispatcher.h"
@@ -109,7 +111,9 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi
 }
 
 Tensor clamp(const Tensor& x, const Tensor& lo, const Tensor& hi) {
-  broadcast_shapes(broadcast_shapes(x.shape(), lo.shape(), "clamp"), hi.shape(), "clamp");
+  const Shape s = broadcast_shapes(broadcast_shapes(x.shape(), lo.shape(), "clamp"), hi.shape(), "clamp");
+  if (s.size() > 64)
+    throw ShapeError(fmt::format("clamp: tensors of more than 64 dims are not supported (got {})", s.size()));
   return minimum(maximum(x, lo), hi);
 }
 

@@ -156,7 +156,7 @@ TensorMeta infer_slice(OpId op, Inputs in, const Attrs& a) {
   if (start < 0 || stop > s[d] || start > stop)
     throw IndexError(fmt::format("slice: range {}..{} is invalid for dim {} of size {}", start,
                                  stop, d, s[d]));
-  s[d] = (stop - start + a.i3 - 1) / a.i3;
+  s[d] = stop > start ? 1 + (stop - start - 1) / a.i3 : 0;  // no overflow for a huge step
   return {std::move(s), in[0].dtype(), in[0].device()};
 }
 
@@ -193,7 +193,7 @@ TensorMeta infer_copy(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
   check_cpu_dtype("to", "the input", in[0].dtype());
   check_cpu_dtype("to", "the target dtype", a.dtype);
-  check_rank("copy", in[0].shape());
+  check_rank("to", in[0].shape());
   return {in[0].shape(), a.dtype, in[0].device()};
 }
 
@@ -204,6 +204,7 @@ TensorMeta infer_where(OpId op, Inputs in, const Attrs&) {
   check_cpu_dtype("where", "the values", dt);
   Shape s = broadcast_shapes(broadcast_shapes(in[0].shape(), in[1].shape(), "where"),
                              in[2].shape(), "where");
+  check_rank("where", s);
   return {std::move(s), dt, dev};
 }
 
@@ -213,6 +214,7 @@ TensorMeta infer_clamp(OpId op, Inputs in, const Attrs& a) {
   dispatch::check_dtype("clamp", "the input", in[0].dtype(), dispatch::kNumeric);
   if (!(a.flags & (dispatch::kHasMin | dispatch::kHasMax)))
     throw ValueError("clamp: at least one of min and max must be given");
+  check_rank("clamp", in[0].shape());
   return {in[0].shape(), in[0].dtype(), in[0].device()};
 }
 
@@ -271,6 +273,7 @@ TensorMeta infer_concat(OpId op, Inputs in, const Attrs& a) {
   }
   DType dt = result_type(in);
   check_cpu_dtype("concat", "the inputs", dt);
+  check_rank("concat", s);
   return {std::move(s), dt, dev};
 }
 
@@ -327,6 +330,11 @@ TensorMeta infer_creation(OpId op, Inputs in, const Attrs& a) {
                                    dtype_name(a.dtype)));
     if (a.i2 >= a.i3)
       throw ValueError(fmt::format("randint: low ({}) must be less than high ({})", a.i2, a.i3));
+  }
+  if (op == OpId::arange && !is_floating(a.dtype) && !a.ints.empty() && a.ints[0] > 0) {
+    int64_t span = 0, last = 0;
+    if (__builtin_mul_overflow(a.ints[0] - 1, a.i1, &span) || __builtin_add_overflow(a.i0, span, &last))
+      throw ValueError(fmt::format("arange: start {} + {} steps of {} overflows int64", a.i0, a.ints[0] - 1, a.i1));
   }
   Shape s(a.ints.begin(), a.ints.end());
   return {std::move(s), a.dtype, a.device};

@@ -1,1 +1,545 @@
-// (being written)
+// matmul (every NumPy case), concat, stack, index_select and cast against a
+// float64 reference computed here, across dtypes and operand layouts.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <ember/ember.h>
+
+namespace em = ember;
+
+namespace {
+
+using Vec = std::vector<double>;
+
+int64_t count(const em::Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::vector<int64_t> unravel(int64_t i, const em::Shape& s) {
+  std::vector<int64_t> idx(s.size());
+  for (std::size_t d = s.size(); d-- > 0;) {
+    idx[d] = s[d] ? i % s[d] : 0;
+    i = s[d] ? i / s[d] : 0;
+  }
+  return idx;
+}
+
+int64_t ravel(const std::vector<int64_t>& idx, const em::Shape& s) {
+  int64_t i = 0;
+  for (std::size_t d = 0; d < s.size(); ++d) i = i * s[d] + idx[d];
+  return i;
+}
+
+template <class T>
+em::Tensor typed(const Vec& v, const em::Shape& s) {
+  std::vector<T> out;
+  out.reserve(v.size());
+  for (double x : v) out.push_back(static_cast<T>(x));
+  return em::tensor(out, s);
+}
+
+em::Tensor make(const Vec& v, const em::Shape& s, em::DType dt) {
+  switch (dt) {
+    case em::DType::bool_: {
+      std::vector<bool> b;
+      for (double x : v) b.push_back(x != 0);
+      return em::tensor(b, s);
+    }
+    case em::DType::uint8: return typed<uint8_t>(v, s);
+    case em::DType::int32: return typed<int32_t>(v, s);
+    case em::DType::int64: return typed<int64_t>(v, s);
+    case em::DType::float32: return typed<float>(v, s);
+    default: return typed<double>(v, s);
+  }
+}
+
+// `x` as stored in dtype `dt` (ints wrap, bool is x != 0, float32 rounds).
+double stored(double x, em::DType dt) {
+  switch (dt) {
+    case em::DType::bool_: return x != 0 ? 1 : 0;
+    case em::DType::uint8: return static_cast<double>(static_cast<uint8_t>(static_cast<int64_t>(x)));
+    case em::DType::int32: return static_cast<double>(static_cast<int32_t>(static_cast<int64_t>(x)));
+    case em::DType::float32: return static_cast<double>(static_cast<float>(x));
+    default: return x;
+  }
+}
+
+Vec sample(em::DType dt, int64_t n, int seed) {
+  Vec v(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = i * 29 + seed * 13;
+    double x;
+    switch (dt) {
+      case em::DType::bool_: x = (k % 3) != 0; break;
+      case em::DType::uint8: x = static_cast<double>(k % 4); break;
+      case em::DType::int32:
+      case em::DType::int64: x = static_cast<double>(k % 7 - 3); break;
+      default: x = 2.0 * std::sin(0.61 * static_cast<double>(k) + 0.3); break;
+    }
+    v[static_cast<std::size_t>(i)] = stored(x, dt);
+  }
+  return v;
+}
+
+struct Layout {
+  std::string name;
+  em::Tensor t;
+};
+
+// `v` (logical shape `s`) in several layouts: contiguous; last two dims
+// transposed (a .transpose(-1, -2) view of a contiguous buffer); a step-2 slice of
+// the last dim; a step-2 slice of dim -2.
+std::vector<Layout> layouts(const Vec& v, const em::Shape& s, em::DType dt) {
+  const int64_t r = static_cast<int64_t>(s.size());
+  std::vector<Layout> out;
+  out.push_back({"contiguous", make(v, s, dt)});
+  if (r >= 2) {
+    em::Shape ts = s;
+    std::swap(ts[r - 1], ts[r - 2]);
+    Vec tv(v.size());
+    for (int64_t i = 0; i < count(s); ++i) {
+      auto idx = unravel(i, s);
+      std::swap(idx[r - 1], idx[r - 2]);
+      tv[static_cast<std::size_t>(ravel(idx, ts))] = v[static_cast<std::size_t>(i)];
+    }
+    out.push_back({"transposed", make(tv, ts, dt).transpose(-1, -2)});
+  }
+  for (int64_t d : {r - 1, r - 2}) {
+    if (d < 0) continue;
+    em::Shape bs = s;
+    bs[d] = 2 * s[d];
+    Vec bv(static_cast<std::size_t>(count(bs)), stored(5, dt));
+    for (int64_t i = 0; i < count(s); ++i) {
+      auto idx = unravel(i, s);
+      idx[d] *= 2;
+      bv[static_cast<std::size_t>(ravel(idx, bs))] = v[static_cast<std::size_t>(i)];
+    }
+    out.push_back({fmt::format("step-2 slice of dim {}", d - r),
+                   make(bv, bs, dt).slice(d, 0, 2 * s[d], 2)});
+  }
+  return out;
+}
+
+struct Ref {
+  em::Shape shape;
+  Vec v;
+};
+
+// NumPy matmul on the host.
+Ref ref_matmul(const Vec& a, em::Shape as, const Vec& b, em::Shape bs) {
+  const bool av = as.size() == 1, bv = bs.size() == 1;
+  if (av) as = {1, as[0]};
+  if (bv) bs = {bs[0], 1};
+  const int64_t M = as[as.size() - 2], K = as[as.size() - 1], N = bs[bs.size() - 1];
+  em::Shape ba(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  const std::size_t nb = std::max(ba.size(), bb.size());
+  em::Shape batch(nb, 1);
+  for (std::size_t i = 0; i < nb; ++i) {
+    const int64_t x = i + ba.size() >= nb ? ba[i + ba.size() - nb] : 1;
+    const int64_t y = i + bb.size() >= nb ? bb[i + bb.size() - nb] : 1;
+    batch[i] = x == 1 ? y : x;
+  }
+  em::Shape os = batch;
+  if (!av) os.push_back(M);
+  if (!bv) os.push_back(N);
+  Ref out{os, Vec(static_cast<std::size_t>(count(batch) * M * N), 0.0)};
+  for (int64_t bi = 0; bi < count(batch); ++bi) {
+    const auto idx = unravel(bi, batch);
+    auto src = [&](const em::Shape& own) {
+      std::vector<int64_t> k(own.size());
+      for (std::size_t i = 0; i < own.size(); ++i)
+        k[i] = own[i] == 1 ? 0 : idx[nb - own.size() + i];
+      return ravel(k, own);
+    };
+    const int64_t oa = src(ba) * M * K, ob = src(bb) * K * N;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < K; ++p)
+          acc += a[static_cast<std::size_t>(oa + i * K + p)] * b[static_cast<std::size_t>(ob + p * N + j)];
+        out.v[static_cast<std::size_t>(bi * M * N + i * N + j)] = acc;
+      }
+  }
+  return out;
+}
+
+struct Tol {
+  double rtol, atol;
+};
+
+std::string mismatch(const em::Tensor& got, const em::Shape& shape, em::DType dtype, const Vec& want,
+                     Tol tol) {
+  if (got.shape() != shape)
+    return fmt::format("shape {} != expected {}", em::shape_str(got.shape()), em::shape_str(shape));
+  if (got.dtype() != dtype)
+    return fmt::format("dtype {} != expected {}", em::dtype_name(got.dtype()), em::dtype_name(dtype));
+  const Vec g = got.to_vector<double>();
+  if (g.size() != want.size()) return fmt::format("{} values != expected {}", g.size(), want.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const double x = g[i], y = want[i];
+    const bool ok = (std::isnan(x) && std::isnan(y)) || x == y ||
+                    std::abs(x - y) <= tol.atol + tol.rtol * std::abs(y);
+    if (!ok) return fmt::format("index {}: got {}, expected {}", i, x, y);
+  }
+  return "";
+}
+
+Tol matmul_tol(em::DType dt) {
+  if (dt == em::float32) return {1e-4, 1e-4};
+  if (dt == em::float64) return {1e-12, 1e-12};
+  return {0, 0};
+}
+
+Vec stored_all(Vec v, em::DType dt) {
+  for (double& x : v) x = stored(x, dt);
+  return v;
+}
+
+}  // namespace
+
+// ---- matmul --------------------------------------------------------------------
+
+TEST_CASE("matmul matches the reference for every NumPy case, dtype and layout", "[linalg][matmul]") {
+  struct Case {
+    em::Shape a, b, out;
+  };
+  const std::vector<Case> cases = {
+      {{4}, {4}, {}},                         // 1-d x 1-d: 0-d
+      {{3}, {3, 5}, {5}},                     // 1-d x 2-d
+      {{2, 3}, {3}, {2}},                     // 2-d x 1-d
+      {{2, 3}, {3, 4}, {2, 4}},               // 2-d x 2-d
+      {{1, 3}, {3, 1}, {1, 1}},               // single row/col
+      {{7, 1}, {1, 6}, {7, 6}},               // K = 1 (outer product)
+      {{17, 33}, {33, 9}, {17, 9}},           // bigger than a SIMD width
+      {{5, 2, 3}, {5, 3, 4}, {5, 2, 4}},      // batched
+      {{2, 1, 3, 4}, {5, 4, 2}, {2, 5, 3, 2}},  // broadcast batch dims
+      {{1, 2, 3}, {4, 3, 2}, {4, 2, 2}},      // size-1 batch broadcast
+      {{3}, {2, 3, 4}, {2, 4}},               // 1-d x batched
+      {{2, 3, 4}, {4}, {2, 3}},               // batched x 1-d
+      {{2, 3, 4}, {4, 5}, {2, 3, 5}},         // batched x 2-d
+  };
+  const em::DType dts[] = {em::float32, em::float64, em::int32, em::int64, em::uint8};
+  for (em::DType dt : dts) {
+    for (const Case& c : cases) {
+      const Vec av = sample(dt, count(c.a), 1), bv = sample(dt, count(c.b), 2);
+      Ref want = ref_matmul(av, c.a, bv, c.b);
+      want.v = stored_all(want.v, dt);  // uint8 wraps like its arithmetic
+      REQUIRE(want.shape == c.out);
+      for (const Layout& la : layouts(av, c.a, dt)) {
+        for (const Layout& lb : layouts(bv, c.b, dt)) {
+          INFO(em::dtype_name(dt) << " a " << em::shape_str(c.a) << " " << la.name << ", b "
+                                  << em::shape_str(c.b) << " " << lb.name);
+          CHECK(mismatch(em::matmul(la.t, lb.t), c.out, dt, want.v, matmul_tol(dt)) == "");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("matmul with transposed operands (BLAS transpose flags)", "[linalg][matmul]") {
+  for (em::DType dt : {em::float32, em::float64, em::int32}) {
+    INFO(em::dtype_name(dt));
+    const Vec av = sample(dt, 48 * 64, 3), bv = sample(dt, 40 * 48, 4);
+    em::Tensor a = make(av, {48, 64}, dt);  // a.t(): [64, 48]
+    em::Tensor b = make(bv, {40, 48}, dt);  // b.t(): [48, 40]
+    const Vec at = a.t().contiguous().to_vector<double>();
+    const Vec bt = b.t().contiguous().to_vector<double>();
+    const Ref ab = ref_matmul(at, {64, 48}, bt, {48, 40});
+    CHECK(mismatch(em::matmul(a.t(), b.t()), {64, 40}, dt, ab.v, matmul_tol(dt)) == "");
+    CHECK(mismatch(em::matmul(a.t().contiguous(), b.t()), {64, 40}, dt, ab.v, matmul_tol(dt)) == "");
+    CHECK(mismatch(em::matmul(a.t(), b.t().contiguous()), {64, 40}, dt, ab.v, matmul_tol(dt)) == "");
+    // x @ x.t() is symmetric
+    em::Tensor g = em::matmul(a, a.t());
+    CHECK(mismatch(g, {48, 48}, dt, g.t().contiguous().to_vector<double>(), matmul_tol(dt)) == "");
+    // batched transposes
+    em::Tensor x = make(sample(dt, 3 * 4 * 5, 5), {3, 4, 5}, dt);
+    const Ref xx = ref_matmul(x.transpose(1, 2).contiguous().to_vector<double>(), {3, 5, 4},
+                              x.to_vector<double>(), {3, 4, 5});
+    CHECK(mismatch(em::matmul(x.transpose(-1, -2), x), {3, 5, 5}, dt, xx.v, matmul_tol(dt)) == "");
+  }
+}
+
+TEST_CASE("matmul with stride-0 (expanded) operands", "[linalg][matmul]") {
+  em::Tensor row = em::tensor({1.f, 2.f, 3.f});
+  em::Tensor a = row.expand({4, 3});  // every row the same, row stride 0
+  em::Tensor b = em::arange(6, em::float32).reshape({3, 2});
+  const Ref want = ref_matmul(a.to_vector<double>(), {4, 3}, b.to_vector<double>(), {3, 2});
+  CHECK(mismatch(em::matmul(a, b), {4, 2}, em::float32, want.v, matmul_tol(em::float32)) == "");
+  em::Tensor bb = b.unsqueeze(0).expand({5, 3, 2});  // batch stride 0
+  em::Tensor x = em::arange(5 * 4 * 3, em::float32).reshape({5, 4, 3});
+  const Ref w2 = ref_matmul(x.to_vector<double>(), {5, 4, 3}, bb.to_vector<double>(), {5, 3, 2});
+  CHECK(mismatch(em::matmul(x, bb), {5, 4, 2}, em::float32, w2.v, matmul_tol(em::float32)) == "");
+  em::Tensor xi = x.to(em::int64);
+  CHECK(mismatch(em::matmul(xi, bb.to(em::int64)), {5, 4, 2}, em::int64, w2.v, {0, 0}) == "");
+}
+
+TEST_CASE("matmul with K == 0 gives zeros; M or N == 0 gives empty results", "[linalg][matmul]") {
+  for (em::DType dt : {em::float32, em::float64, em::int32, em::int64, em::uint8}) {
+    INFO(em::dtype_name(dt));
+    // Fill the allocator's cache with garbage of the right size first, so a
+    // result that is not written shows up.
+    { em::Tensor junk = em::full({3, 4}, 7, dt); }
+    em::Tensor z = em::matmul(em::ones({3, 0}, dt), em::ones({0, 4}, dt));
+    CHECK(mismatch(z, {3, 4}, dt, Vec(12, 0.0), {0, 0}) == "");
+    CHECK(mismatch(em::matmul(em::ones({2, 3, 0}, dt), em::ones({2, 0, 5}, dt)), {2, 3, 5}, dt,
+                   Vec(30, 0.0), {0, 0}) == "");
+    CHECK(mismatch(em::matmul(em::ones({0}, dt), em::ones({0}, dt)), {}, dt, {0.0}, {0, 0}) == "");
+    CHECK(mismatch(em::matmul(em::ones({0}, dt), em::ones({0, 3}, dt)), {3}, dt, Vec(3, 0.0), {0, 0}) ==
+          "");
+    CHECK(em::matmul(em::ones({0, 3}, dt), em::ones({3, 4}, dt)).shape() == em::Shape{0, 4});
+    CHECK(em::matmul(em::ones({3, 4}, dt), em::ones({4, 0}, dt)).shape() == em::Shape{3, 0});
+    CHECK(em::matmul(em::ones({0, 2, 3}, dt), em::ones({3, 4}, dt)).shape() == em::Shape{0, 2, 4});
+    CHECK(mismatch(em::matmul(em::ones({3, 0}, dt), em::ones({0}, dt)), {3}, dt, Vec(3, 0.0), {0, 0}) ==
+          "");
+  }
+}
+
+TEST_CASE("matmul promotes mixed dtypes", "[linalg][matmul]") {
+  struct Case {
+    em::DType a, b, out;
+  };
+  const Case cases[] = {
+      {em::int32, em::float32, em::float32}, {em::float32, em::int64, em::float32},
+      {em::int32, em::int64, em::int64},     {em::uint8, em::int32, em::int32},
+      {em::float32, em::float64, em::float64}, {em::uint8, em::float64, em::float64},
+  };
+  for (const Case& c : cases) {
+    INFO(em::dtype_name(c.a) << " x " << em::dtype_name(c.b));
+    const Vec av = sample(c.a, 6, 7), bv = sample(c.b, 12, 8);
+    const Ref want = ref_matmul(av, {2, 3}, bv, {3, 4});
+    CHECK(mismatch(em::matmul(make(av, {2, 3}, c.a), make(bv, {3, 4}, c.b)), {2, 4}, c.out, want.v,
+                   matmul_tol(c.out)) == "");
+  }
+}
+
+TEST_CASE("matmul of integers is exact", "[linalg][matmul]") {
+  // Values whose float32 products would round: the loop path must stay exact.
+  const int64_t big = (int64_t(1) << 40) + 1;
+  em::Tensor a = em::tensor(std::vector<int64_t>{big, 3, 1, big}, {2, 2});
+  em::Tensor b = em::tensor(std::vector<int64_t>{1, 2, 3, 1}, {2, 2});
+  CHECK(em::matmul(a, b).to_vector<int64_t>() ==
+        std::vector<int64_t>{big + 9, 2 * big + 3, 1 + 3 * big, 2 + big});
+  em::Tensor i32 = em::tensor({{4097, 1}, {0, 1}});  // 4097^2 > 2^24: not exact in float32
+  CHECK(em::matmul(i32, i32).dtype() == em::int32);
+  CHECK(em::matmul(i32, i32).to_vector<int32_t>() == std::vector<int32_t>{16785409, 4098, 0, 1});
+  CHECK(em::matmul(i32.t(), i32.t()).to_vector<int32_t>() == std::vector<int32_t>{16785409, 0, 4098, 1});
+}
+
+// ---- concat ----------------------------------------------------------------------
+
+namespace {
+
+Ref ref_concat(const std::vector<std::pair<Vec, em::Shape>>& parts, int64_t dim) {
+  const int64_t r = static_cast<int64_t>(parts[0].second.size());
+  const int64_t d = dim < 0 ? dim + r : dim;
+  em::Shape os = parts[0].second;
+  os[d] = 0;
+  for (const auto& p : parts) os[d] += p.second[d];
+  Vec out(static_cast<std::size_t>(count(os)));
+  int64_t at = 0;
+  for (const auto& [v, s] : parts) {
+    for (int64_t i = 0; i < count(s); ++i) {
+      auto idx = unravel(i, s);
+      idx[d] += at;
+      out[static_cast<std::size_t>(ravel(idx, os))] = v[static_cast<std::size_t>(i)];
+    }
+    at += s[d];
+  }
+  return {os, out};
+}
+
+}  // namespace
+
+TEST_CASE("concat along every dim, negative dims, every dtype and layout", "[linalg][concat]") {
+  const em::DType dts[] = {em::bool_, em::uint8, em::int32, em::int64, em::float32, em::float64};
+  for (em::DType dt : dts) {
+    for (int64_t dim : {0, 1, 2, -1, -2, -3}) {
+      const int64_t d = dim < 0 ? dim + 3 : dim;
+      em::Shape s0{2, 3, 4}, s1{2, 3, 4}, s2{2, 3, 4};
+      s1[d] = 1;
+      s2[d] = 3;
+      const Vec v0 = sample(dt, count(s0), 1), v1 = sample(dt, count(s1), 2),
+                v2 = sample(dt, count(s2), 3);
+      const Ref want = ref_concat({{v0, s0}, {v1, s1}, {v2, s2}}, dim);
+      auto l0 = layouts(v0, s0, dt), l1 = layouts(v1, s1, dt), l2 = layouts(v2, s2, dt);
+      for (std::size_t k = 0; k < l0.size(); ++k) {
+        INFO(em::dtype_name(dt) << " dim " << dim << " " << l0[k].name);
+        em::Tensor got = em::concat({l0[k].t, l1[k % l1.size()].t, l2[(k + 1) % l2.size()].t}, dim);
+        CHECK(mismatch(got, want.shape, dt, want.v, {0, 0}) == "");
+      }
+    }
+  }
+}
+
+TEST_CASE("concat promotes dtypes, accepts size-0 parts and single tensors", "[linalg][concat]") {
+  em::Tensor i = em::tensor({1, 2});
+  em::Tensor f = em::tensor({0.5f});
+  em::Tensor c = em::concat({i, f});
+  CHECK(mismatch(c, {3}, em::float32, {1, 2, 0.5}, {0, 0}) == "");
+  CHECK(em::concat({em::tensor(std::vector<bool>{true}), em::tensor(std::vector<int64_t>{7})}).dtype() ==
+        em::int64);
+  CHECK(mismatch(em::concat({em::tensor(std::vector<uint8_t>{200}), em::tensor({-1})}), {2}, em::int32,
+                 {200, -1}, {0, 0}) == "");
+  CHECK(em::concat({em::ones({2, 2}, em::float32), em::ones({2, 1}, em::float64)}, 1).dtype() ==
+        em::float64);
+
+  // size-0 parts anywhere
+  em::Tensor a = em::arange(6, em::float32).reshape({2, 3});
+  em::Tensor e = em::zeros({2, 0});
+  CHECK(mismatch(em::concat({e, a, e, a, e}, 1), {2, 6}, em::float32, {0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5},
+                 {0, 0}) == "");
+  CHECK(mismatch(em::concat({em::zeros({0, 3}), a}, 0), {2, 3}, em::float32, {0, 1, 2, 3, 4, 5}, {0, 0}) ==
+        "");
+  CHECK(em::concat({e, e}, 1).shape() == em::Shape{2, 0});
+  CHECK(em::concat({em::zeros({0, 3}), em::zeros({0, 3})}, 1).shape() == em::Shape{0, 6});
+
+  // one tensor: a copy with the same values, not the same storage
+  em::Tensor one = em::concat({a});
+  CHECK(em::equal(one, a));
+  CHECK(one.data_ptr() != a.data_ptr());
+  // a non-contiguous part and a 1-d concat
+  CHECK(mismatch(em::concat({a.t(), a.t()}, 1), {3, 4}, em::float32, {0, 3, 0, 3, 1, 4, 1, 4, 2, 5, 2, 5},
+                 {0, 0}) == "");
+}
+
+TEST_CASE("stack along every new dim, including the last", "[linalg][stack]") {
+  const em::DType dts[] = {em::bool_, em::int32, em::float32, em::float64};
+  for (em::DType dt : dts) {
+    const Vec v0 = sample(dt, 6, 1), v1 = sample(dt, 6, 2), v2 = sample(dt, 6, 3);
+    std::vector<em::Tensor> parts = {make(v0, {2, 3}, dt), make(v1, {2, 3}, dt).t().contiguous().t(),
+                                     make(v2, {2, 3}, dt)};
+    const Vec* vs[3] = {&v0, &v1, &v2};
+    for (int64_t dim : {0, 1, 2, -1, -2, -3}) {
+      const int64_t d = dim < 0 ? dim + 3 : dim;
+      em::Shape os{2, 3};
+      os.insert(os.begin() + d, 3);
+      Vec want(18);
+      for (int64_t k = 0; k < 3; ++k)
+        for (int64_t i = 0; i < 6; ++i) {
+          auto idx = unravel(i, {2, 3});
+          idx.insert(idx.begin() + d, k);
+          want[static_cast<std::size_t>(ravel(idx, os))] = (*vs[k])[static_cast<std::size_t>(i)];
+        }
+      INFO(em::dtype_name(dt) << " dim " << dim);
+      CHECK(mismatch(em::stack(parts, dim), os, dt, want, {0, 0}) == "");
+    }
+  }
+  // 0-d parts make a 1-d tensor; 1-d parts along dim 1 become columns.
+  CHECK(mismatch(em::stack({em::scalar_tensor(1.0), em::scalar_tensor(2.0)}), {2}, em::float32, {1, 2},
+                 {0, 0}) == "");
+  CHECK(mismatch(em::stack({em::tensor({1, 2}), em::tensor({3, 4})}, 1), {2, 2}, em::int32, {1, 3, 2, 4},
+                 {0, 0}) == "");
+  CHECK(mismatch(em::stack({em::tensor({1, 2}), em::tensor({0.5f, 1.5f})}, -1), {2, 2}, em::float32,
+                 {1, 0.5, 2, 1.5}, {0, 0}) == "");
+  CHECK(em::stack({em::zeros({0, 2}), em::zeros({0, 2})}, 1).shape() == em::Shape{0, 2, 2});
+}
+
+// ---- index_select ------------------------------------------------------------------
+
+TEST_CASE("index_select with int64/int32, negative and repeated indices", "[linalg][index]") {
+  const em::DType dts[] = {em::bool_, em::uint8, em::int32, em::int64, em::float32, em::float64};
+  const std::vector<int64_t> idx = {2, 0, -1, 2, -4};
+  for (em::DType dt : dts) {
+    const em::Shape s{4, 5};
+    const Vec v = sample(dt, 20, 4);
+    for (const Layout& L : layouts(v, s, dt)) {
+      for (em::DType it : {em::int64, em::int32}) {
+        em::Tensor index = em::tensor(idx).to(it);
+        for (int64_t dim : {0, 1, -1, -2}) {
+          const int64_t d = dim < 0 ? dim + 2 : dim;
+          em::Shape os = s;
+          os[d] = static_cast<int64_t>(idx.size());
+          Vec want(static_cast<std::size_t>(count(os)));
+          for (int64_t i = 0; i < count(os); ++i) {
+            auto o = unravel(i, os);
+            int64_t k = idx[static_cast<std::size_t>(o[d])];
+            o[d] = k < 0 ? k + s[d] : k;
+            want[static_cast<std::size_t>(i)] = v[static_cast<std::size_t>(ravel(o, s))];
+          }
+          INFO(em::dtype_name(dt) << " " << L.name << " index " << em::dtype_name(it) << " dim "
+                                  << dim);
+          CHECK(mismatch(em::index_select(L.t, dim, index), os, dt, want, {0, 0}) == "");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("index_select on a 3-d tensor, an empty index and a strided index", "[linalg][index]") {
+  em::Tensor x = em::arange(24, em::float32).reshape({2, 3, 4});
+  em::Tensor r = em::index_select(x, 1, em::tensor({2, 2, 0}));
+  CHECK(mismatch(r, {2, 3, 4}, em::float32,
+                 {8, 9, 10, 11, 8, 9, 10, 11, 0, 1, 2, 3, 20, 21, 22, 23, 20, 21, 22, 23, 12, 13, 14, 15},
+                 {0, 0}) == "");
+  em::Tensor empty_idx = em::zeros({0}, em::int64);
+  CHECK(em::index_select(x, 2, empty_idx).shape() == em::Shape{2, 3, 0});
+  // The index itself may be a strided view.
+  em::Tensor big_idx = em::tensor(std::vector<int64_t>{3, 9, 1, 9, 0});
+  CHECK(mismatch(em::index_select(x, 2, big_idx.slice(0, 0, 5, 2)), {2, 3, 3}, em::float32,
+                 {3, 1, 0, 7, 5, 4, 11, 9, 8, 15, 13, 12, 19, 17, 16, 23, 21, 20}, {0, 0}) == "");
+  // The result owns its memory: writing to it leaves x alone.
+  r.fill_(-1.f);
+  CHECK(x.to_vector<float>()[8] == 8.f);
+}
+
+// ---- cast ----------------------------------------------------------------------------
+
+TEST_CASE("cast between every pair of dtypes", "[linalg][cast]") {
+  const em::DType dts[] = {em::bool_, em::uint8, em::int32, em::int64, em::float32, em::float64};
+  for (em::DType from : dts) {
+    // Values every dtype can hold (bool sources: 0 and 1).
+    const Vec v = from == em::bool_ ? Vec{0, 1, 1, 0} : Vec{0, 1, 2, 100};
+    em::Tensor x = make(v, {2, 2}, from);
+    for (em::DType to : dts) {
+      INFO(em::dtype_name(from) << " -> " << em::dtype_name(to));
+      Vec want = stored_all(v, to);
+      em::Tensor y = em::cast(x, to);
+      CHECK(mismatch(y, {2, 2}, to, want, {0, 0}) == "");
+      CHECK(mismatch(x.to(to), {2, 2}, to, want, {0, 0}) == "");
+      CHECK(mismatch(em::cast(x.t(), to), {2, 2}, to, {want[0], want[2], want[1], want[3]}, {0, 0}) ==
+            "");
+      // cast always makes a new tensor; to() returns the same one for its own dtype
+      CHECK(y.data_ptr() != x.data_ptr());
+      if (to == from) CHECK(x.to(to).is_same(x));
+    }
+  }
+}
+
+TEST_CASE("cast of negative, fractional and special values", "[linalg][cast]") {
+  em::Tensor f = em::tensor({2.7f, -2.7f, 0.5f, -0.f, 0.f});
+  CHECK(em::cast(f, em::int32).to_vector<int32_t>() == std::vector<int32_t>{2, -2, 0, 0, 0});
+  CHECK(em::cast(f, em::int64).to_vector<int64_t>() == std::vector<int64_t>{2, -2, 0, 0, 0});
+  CHECK(em::cast(f, em::bool_).to_vector<bool>() == std::vector<bool>{true, true, true, false, false});
+  CHECK(em::cast(em::tensor({std::nan(""), 0.25, -1e-300}), em::bool_).to_vector<bool>() ==
+        std::vector<bool>{true, true, true});
+  CHECK(em::cast(em::tensor({3.9f, 255.f}), em::uint8).to_vector<uint8_t>() == std::vector<uint8_t>{3, 255});
+  em::Tensor i = em::tensor({-3, 0, 7});
+  CHECK(em::cast(i, em::bool_).to_vector<bool>() == std::vector<bool>{true, false, true});
+  CHECK(em::cast(i, em::float32).to_vector<float>() == std::vector<float>{-3.f, 0.f, 7.f});
+  CHECK(em::cast(i, em::int64).to_vector<int64_t>() == std::vector<int64_t>{-3, 0, 7});
+  CHECK(em::cast(em::tensor(std::vector<uint8_t>{200, 255}), em::int32).to_vector<int32_t>() ==
+        std::vector<int32_t>{200, 255});
+  const int64_t big = (int64_t(1) << 40) + 1;
+  CHECK(em::cast(em::tensor(std::vector<int64_t>{big}), em::float64).item<double>() ==
+        static_cast<double>(big));
+  CHECK(em::cast(em::tensor({0.1}), em::float32).item<float>() == 0.1f);
+  CHECK(std::isinf(em::cast(em::tensor({1e300}), em::float32).item<float>()));
+  CHECK(em::cast(em::tensor(std::vector<bool>{true, false}), em::float64).to_vector<double>() ==
+        std::vector<double>{1.0, 0.0});
+  // 0-d and empty
+  CHECK(em::cast(em::scalar_tensor(2.5), em::int64).item<int64_t>() == 2);
+  CHECK(em::cast(em::scalar_tensor(2.5), em::int64).shape() == em::Shape{});
+  CHECK(em::cast(em::zeros({0, 3}), em::int32).shape() == em::Shape{0, 3});
+  // step-2 slice source
+  em::Tensor s = em::arange(10, em::float64).slice(0, 1, 10, 2);
+  CHECK(em::cast(s, em::uint8).to_vector<uint8_t>() == std::vector<uint8_t>{1, 3, 5, 7, 9});
+}

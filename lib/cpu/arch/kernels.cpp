@@ -67,17 +67,49 @@ inline void simd_apply(O* out, const T* const* in, const bool* bcast, int64_t n,
   }
 }
 
+// Strided operands of a SIMD op are gathered into small contiguous chunks, so
+// every element goes through the same SIMD code whatever the layout (eager on
+// a transposed view, eager on a contiguous copy and fused replay all agree bit
+// for bit).
+constexpr int64_t kChunk = 256;
+
+template <class T, int N, class F>
+void simd_strided(T* out, int64_t so, const T* const* in, const int64_t* si, int64_t n, F&& f) {
+  alignas(64) T buf[N][kChunk];
+  alignas(64) T res[kChunk];
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t len = std::min(kChunk, n - c0);
+    const T* ptrs[N];
+    bool bc[N];
+    for (int j = 0; j < N; ++j) {
+      bc[j] = si[j] == 0;
+      if (si[j] == 1 || si[j] == 0) {
+        ptrs[j] = in[j] + c0 * si[j];
+      } else {
+        for (int64_t i = 0; i < len; ++i) buf[j][i] = in[j][(c0 + i) * si[j]];
+        ptrs[j] = buf[j];
+      }
+    }
+    T* dst = so == 1 ? out + c0 : res;
+    simd_apply<T, T, N>(dst, ptrs, bc, len, f);
+    if (so != 1)
+      for (int64_t i = 0; i < len; ++i) out[(c0 + i) * so] = res[i];
+  }
+}
+
 template <class F, class T, class O>
 void unary_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   O* out = reinterpret_cast<O*>(p[0]);
   const T* in = reinterpret_cast<const T*>(p[1]);
   if constexpr (kFloat<T> && std::is_same_v<T, O> && F::kSimd) {
+    const T* ins[1] = {in};
     if (s[0] == 1 && (s[1] == 1 || s[1] == 0)) {
-      const T* ins[1] = {in};
       const bool bc[1] = {s[1] == 0};
       simd_apply<T, O, 1>(out, ins, bc, n, [](auto x) { return F::apply(x); });
-      return;
+    } else {
+      simd_strided<T, 1>(out, s[0], ins, s + 1, n, [](auto x) { return F::apply(x); });
     }
+    return;
   }
   if (s[0] == 1 && s[1] == 1) {
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(in[i]));
@@ -92,12 +124,14 @@ void binary_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   const T* a = reinterpret_cast<const T*>(p[1]);
   const T* b = reinterpret_cast<const T*>(p[2]);
   if constexpr (kFloat<T> && std::is_same_v<T, O> && F::kSimd) {
+    const T* ins[2] = {a, b};
     if (s[0] == 1 && s[1] <= 1 && s[2] <= 1 && s[1] >= 0 && s[2] >= 0) {
-      const T* ins[2] = {a, b};
       const bool bc[2] = {s[1] == 0, s[2] == 0};
       simd_apply<T, O, 2>(out, ins, bc, n, [](auto x, auto y) { return F::apply(x, y); });
-      return;
+    } else {
+      simd_strided<T, 2>(out, s[0], ins, s + 1, n, [](auto x, auto y) { return F::apply(x, y); });
     }
+    return;
   }
   if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<O>(F::apply(a[i], b[i]));
