@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -32,14 +33,25 @@ cap::Options only(Pass p) {
   return o;
 }
 
-/// Traces a one-input function through capture::function with `opts` and returns its graph.
+/// A function's result as a list of outputs: a Tensor, or each element of a std::tuple.
+template <class R>
+std::vector<Tensor> output_list(R&& r) {
+  if constexpr (std::is_same_v<std::decay_t<R>, Tensor>) {
+    return std::vector<Tensor>{r};
+  } else {
+    return std::apply([](auto&&... t) { return std::vector<Tensor>{t...}; }, r);
+  }
+}
+
+/// Traces a one- or two-input function (returning a Tensor or a std::tuple of them)
+/// with `opts` and returns its graph.
 template <class F>
 cap::Graph graph_of(F fn, const cap::Options& opts, const std::vector<Tensor>& inputs) {
   auto lf = [&](const std::vector<Tensor>& in) {
     if constexpr (std::is_invocable_v<F&, Tensor>) {
-      return std::vector<Tensor>{fn(in[0])};
+      return output_list(fn(in[0]));
     } else {
-      return std::vector<Tensor>{fn(in[0], in[1])};
+      return output_list(fn(in[0], in[1]));
     }
   };
   return cap::detail::trace_list(lf, inputs, {}, opts).first;
@@ -154,13 +166,7 @@ TEST_CASE("cse keeps constants that differ only in ways a double hides", "[captu
     // x * 0 and x * -0 differ in sign; 1 / that tells +inf from -inf.
     auto fn = [](Tensor x) { return std::make_tuple(1.f / (x * 0.f), 1.f / (x * -0.f)); };
     auto x = em::tensor({1.f, 2.f});
-    auto g = cap::detail::trace_list(
-                 [&](const std::vector<Tensor>& in) {
-                   auto [a, b] = fn(in[0]);
-                   return std::vector<Tensor>{a, b};
-                 },
-                 {x}, {}, only(Pass::cse))
-                 .first;
+    auto g = graph_of(fn, only(Pass::cse), {x});
     auto out = g.run({x});
     auto [ea, eb] = fn(x);
     CHECK(em::equal(out[0], ea));
@@ -171,13 +177,7 @@ TEST_CASE("cse keeps constants that differ only in ways a double hides", "[captu
     const int64_t big = int64_t(1) << 53;
     auto fn = [&](Tensor x) { return std::make_tuple(x + big, x + (big + 1)); };
     auto x = em::tensor(std::vector<int64_t>{0, 1});
-    auto g = cap::detail::trace_list(
-                 [&](const std::vector<Tensor>& in) {
-                   auto [a, b] = fn(in[0]);
-                   return std::vector<Tensor>{a, b};
-                 },
-                 {x}, {}, only(Pass::cse))
-                 .first;
+    auto g = graph_of(fn, only(Pass::cse), {x});
     auto out = g.run({x});
     CHECK(out[1].to_vector<int64_t>() == std::vector<int64_t>{big + 1, big + 2});
     CHECK(out[0].to_vector<int64_t>() == std::vector<int64_t>{big, big + 1});
@@ -294,13 +294,7 @@ TEST_CASE("fusion fuses trees with broadcasting operands and scalars", "[capture
     Tensor s = em::exp(a) * 2.f;  // read by both branches
     return std::make_tuple(em::tanh(s) + 1.f, s.sum());
   };
-  auto g3 = cap::detail::trace_list(
-                [&](const std::vector<Tensor>& in) {
-                  auto [p, q] = fn3(in[0]);
-                  return std::vector<Tensor>{p, q};
-                },
-                {a0}, {}, only(Pass::fuse))
-                .first;
+  auto g3 = graph_of(fn3, only(Pass::fuse), {a0});
   auto o3 = g3.run({a0});
   auto [e1, e2] = fn3(a0);
   CHECK(em::equal(o3[0], e1));
@@ -372,13 +366,7 @@ TEST_CASE("memory planning keeps semantics with views, branches and reductions",
   for (Pass p : {Pass::memory_plan, Pass::none}) {
     cap::Options o = only(p);
     auto x0 = rnd({8, 8}, 1), y0 = rnd({8, 8}, 2);
-    auto g = cap::detail::trace_list(
-                 [&](const std::vector<Tensor>& in) {
-                   auto [a, b] = fn(in[0], in[1]);
-                   return std::vector<Tensor>{a, b};
-                 },
-                 {x0, y0}, {}, o)
-                 .first;
+    auto g = graph_of(fn, o, {x0, y0});
     for (uint32_t seed = 3; seed < 6; ++seed) {
       auto x = rnd({8, 8}, seed), y = rnd({8, 8}, seed + 10);
       auto out = g.run({x, y});
@@ -400,13 +388,7 @@ TEST_CASE("memory planning: results of one replay survive the next", "[capture][
   for (bool fuse : {false, true}) {
     cap::Options o;
     o.fuse = fuse;
-    auto g = cap::detail::trace_list(
-                 [&](const std::vector<Tensor>& in) {
-                   auto [a, b, c] = fn(in[0]);
-                   return std::vector<Tensor>{a, b, c};
-                 },
-                 {x1}, {}, o)
-                 .first;
+    auto g = graph_of(fn, o, {x1});
     auto r1 = g.run({x1});
     auto keep = std::vector<Tensor>{r1[0].clone(), r1[1].clone(), r1[2].clone()};
     auto r2 = g.run({x2});

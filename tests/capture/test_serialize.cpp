@@ -86,6 +86,17 @@ void check_load_fails(const std::string& bytes, const std::string& problem) {
                     Catch::StartsWith("Graph::load: " + f.path + ": ") && Catch::Contains(problem));
 }
 
+/// One corruption of a good file: its first `from` replaced by `to`, and the
+/// problem the load error must name.
+struct Edit {
+  std::string from, to, problem;
+};
+
+/// check_load_fails for each edit of `good`, in order.
+void check_edits_fail(const std::string& good, const std::vector<Edit>& edits) {
+  for (const Edit& e : edits) check_load_fails(replace_once(good, e.from, e.to), e.problem);
+}
+
 }  // namespace
 
 TEST_CASE("save/load round trip: results, text form and variables", "[capture][serialize]") {
@@ -277,78 +288,82 @@ TEST_CASE("hostile or corrupt graph files give a ValueError naming the file and 
   REQUIRE(good.find("node 6 constant float32 1 3 cpu 12 12\n") != std::string::npos);
 
   SECTION("bad magic and version") {
-    check_load_fails(replace_once(good, "ember-graph 1", "ember-grapf 1"),
-                     "line 1: expected 'ember-graph', found 'ember-grapf'");
-    check_load_fails(replace_once(good, "ember-graph 1", "ember-graph 2"),
-                     "line 1: unsupported version 2 (this build reads version 1)");
-    check_load_fails(replace_once(good, "ember-graph 1", "ember-graph x"), "line 1: 'x' is not an integer");
+    check_edits_fail(good, {
+        {"ember-graph 1", "ember-grapf 1", "line 1: expected 'ember-graph', found 'ember-grapf'"},
+        {"ember-graph 1", "ember-graph 2", "line 1: unsupported version 2 (this build reads version 1)"},
+        {"ember-graph 1", "ember-graph x", "line 1: 'x' is not an integer"},
+    });
     check_load_fails("\x89PNG\r\n\x1a\n" + good, "line 1: expected 'ember-graph'");
   }
   SECTION("unknown op, node kind, dtype, device") {
-    check_load_fails(replace_once(good, " op mul ", " op frobnicate "), "line 13: unknown op 'frobnicate'");
-    check_load_fails(replace_once(good, "node 6 constant", "node 6 konstant"), "unknown node kind 'konstant'");
-    check_load_fails(replace_once(good, "node 6 constant float32", "node 6 constant float128"),
-                     "unknown dtype 'float128'");
-    check_load_fails(replace_once(good, "node 6 constant float32 1 3 cpu", "node 6 constant float32 1 3 tpu"),
-                     "unknown device 'tpu'");
+    check_edits_fail(good, {
+        {" op mul ", " op frobnicate ", "line 13: unknown op 'frobnicate'"},
+        {"node 6 constant", "node 6 konstant", "unknown node kind 'konstant'"},
+        {"node 6 constant float32", "node 6 constant float128", "unknown dtype 'float128'"},
+        {"node 6 constant float32 1 3 cpu", "node 6 constant float32 1 3 tpu", "unknown device 'tpu'"},
+    });
   }
   SECTION("out-of-range ids and counts") {
-    check_load_fails(replace_once(good, "in 2 0 1 attrs", "in 2 0 9 attrs"), "line 13: 9 is out of range (0..4)");
-    check_load_fails(replace_once(good, "in 2 0 1 attrs", "in 2 0 5 attrs"), "5 is out of range (0..4)");  // itself
-    check_load_fails(replace_once(good, "in 2 0 1 attrs", "in 2 0 -1 attrs"), "-1 is out of range (0..4)");
-    check_load_fails(replace_once(good, "outputs 2 9 11", "outputs 2 9 12"), "12 is out of range (0..11)");
-    check_load_fails(replace_once(good, "writeback 2 -1 -1", "writeback 2 -1 40"), "40 is out of range");
-    check_load_fails(replace_once(good, "writeback 2 -1 -1", "writeback 1 -1"), "writeback needs one entry per input");
-    check_load_fails(replace_once(good, "node 2 read_variable 0", "node 2 read_variable 3"),
-                     "3 is out of range (0..0)");
-    check_load_fails(replace_once(good, "node 0 input 0", "node 0 input 2"), "2 is out of range (0..1)");
-    check_load_fails(replace_once(good, "nodes 12", "nodes 99999999999"), "99999999999 is out of range");
-    check_load_fails(replace_once(good, "nodes 12", "nodes 13"), "line 20: expected 'node', found 'outputs'");
-    check_load_fails(replace_once(good, "nodes 12", "nodes 11"), "expected 'outputs', found 'node'");
-    check_load_fails(replace_once(good, "node 5 op", "node 7 op"), "nodes out of order");
-    check_load_fails(replace_once(good, "inputs 2", "inputs 9999999999999999999999"), "is not an integer");
-    check_load_fails(replace_once(good, "in 2 0 1 attrs", "in 1 0 attrs"), "node 5: mul takes 2 inputs, has 1");
+    check_edits_fail(good, {
+        {"in 2 0 1 attrs", "in 2 0 9 attrs", "line 13: 9 is out of range (0..4)"},
+        {"in 2 0 1 attrs", "in 2 0 5 attrs", "5 is out of range (0..4)"},  // itself
+        {"in 2 0 1 attrs", "in 2 0 -1 attrs", "-1 is out of range (0..4)"},
+        {"outputs 2 9 11", "outputs 2 9 12", "12 is out of range (0..11)"},
+        {"writeback 2 -1 -1", "writeback 2 -1 40", "40 is out of range"},
+        {"writeback 2 -1 -1", "writeback 1 -1", "writeback needs one entry per input"},
+        {"node 2 read_variable 0", "node 2 read_variable 3", "3 is out of range (0..0)"},
+        {"node 0 input 0", "node 0 input 2", "2 is out of range (0..1)"},
+        {"nodes 12", "nodes 99999999999", "99999999999 is out of range"},
+        {"nodes 12", "nodes 13", "line 20: expected 'node', found 'outputs'"},
+        {"nodes 12", "nodes 11", "expected 'outputs', found 'node'"},
+        {"node 5 op", "node 7 op", "nodes out of order"},
+        {"inputs 2", "inputs 9999999999999999999999", "is not an integer"},
+        {"in 2 0 1 attrs", "in 1 0 attrs", "node 5: mul takes 2 inputs, has 1"},
+    });
   }
   SECTION("wrong data sizes and ranges") {
-    check_load_fails(replace_once(good, "cpu 12 12\n", "cpu 12 8\n"), "8 data bytes for a float32[3] tensor");
-    check_load_fails(replace_once(good, "cpu 12 12\n", "cpu 20 12\n"), "data range 20+12 is outside the data section");
-    check_load_fails(replace_once(good, "cpu 12 12\n", "cpu 1125899906842624 12\n"), "is outside the data section");
-    check_load_fails(replace_once(good, "w%20eights float32 1 3 cpu 0 12", "w%20eights float32 1 3 cpu 0 16"),
-                     "16 data bytes for a float32[3] tensor");
-    check_load_fails(replace_once(good, "\ndata 24\n", "\ndata 2400\n"), "the data section has 24 bytes, the header says 2400");
-    check_load_fails(replace_once(good, "node 6 constant float32 1 3 cpu 12 12",
-                                  "node 6 constant float32 2 1099511627776 1099511627776 cpu 12 12"),
-                     "shape too large");
-    check_load_fails(replace_once(good, "node 6 constant float32 1 3 cpu", "node 6 constant float32 1 -3 cpu"),
-                     "-3 is out of range");
-    check_load_fails(replace_once(good, "node 6 constant float32 1 3 cpu", "node 6 constant float32 99 3 cpu"),
-                     "99 is out of range (0..64)");
+    check_edits_fail(good, {
+        {"cpu 12 12\n", "cpu 12 8\n", "8 data bytes for a float32[3] tensor"},
+        {"cpu 12 12\n", "cpu 20 12\n", "data range 20+12 is outside the data section"},
+        {"cpu 12 12\n", "cpu 1125899906842624 12\n", "is outside the data section"},
+        {"w%20eights float32 1 3 cpu 0 12", "w%20eights float32 1 3 cpu 0 16",
+         "16 data bytes for a float32[3] tensor"},
+        {"\ndata 24\n", "\ndata 2400\n", "the data section has 24 bytes, the header says 2400"},
+        {"node 6 constant float32 1 3 cpu 12 12",
+         "node 6 constant float32 2 1099511627776 1099511627776 cpu 12 12",
+         "shape too large"},
+        {"node 6 constant float32 1 3 cpu", "node 6 constant float32 1 -3 cpu", "-3 is out of range"},
+        {"node 6 constant float32 1 3 cpu", "node 6 constant float32 99 3 cpu", "99 is out of range (0..64)"},
+    });
   }
   SECTION("a node whose recorded type disagrees with the op's rule") {
-    check_load_fails(replace_once(good, "node 5 op mul float32 1 3 cpu", "node 5 op mul float32 1 4 cpu"),
-                     "node 5 (mul): recorded as float32[4] but the op gives float32[3]");
-    check_load_fails(replace_once(good, "node 5 op mul float32 1 3 cpu", "node 5 op mul float64 1 3 cpu"),
-                     "node 5 (mul): recorded as float64[3] but the op gives float32[3]");
-    check_load_fails(replace_once(good, "node 11 op sum float32 0 cpu", "node 11 op sum float32 1 1 cpu"),
-                     "node 11 (sum): recorded as float32[1] but the op gives float32[]");
-    // An op whose own rule rejects its inputs: the op's error is in the message.
-    check_load_fails(replace_once(good, "node 5 op mul float32 1 3 cpu in 2 0 1 attrs 0 0 0 0 0",
-                                  "node 5 op permute float32 1 3 cpu in 1 0 attrs 1 7 0 0 0 0"),
-                     "node 5 (permute): ");
-    check_load_fails(replace_once(good, "node 2 read_variable 0 float32 1 3 cpu", "node 2 read_variable 0 float32 1 4 cpu"),
-                     "node 2: does not match its variable's type");
-    check_load_fails(replace_once(good, "node 0 input 0 float32 1 3 cpu", "node 0 input 0 float64 1 3 cpu"),
-                     "input node does not match its declaration");
-    check_load_fails(replace_once(good, "node 4 assign 0 3 float32 1 3 cpu", "node 4 assign 0 3 float32 1 2 cpu"),
-                     "node 4:");
+    check_edits_fail(good, {
+        {"node 5 op mul float32 1 3 cpu", "node 5 op mul float32 1 4 cpu",
+         "node 5 (mul): recorded as float32[4] but the op gives float32[3]"},
+        {"node 5 op mul float32 1 3 cpu", "node 5 op mul float64 1 3 cpu",
+         "node 5 (mul): recorded as float64[3] but the op gives float32[3]"},
+        {"node 11 op sum float32 0 cpu", "node 11 op sum float32 1 1 cpu",
+         "node 11 (sum): recorded as float32[1] but the op gives float32[]"},
+        // An op whose own rule rejects its inputs: the op's error is in the message.
+        {"node 5 op mul float32 1 3 cpu in 2 0 1 attrs 0 0 0 0 0",
+         "node 5 op permute float32 1 3 cpu in 1 0 attrs 1 7 0 0 0 0",
+         "node 5 (permute): "},
+        {"node 2 read_variable 0 float32 1 3 cpu", "node 2 read_variable 0 float32 1 4 cpu",
+         "node 2: does not match its variable's type"},
+        {"node 0 input 0 float32 1 3 cpu", "node 0 input 0 float64 1 3 cpu",
+         "input node does not match its declaration"},
+        {"node 4 assign 0 3 float32 1 3 cpu", "node 4 assign 0 3 float32 1 2 cpu", "node 4:"},
+    });
   }
   SECTION("malformed lines") {
-    check_load_fails(replace_once(good, "inputs 2\n", "inputs  2\n"), "line 2: empty token");
-    check_load_fails(replace_once(good, "inputs 2\n", "inputs 2 3\n"), "line 2: unexpected extra fields");
-    check_load_fails(replace_once(good, "input 0 x%20in", "input 0 x%2"), "bad escape in name");
-    check_load_fails(replace_once(good, "input 0 x%20in", "input 0 x%zzin"), "bad escape in name");
-    check_load_fails(replace_once(good, "0x1.999999999999ap-4", "0x1.99zz"), "'0x1.99zz' is not a number");
-    check_load_fails(replace_once(good, "inputs 2\n", "inputs 2\r\n"), "line 2:");
+    check_edits_fail(good, {
+        {"inputs 2\n", "inputs  2\n", "line 2: empty token"},
+        {"inputs 2\n", "inputs 2 3\n", "line 2: unexpected extra fields"},
+        {"input 0 x%20in", "input 0 x%2", "bad escape in name"},
+        {"input 0 x%20in", "input 0 x%zzin", "bad escape in name"},
+        {"0x1.999999999999ap-4", "0x1.99zz", "'0x1.99zz' is not a number"},
+        {"inputs 2\n", "inputs 2\r\n", "line 2:"},
+    });
   }
   SECTION("random garbage") {
     std::mt19937 rng(42);

@@ -12,88 +12,25 @@
 
 #include <ember/ember.h>
 
+#include "support/reference.h"
+
 namespace em = ember;
 
 namespace {
 
 using Vec = std::vector<double>;
-
-int64_t count(const em::Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
-std::vector<int64_t> unravel(int64_t i, const em::Shape& s) {
-  std::vector<int64_t> idx(s.size());
-  for (std::size_t d = s.size(); d-- > 0;) {
-    idx[d] = s[d] ? i % s[d] : 0;
-    i = s[d] ? i / s[d] : 0;
-  }
-  return idx;
-}
-
-int64_t ravel(const std::vector<int64_t>& idx, const em::Shape& s) {
-  int64_t i = 0;
-  for (std::size_t d = 0; d < s.size(); ++d) i = i * s[d] + idx[d];
-  return i;
-}
-
-template <class T>
-em::Tensor typed(const Vec& v, const em::Shape& s) {
-  std::vector<T> out;
-  out.reserve(v.size());
-  for (double x : v) out.push_back(static_cast<T>(x));
-  return em::tensor(out, s);
-}
-
-em::Tensor make(const Vec& v, const em::Shape& s, em::DType dt) {
-  switch (dt) {
-    case em::DType::bool_: {
-      std::vector<bool> b;
-      for (double x : v) b.push_back(x != 0);
-      return em::tensor(b, s);
-    }
-    case em::DType::uint8: return typed<uint8_t>(v, s);
-    case em::DType::int32: return typed<int32_t>(v, s);
-    case em::DType::int64: return typed<int64_t>(v, s);
-    case em::DType::float32: return typed<float>(v, s);
-    default: return typed<double>(v, s);
-  }
-}
-
-// `x` as stored in dtype `dt` (ints wrap, bool is x != 0, float32 rounds).
-double stored(double x, em::DType dt) {
-  switch (dt) {
-    case em::DType::bool_: return x != 0 ? 1 : 0;
-    case em::DType::uint8: return static_cast<double>(static_cast<uint8_t>(static_cast<int64_t>(x)));
-    case em::DType::int32: return static_cast<double>(static_cast<int32_t>(static_cast<int64_t>(x)));
-    case em::DType::float32: return static_cast<double>(static_cast<float>(x));
-    default: return x;
-  }
-}
+using Tol = em::test::Tolerance;
+using em::test::cast_value;
+using em::test::from_values;
+using em::test::Layout;
+using em::test::mismatch;
+using em::test::numel_of;
+using em::test::ravel;
+using em::test::unravel;
 
 Vec sample(em::DType dt, int64_t n, int seed) {
-  Vec v(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = i * 29 + seed * 13;
-    double x;
-    switch (dt) {
-      case em::DType::bool_: x = (k % 3) != 0; break;
-      case em::DType::uint8: x = static_cast<double>(k % 4); break;
-      case em::DType::int32:
-      case em::DType::int64: x = static_cast<double>(k % 7 - 3); break;
-      default: x = 2.0 * std::sin(0.61 * static_cast<double>(k) + 0.3); break;
-    }
-    v[static_cast<std::size_t>(i)] = stored(x, dt);
-  }
-  return v;
+  return em::test::pattern_values(dt, n, seed, {29, 13, 4, 7, 2.0, 0.61, 0.3});
 }
-
-struct Layout {
-  std::string name;
-  em::Tensor t;
-};
 
 // `v` (logical shape `s`) in several layouts: contiguous; last two dims
 // transposed (a .transpose(-1, -2) view of a contiguous buffer); a step-2 slice of
@@ -101,30 +38,30 @@ struct Layout {
 std::vector<Layout> layouts(const Vec& v, const em::Shape& s, em::DType dt) {
   const int64_t r = static_cast<int64_t>(s.size());
   std::vector<Layout> out;
-  out.push_back({"contiguous", make(v, s, dt)});
+  out.push_back({"contiguous", from_values(v, s, dt)});
   if (r >= 2) {
     em::Shape ts = s;
     std::swap(ts[r - 1], ts[r - 2]);
     Vec tv(v.size());
-    for (int64_t i = 0; i < count(s); ++i) {
+    for (int64_t i = 0; i < numel_of(s); ++i) {
       auto idx = unravel(i, s);
       std::swap(idx[r - 1], idx[r - 2]);
       tv[static_cast<std::size_t>(ravel(idx, ts))] = v[static_cast<std::size_t>(i)];
     }
-    out.push_back({"transposed", make(tv, ts, dt).transpose(-1, -2)});
+    out.push_back({"transposed", from_values(tv, ts, dt).transpose(-1, -2)});
   }
   for (int64_t d : {r - 1, r - 2}) {
     if (d < 0) continue;
     em::Shape bs = s;
     bs[d] = 2 * s[d];
-    Vec bv(static_cast<std::size_t>(count(bs)), stored(5, dt));
-    for (int64_t i = 0; i < count(s); ++i) {
+    Vec bv(static_cast<std::size_t>(numel_of(bs)), cast_value(5, dt));
+    for (int64_t i = 0; i < numel_of(s); ++i) {
       auto idx = unravel(i, s);
       idx[d] *= 2;
       bv[static_cast<std::size_t>(ravel(idx, bs))] = v[static_cast<std::size_t>(i)];
     }
     out.push_back({fmt::format("step-2 slice of dim {}", d - r),
-                   make(bv, bs, dt).slice(d, 0, 2 * s[d], 2)});
+                   from_values(bv, bs, dt).slice(d, 0, 2 * s[d], 2)});
   }
   return out;
 }
@@ -151,8 +88,8 @@ Ref ref_matmul(const Vec& a, em::Shape as, const Vec& b, em::Shape bs) {
   em::Shape os = batch;
   if (!av) os.push_back(M);
   if (!bv) os.push_back(N);
-  Ref out{os, Vec(static_cast<std::size_t>(count(batch) * M * N), 0.0)};
-  for (int64_t bi = 0; bi < count(batch); ++bi) {
+  Ref out{os, Vec(static_cast<std::size_t>(numel_of(batch) * M * N), 0.0)};
+  for (int64_t bi = 0; bi < numel_of(batch); ++bi) {
     const auto idx = unravel(bi, batch);
     auto src = [&](const em::Shape& own) {
       std::vector<int64_t> k(own.size());
@@ -172,27 +109,6 @@ Ref ref_matmul(const Vec& a, em::Shape as, const Vec& b, em::Shape bs) {
   return out;
 }
 
-struct Tol {
-  double rtol, atol;
-};
-
-std::string mismatch(const em::Tensor& got, const em::Shape& shape, em::DType dtype, const Vec& want,
-                     Tol tol) {
-  if (got.shape() != shape)
-    return fmt::format("shape {} != expected {}", em::shape_str(got.shape()), em::shape_str(shape));
-  if (got.dtype() != dtype)
-    return fmt::format("dtype {} != expected {}", em::dtype_name(got.dtype()), em::dtype_name(dtype));
-  const Vec g = got.to_vector<double>();
-  if (g.size() != want.size()) return fmt::format("{} values != expected {}", g.size(), want.size());
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const double x = g[i], y = want[i];
-    const bool ok = (std::isnan(x) && std::isnan(y)) || x == y ||
-                    std::abs(x - y) <= tol.atol + tol.rtol * std::abs(y);
-    if (!ok) return fmt::format("index {}: got {}, expected {}", i, x, y);
-  }
-  return "";
-}
-
 Tol matmul_tol(em::DType dt) {
   if (dt == em::float32) return {1e-4, 1e-4};
   if (dt == em::float64) return {1e-12, 1e-12};
@@ -200,7 +116,7 @@ Tol matmul_tol(em::DType dt) {
 }
 
 Vec stored_all(Vec v, em::DType dt) {
-  for (double& x : v) x = stored(x, dt);
+  for (double& x : v) x = cast_value(x, dt);
   return v;
 }
 
@@ -230,7 +146,7 @@ TEST_CASE("matmul matches the reference for every NumPy case, dtype and layout",
   const em::DType dts[] = {em::float32, em::float64, em::int32, em::int64, em::uint8};
   for (em::DType dt : dts) {
     for (const Case& c : cases) {
-      const Vec av = sample(dt, count(c.a), 1), bv = sample(dt, count(c.b), 2);
+      const Vec av = sample(dt, numel_of(c.a), 1), bv = sample(dt, numel_of(c.b), 2);
       Ref want = ref_matmul(av, c.a, bv, c.b);
       want.v = stored_all(want.v, dt);  // uint8 wraps like its arithmetic
       REQUIRE(want.shape == c.out);
@@ -249,8 +165,8 @@ TEST_CASE("matmul with transposed operands (BLAS transpose flags)", "[linalg][ma
   for (em::DType dt : {em::float32, em::float64, em::int32}) {
     INFO(em::dtype_name(dt));
     const Vec av = sample(dt, 48 * 64, 3), bv = sample(dt, 40 * 48, 4);
-    em::Tensor a = make(av, {48, 64}, dt);  // a.t(): [64, 48]
-    em::Tensor b = make(bv, {40, 48}, dt);  // b.t(): [48, 40]
+    em::Tensor a = from_values(av, {48, 64}, dt);  // a.t(): [64, 48]
+    em::Tensor b = from_values(bv, {40, 48}, dt);  // b.t(): [48, 40]
     const Vec at = a.t().contiguous().to_vector<double>();
     const Vec bt = b.t().contiguous().to_vector<double>();
     const Ref ab = ref_matmul(at, {64, 48}, bt, {48, 40});
@@ -261,7 +177,7 @@ TEST_CASE("matmul with transposed operands (BLAS transpose flags)", "[linalg][ma
     em::Tensor g = em::matmul(a, a.t());
     CHECK(mismatch(g, {48, 48}, dt, g.t().contiguous().to_vector<double>(), matmul_tol(dt)) == "");
     // batched transposes
-    em::Tensor x = make(sample(dt, 3 * 4 * 5, 5), {3, 4, 5}, dt);
+    em::Tensor x = from_values(sample(dt, 3 * 4 * 5, 5), {3, 4, 5}, dt);
     const Ref xx = ref_matmul(x.transpose(1, 2).contiguous().to_vector<double>(), {3, 5, 4},
                               x.to_vector<double>(), {3, 4, 5});
     CHECK(mismatch(em::matmul(x.transpose(-1, -2), x), {3, 5, 5}, dt, xx.v, matmul_tol(dt)) == "");
@@ -316,8 +232,8 @@ TEST_CASE("matmul promotes mixed dtypes", "[linalg][matmul]") {
     INFO(em::dtype_name(c.a) << " x " << em::dtype_name(c.b));
     const Vec av = sample(c.a, 6, 7), bv = sample(c.b, 12, 8);
     const Ref want = ref_matmul(av, {2, 3}, bv, {3, 4});
-    CHECK(mismatch(em::matmul(make(av, {2, 3}, c.a), make(bv, {3, 4}, c.b)), {2, 4}, c.out, want.v,
-                   matmul_tol(c.out)) == "");
+    CHECK(mismatch(em::matmul(from_values(av, {2, 3}, c.a), from_values(bv, {3, 4}, c.b)), {2, 4},
+                   c.out, want.v, matmul_tol(c.out)) == "");
   }
 }
 
@@ -344,10 +260,10 @@ Ref ref_concat(const std::vector<std::pair<Vec, em::Shape>>& parts, int64_t dim)
   em::Shape os = parts[0].second;
   os[d] = 0;
   for (const auto& p : parts) os[d] += p.second[d];
-  Vec out(static_cast<std::size_t>(count(os)));
+  Vec out(static_cast<std::size_t>(numel_of(os)));
   int64_t at = 0;
   for (const auto& [v, s] : parts) {
-    for (int64_t i = 0; i < count(s); ++i) {
+    for (int64_t i = 0; i < numel_of(s); ++i) {
       auto idx = unravel(i, s);
       idx[d] += at;
       out[static_cast<std::size_t>(ravel(idx, os))] = v[static_cast<std::size_t>(i)];
@@ -367,8 +283,8 @@ TEST_CASE("concat along every dim, negative dims, every dtype and layout", "[lin
       em::Shape s0{2, 3, 4}, s1{2, 3, 4}, s2{2, 3, 4};
       s1[d] = 1;
       s2[d] = 3;
-      const Vec v0 = sample(dt, count(s0), 1), v1 = sample(dt, count(s1), 2),
-                v2 = sample(dt, count(s2), 3);
+      const Vec v0 = sample(dt, numel_of(s0), 1), v1 = sample(dt, numel_of(s1), 2),
+                v2 = sample(dt, numel_of(s2), 3);
       const Ref want = ref_concat({{v0, s0}, {v1, s1}, {v2, s2}}, dim);
       auto l0 = layouts(v0, s0, dt), l1 = layouts(v1, s1, dt), l2 = layouts(v2, s2, dt);
       for (std::size_t k = 0; k < l0.size(); ++k) {
@@ -415,8 +331,9 @@ TEST_CASE("stack along every new dim, including the last", "[linalg][stack]") {
   const em::DType dts[] = {em::bool_, em::int32, em::float32, em::float64};
   for (em::DType dt : dts) {
     const Vec v0 = sample(dt, 6, 1), v1 = sample(dt, 6, 2), v2 = sample(dt, 6, 3);
-    std::vector<em::Tensor> parts = {make(v0, {2, 3}, dt), make(v1, {2, 3}, dt).t().contiguous().t(),
-                                     make(v2, {2, 3}, dt)};
+    std::vector<em::Tensor> parts = {from_values(v0, {2, 3}, dt),
+                                     from_values(v1, {2, 3}, dt).t().contiguous().t(),
+                                     from_values(v2, {2, 3}, dt)};
     const Vec* vs[3] = {&v0, &v1, &v2};
     for (int64_t dim : {0, 1, 2, -1, -2, -3}) {
       const int64_t d = dim < 0 ? dim + 3 : dim;
@@ -458,8 +375,8 @@ TEST_CASE("index_select with int64/int32, negative and repeated indices", "[lina
           const int64_t d = dim < 0 ? dim + 2 : dim;
           em::Shape os = s;
           os[d] = static_cast<int64_t>(idx.size());
-          Vec want(static_cast<std::size_t>(count(os)));
-          for (int64_t i = 0; i < count(os); ++i) {
+          Vec want(static_cast<std::size_t>(numel_of(os)));
+          for (int64_t i = 0; i < numel_of(os); ++i) {
             auto o = unravel(i, os);
             int64_t k = idx[static_cast<std::size_t>(o[d])];
             o[d] = k < 0 ? k + s[d] : k;
@@ -498,7 +415,7 @@ TEST_CASE("cast between every pair of dtypes", "[linalg][cast]") {
   for (em::DType from : dts) {
     // Values every dtype can hold (bool sources: 0 and 1).
     const Vec v = from == em::bool_ ? Vec{0, 1, 1, 0} : Vec{0, 1, 2, 100};
-    em::Tensor x = make(v, {2, 2}, from);
+    em::Tensor x = from_values(v, {2, 2}, from);
     for (em::DType to : dts) {
       INFO(em::dtype_name(from) << " -> " << em::dtype_name(to));
       Vec want = stored_all(v, to);

@@ -14,6 +14,8 @@
 
 #include <ember/ember.h>
 
+#include "support/reference.h"
+
 namespace em = ember;
 
 namespace {
@@ -26,77 +28,17 @@ const em::DType kDTypes[] = {em::bool_, em::uint8, em::int32, em::int64, em::flo
 
 // ---- small layout helpers ---------------------------------------------------
 
-int64_t count(const em::Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
-std::vector<int64_t> unravel(int64_t i, const em::Shape& s) {
-  std::vector<int64_t> idx(s.size());
-  for (std::size_t d = s.size(); d-- > 0;) {
-    idx[d] = i % s[d];
-    i /= s[d];
-  }
-  return idx;
-}
-
-int64_t ravel(const std::vector<int64_t>& idx, const em::Shape& s) {
-  int64_t i = 0;
-  for (std::size_t d = 0; d < s.size(); ++d) i = i * s[d] + idx[d];
-  return i;
-}
-
-template <class T>
-em::Tensor typed(const Vec& v, const em::Shape& s) {
-  std::vector<T> out;
-  out.reserve(v.size());
-  for (double x : v) out.push_back(static_cast<T>(x));
-  return em::tensor(out, s);
-}
-
-// A contiguous tensor of dtype `dt` holding `v` (row-major).
-em::Tensor make(const Vec& v, const em::Shape& s, em::DType dt) {
-  switch (dt) {
-    case em::DType::bool_: {
-      std::vector<bool> b;
-      for (double x : v) b.push_back(x != 0);
-      return em::tensor(b, s);
-    }
-    case em::DType::uint8: return typed<uint8_t>(v, s);
-    case em::DType::int32: return typed<int32_t>(v, s);
-    case em::DType::int64: return typed<int64_t>(v, s);
-    case em::DType::float32: return typed<float>(v, s);
-    default: return typed<double>(v, s);
-  }
-}
-
-// What a value becomes once stored in dtype `dt` (the reference reads that).
-double as_stored(double x, em::DType dt) {
-  switch (dt) {
-    case em::DType::bool_: return x != 0 ? 1 : 0;
-    case em::DType::float32: return static_cast<double>(static_cast<float>(x));
-    default: return x;
-  }
-}
+using Tol = em::test::Tolerance;
+using em::test::from_values;
+using em::test::mismatch;
+using em::test::numel_of;
+using em::test::ravel;
+using em::test::unravel;
 
 // Deterministic sample values that fit dtype `dt` (ints small enough that
 // products over 24 elements stay exact in double).
 Vec sample(em::DType dt, int64_t n, int seed) {
-  Vec v(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = i * 37 + seed * 11;
-    double x;
-    switch (dt) {
-      case em::DType::bool_: x = (k % 3) != 0; break;
-      case em::DType::uint8: x = static_cast<double>(k % 5); break;
-      case em::DType::int32:
-      case em::DType::int64: x = static_cast<double>(k % 9 - 4); break;
-      default: x = (k % 7 == 3) ? 0.0 : 3.0 * std::sin(0.37 * static_cast<double>(k) + 0.1); break;
-    }
-    v[static_cast<std::size_t>(i)] = as_stored(x, dt);
-  }
-  return v;
+  return em::test::pattern_values(dt, n, seed, {37, 11, 5, 9, 3.0, 0.37, 0.1, 7});
 }
 
 struct Layout {
@@ -109,11 +51,11 @@ struct Layout {
 // reversed (permute), a step-2 slice of the last dim at an odd offset, and one
 // dim expanded from size 1 (stride 0; its values repeat along that dim).
 std::vector<Layout> layouts(const em::Shape& s, em::DType dt, int seed) {
-  const int64_t n = count(s);
+  const int64_t n = numel_of(s);
   const int64_t r = static_cast<int64_t>(s.size());
   const Vec v = sample(dt, n, seed);
   std::vector<Layout> out;
-  out.push_back({"contiguous", make(v, s, dt), v});
+  out.push_back({"contiguous", from_values(v, s, dt), v});
   if (r >= 2) {
     em::Shape rs = s;
     std::reverse(rs.begin(), rs.end());
@@ -125,33 +67,33 @@ std::vector<Layout> layouts(const em::Shape& s, em::DType dt, int seed) {
     }
     em::Axes p;
     for (int64_t d = r - 1; d >= 0; --d) p.push_back(d);
-    em::Tensor t = make(rv, rs, dt).permute(p);
+    em::Tensor t = from_values(rv, rs, dt).permute(p);
     out.push_back({"permuted", t, v});
   }
   if (r >= 1) {
     em::Shape bs = s;
     const int64_t last = s[r - 1];
     bs[r - 1] = 2 * last + 1;
-    Vec bv(static_cast<std::size_t>(count(bs)), as_stored(1, dt));
+    Vec bv(static_cast<std::size_t>(numel_of(bs)), em::test::cast_value(1, dt));
     for (int64_t i = 0; i < n; ++i) {
       auto idx = unravel(i, s);
       idx[r - 1] = 2 * idx[r - 1] + 1;
       bv[static_cast<std::size_t>(ravel(idx, bs))] = v[static_cast<std::size_t>(i)];
     }
-    out.push_back({"step-2 slice", make(bv, bs, dt).slice(-1, 1, 2 * last + 1, 2), v});
+    out.push_back({"step-2 slice", from_values(bv, bs, dt).slice(-1, 1, 2 * last + 1, 2), v});
   }
   for (int64_t e = 0; e < r; ++e) {
     if (s[e] <= 1) continue;
     em::Shape bs = s;
     bs[e] = 1;
-    const Vec bv = sample(dt, count(bs), seed + 1);
+    const Vec bv = sample(dt, numel_of(bs), seed + 1);
     Vec ev(v.size());
     for (int64_t i = 0; i < n; ++i) {
       auto idx = unravel(i, s);
       idx[e] = 0;
       ev[static_cast<std::size_t>(i)] = bv[static_cast<std::size_t>(ravel(idx, bs))];
     }
-    out.push_back({fmt::format("expanded dim {}", e), make(bv, bs, dt).expand(s), ev});
+    out.push_back({fmt::format("expanded dim {}", e), from_values(bv, bs, dt).expand(s), ev});
     break;
   }
   return out;
@@ -181,8 +123,8 @@ Ref ref_reduce(const Vec& v, const em::Shape& s, const em::Axes& axes, bool keep
       os.push_back(1);
     }
   }
-  std::vector<Vec> groups(static_cast<std::size_t>(count(kept)));
-  for (int64_t i = 0; i < count(s); ++i) {
+  std::vector<Vec> groups(static_cast<std::size_t>(numel_of(kept)));
+  for (int64_t i = 0; i < numel_of(s); ++i) {
     auto idx = unravel(i, s);
     std::vector<int64_t> k;
     for (int64_t d = 0; d < r; ++d)
@@ -248,36 +190,10 @@ double r_any(const Vec& g) {
 
 // ---- comparison --------------------------------------------------------------
 
-struct Tol {
-  double rtol, atol;
-};
 Tol tol_for(em::DType dt) {
   if (dt == em::float32) return {2e-5, 2e-5};
   if (dt == em::float64) return {1e-11, 1e-11};
   return {0, 0};
-}
-
-// Empty when `got` has `shape` and `dtype` and matches `want`; else names the
-// first mismatching index.
-std::string mismatch(const em::Tensor& got, const em::Shape& shape, em::DType dtype, const Vec& want,
-                     Tol tol) {
-  if (got.shape() != shape)
-    return fmt::format("shape {} != expected {}", em::shape_str(got.shape()), em::shape_str(shape));
-  if (got.dtype() != dtype)
-    return fmt::format("dtype {} != expected {}", em::dtype_name(got.dtype()), em::dtype_name(dtype));
-  const Vec g = got.to_vector<double>();
-  if (g.size() != want.size()) return fmt::format("{} values != expected {}", g.size(), want.size());
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const double a = g[i], b = want[i];
-    const bool ok = (std::isnan(a) && std::isnan(b)) || a == b ||
-                    std::abs(a - b) <= tol.atol + tol.rtol * std::abs(b);
-    if (!ok) return fmt::format("index {}: got {}, expected {}", i, a, b);
-  }
-  return "";
-}
-
-std::string mismatch(const em::Tensor& got, const em::Tensor& want, Tol tol) {
-  return mismatch(got, want.shape(), want.dtype(), want.to_vector<double>(), tol);
 }
 
 // ---- the op table ------------------------------------------------------------
@@ -371,6 +287,26 @@ struct Threads {
   ~Threads() { em::set_num_threads(saved); }
 };
 
+// Calls `run` (which appends results to its argument) with 1 and then 2 threads
+// and CHECKs that each 2-thread result matches the 1-thread one within `tol(result)`.
+template <class Run, class TolOf>
+void check_threads_agree(Run run, TolOf tol) {
+  std::vector<em::Tensor> one, two;
+  {
+    Threads th(1);
+    run(one);
+  }
+  {
+    Threads th(2);
+    run(two);
+  }
+  REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(mismatch(two[i], one[i], tol(one[i])) == "");
+  }
+}
+
 }  // namespace
 
 // ---- reductions: the table ---------------------------------------------------
@@ -394,13 +330,13 @@ TEST_CASE("reductions match the reference on 1-d and 2-d tensors (inner and row-
 TEST_CASE("row-mode and inner reductions agree with each other", "[reduce]") {
   for (em::DType dt : kDTypes) {
     const Vec v = sample(dt, 33 * 70, 5);
-    em::Tensor x = make(v, {33, 70}, dt);        // sum over 0: row mode
+    em::Tensor x = from_values(v, {33, 70}, dt);        // sum over 0: row mode
     em::Tensor xt = x.t().contiguous();           // [70, 33]: sum over 1: inner
     INFO(em::dtype_name(dt));
     const Tol tol = dt == em::float32 ? Tol{1e-4, 1e-4} : tol_for(em::float64);
     CHECK(mismatch(em::sum(x, {0}), em::sum(xt, {1}), tol) == "");
-    CHECK(mismatch(em::prod(make(sample(dt, 4 * 70, 6), {4, 70}, dt), {0}),
-                   em::prod(make(sample(dt, 4 * 70, 6), {4, 70}, dt).t().contiguous(), {1}),
+    CHECK(mismatch(em::prod(from_values(sample(dt, 4 * 70, 6), {4, 70}, dt), {0}),
+                   em::prod(from_values(sample(dt, 4 * 70, 6), {4, 70}, dt).t().contiguous(), {1}),
                    tol) == "");
     CHECK(mismatch(em::max(x, {0}), em::max(xt, {1}), tol) == "");
     CHECK(mismatch(em::min(x, {0}), em::min(xt, {1}), tol) == "");
@@ -412,7 +348,7 @@ TEST_CASE("row-mode and inner reductions agree with each other", "[reduce]") {
 
 TEST_CASE("reduction result dtypes", "[reduce]") {
   for (em::DType dt : kDTypes) {
-    em::Tensor x = make(sample(dt, 6, 7), {2, 3}, dt);
+    em::Tensor x = from_values(sample(dt, 6, 7), {2, 3}, dt);
     INFO(em::dtype_name(dt));
     const bool fl = em::is_floating(dt);
     CHECK(em::sum(x).dtype() == (fl ? dt : em::int64));
@@ -430,7 +366,7 @@ TEST_CASE("reduction result dtypes", "[reduce]") {
 }
 
 TEST_CASE("reduction methods on Tensor equal the free functions", "[reduce]") {
-  em::Tensor x = make(sample(em::float32, 24, 8), {2, 3, 4}, em::float32);
+  em::Tensor x = from_values(sample(em::float32, 24, 8), {2, 3, 4}, em::float32);
   CHECK(em::equal(x.sum({1}), em::sum(x, {1})));
   CHECK(em::equal(x.mean({0, 2}, true), em::mean(x, {0, 2}, true)));
   CHECK(em::equal(x.prod({-1}), em::prod(x, {-1})));
@@ -529,7 +465,7 @@ TEST_CASE("max, min, argmax and argmin propagate NaN (first NaN index)", "[reduc
       v[at] = kNaN;
       if (at + 1 < n) v[at + 1] = kNaN;
       for (em::DType dt : {em::float32, em::float64}) {
-        em::Tensor t = make(v, {n}, dt);
+        em::Tensor t = from_values(v, {n}, dt);
         CHECK(std::isnan(em::max(t).item<double>()));
         CHECK(std::isnan(em::min(t).item<double>()));
         CHECK(em::argmax(t).item<int64_t>() == at);
@@ -616,7 +552,7 @@ TEST_CASE("all and any over rows with and without zeros, every dtype", "[reduce]
   const Vec v = {0, 0, 0, 1, 2, 3, 0, 5, 1, 0, 0, 0};
   for (em::DType dt : kDTypes) {
     INFO(em::dtype_name(dt));
-    em::Tensor x = make(v, {3, 4}, dt);  // rows [0,0,0,1], [2,3,0,5], [1,0,0,0]
+    em::Tensor x = from_values(v, {3, 4}, dt);  // rows [0,0,0,1], [2,3,0,5], [1,0,0,0]
     em::Tensor z = em::zeros({3, 4}, dt);
     em::Tensor o = em::ones({3, 4}, dt);
     CHECK(em::all(x, {1}).to_vector<bool>() == std::vector<bool>{false, false, false});
@@ -640,7 +576,7 @@ TEST_CASE("reductions of a 0-d tensor", "[reduce]") {
   for (em::DType dt : kDTypes) {
     INFO(em::dtype_name(dt));
     const double val = dt == em::bool_ ? 1 : 3;
-    em::Tensor x = make({val}, {}, dt);
+    em::Tensor x = from_values({val}, {}, dt);
     for (const em::Axes& axes : {em::Axes{}, em::Axes{0}, em::Axes{-1}}) {
       for (bool keep : {false, true}) {
         INFO("axes size " << axes.size() << " keepdims " << keep);
@@ -749,11 +685,10 @@ TEST_CASE("multithreaded full reductions equal the single-thread result", "[redu
   iv[450000] = -100000;  // tie for the min: the first wins
   em::Tensor xi = em::tensor(iv, {n});
   em::Tensor xl = xi.to(em::int64);
-  em::Tensor x32 = make(fv, {n}, em::float32);
-  em::Tensor x64 = make(fv, {n}, em::float64);
+  em::Tensor x32 = from_values(fv, {n}, em::float32);
+  em::Tensor x64 = from_values(fv, {n}, em::float64);
   em::Tensor xb = xi > 0;
 
-  std::vector<em::Tensor> one, two;
   auto run = [&](std::vector<em::Tensor>& out) {
     for (const em::Tensor& t : {xi.to(em::int32), xl, xb}) {
       out.push_back(em::sum(t));
@@ -777,20 +712,9 @@ TEST_CASE("multithreaded full reductions equal the single-thread result", "[redu
       out.push_back(em::sum(t.slice(0, 0, n, 2)));  // strided run
     }
   };
-  {
-    Threads th(1);
-    run(one);
-  }
-  {
-    Threads th(2);
-    run(two);
-  }
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    const Tol tol = em::is_floating(one[i].dtype()) ? Tol{1e-6, 1e-6} : Tol{0, 0};
-    CHECK(mismatch(two[i], one[i], tol) == "");
-  }
+  check_threads_agree(run, [](const em::Tensor& r) {
+    return em::is_floating(r.dtype()) ? Tol{1e-6, 1e-6} : Tol{0, 0};
+  });
   // And against the reference.
   CHECK(em::argmax(xi).item<int64_t>() == 400000);
   CHECK(em::argmin(xi).item<int64_t>() == 123);
@@ -812,13 +736,13 @@ TEST_CASE("multithreaded argmax/max keep the first NaN and first tie across chun
   for (em::DType dt : {em::float32, em::float64}) {
     INFO(em::dtype_name(dt));
     Threads th(2);
-    em::Tensor x = make(v, {n}, dt);
+    em::Tensor x = from_values(v, {n}, dt);
     CHECK(em::argmax(x).item<int64_t>() == 300000);
     CHECK(em::max(x).item<double>() == 5.0);
     Vec w = v;
     w[500000] = kNaN;
     w[200000] = kNaN;
-    em::Tensor y = make(w, {n}, dt);
+    em::Tensor y = from_values(w, {n}, dt);
     CHECK(em::argmax(y).item<int64_t>() == 200000);
     CHECK(em::argmin(y).item<int64_t>() == 200000);
     CHECK(std::isnan(em::max(y).item<double>()));
@@ -833,7 +757,6 @@ TEST_CASE("multithreaded per-row reductions equal the single-thread result", "[r
   inputs.push_back(em::randn({2048, 256}, em::float64));
   inputs.push_back(em::randint(-50, 50, {2048, 256}, em::int32));
   inputs.push_back(em::randint(-50, 50, {8, 1 << 16}, em::int64));
-  std::vector<em::Tensor> one, two;
   auto run = [&](std::vector<em::Tensor>& out) {
     for (const em::Tensor& t : inputs) {
       for (int64_t ax : {0, 1}) {
@@ -848,19 +771,7 @@ TEST_CASE("multithreaded per-row reductions equal the single-thread result", "[r
       out.push_back(em::sum(t.t(), {1}));
     }
   };
-  {
-    Threads th(1);
-    run(one);
-  }
-  {
-    Threads th(2);
-    run(two);
-  }
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    CHECK(mismatch(two[i], one[i], {0, 0}) == "");
-  }
+  check_threads_agree(run, [](const em::Tensor&) { return Tol{0, 0}; });
   // The per-row results are right, too.
   Threads th(2);
   for (const em::Tensor& t : {inputs[2], inputs[3]}) {
@@ -883,7 +794,7 @@ Ref ref_softmax(const Vec& v, const em::Shape& s, int64_t axis, bool log) {
   const int64_t r = static_cast<int64_t>(s.size());
   const int64_t a = axis < 0 ? axis + r : axis;
   Vec out(v.size());
-  for (int64_t i = 0; i < count(s); ++i) {
+  for (int64_t i = 0; i < numel_of(s); ++i) {
     auto idx = unravel(i, s);
     if (idx[a] != 0) continue;
     double mx = -kInf;
@@ -943,7 +854,7 @@ TEST_CASE("softmax defaults to the last axis; rows sum to 1", "[reduce][softmax]
 TEST_CASE("softmax is numerically stable for large inputs", "[reduce][softmax]") {
   for (em::DType dt : {em::float32, em::float64}) {
     INFO(em::dtype_name(dt));
-    em::Tensor x = make({1000, 1001, 1002}, {3}, dt);
+    em::Tensor x = from_values({1000, 1001, 1002}, {3}, dt);
     const Ref sm = ref_softmax({1000, 1001, 1002}, {3}, 0, false);
     const Ref lsm = ref_softmax({1000, 1001, 1002}, {3}, 0, true);
     CHECK(mismatch(em::softmax(x), {3}, dt, sm.v, {1e-5, 1e-7}) == "");
@@ -951,13 +862,13 @@ TEST_CASE("softmax is numerically stable for large inputs", "[reduce][softmax]")
     CHECK(mismatch(em::log_softmax(x), {3}, dt, lsm.v, {1e-5, dt == em::float32 ? 1e-4 : 1e-9}) ==
           "");
     CHECK(sm.v[0] == Approx(0.0900306).epsilon(1e-5));
-    em::Tensor neg = make({-1000, -1001, -1002}, {3}, dt);
+    em::Tensor neg = from_values({-1000, -1001, -1002}, {3}, dt);
     CHECK(mismatch(em::softmax(neg), {3}, dt, {sm.v[2], sm.v[1], sm.v[0]}, {1e-5, 1e-7}) == "");
     // Equal large entries: exactly uniform, whatever their magnitude
     // (log_softmax = (x - max) - log(sum), not x - (max + log(sum))).
     for (double big : {1e8, 1e17, 3e38}) {
       INFO("value " << big);
-      em::Tensor huge = make({big, big}, {2}, dt);
+      em::Tensor huge = from_values({big, big}, {2}, dt);
       CHECK(mismatch(em::softmax(huge), {2}, dt, {0.5, 0.5}, {1e-6, 1e-7}) == "");
       CHECK(mismatch(em::log_softmax(huge), {2}, dt, {-std::log(2.0), -std::log(2.0)},
                      {1e-6, 1e-7}) == "");
@@ -968,7 +879,7 @@ TEST_CASE("softmax is numerically stable for large inputs", "[reduce][softmax]")
 TEST_CASE("softmax with -inf entries and rows of -inf", "[reduce][softmax]") {
   for (em::DType dt : {em::float32, em::float64}) {
     INFO(em::dtype_name(dt));
-    em::Tensor x = make({-kInf, 0, 0, -kInf, -kInf, -kInf}, {2, 3}, dt);
+    em::Tensor x = from_values({-kInf, 0, 0, -kInf, -kInf, -kInf}, {2, 3}, dt);
     auto sm = em::softmax(x).to_vector<double>();
     CHECK(sm[0] == 0.0);
     CHECK(sm[1] == Approx(0.5));
@@ -981,7 +892,7 @@ TEST_CASE("softmax with -inf entries and rows of -inf", "[reduce][softmax]") {
     CHECK(lsm[1] == Approx(-std::log(2.0)));
     CHECK(std::isnan(lsm[4]));
     // NaN in a row poisons that row only.
-    em::Tensor y = make({1, kNaN, 2, 1, 2, 3}, {2, 3}, dt);
+    em::Tensor y = from_values({1, kNaN, 2, 1, 2, 3}, {2, 3}, dt);
     auto sy = em::softmax(y).to_vector<double>();
     CHECK(std::isnan(sy[0]));
     CHECK(sy[3] + sy[4] + sy[5] == Approx(1.0));

@@ -12,7 +12,10 @@
 //   tolerance, else a message naming the first mismatching index and both values;
 //   `EMBER_CHECK_CLOSE` / `EMBER_CHECK_VALUES` wrap them in a Catch CHECK.
 // - `random_values` / `random_tensor` draw seeded data (std::mt19937) per dtype
-//   within a `Domain` (e.g. positives for log and sqrt).
+//   within a `Domain` (e.g. positives for log and sqrt); `pattern_values` gives
+//   deterministic, formula-made values instead.
+// - `mismatch(got, shape, dtype, want, tol)` is "" or a short message (e.g.
+//   "index 3: got 1, expected 2"), checking dtype too; for CHECK(mismatch(...) == "").
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,6 +28,7 @@
 
 #include <catch2/catch.hpp>
 #include <ember/ember.h>
+#include <fmt/format.h>
 
 namespace ember::test {
 
@@ -71,6 +75,13 @@ inline std::vector<int64_t> unravel(int64_t flat, const Shape& shape) {
   }
   return idx;
 }
+/// Flat (row-major) position of multi-index `idx` in `shape`: the inverse of `unravel`.
+inline int64_t ravel(const std::vector<int64_t>& idx, const Shape& shape) {
+  int64_t flat = 0;
+  for (std::size_t i = 0; i < shape.size(); ++i) flat = flat * shape[i] + idx[i];
+  return flat;
+}
+
 inline std::string index_str(const std::vector<int64_t>& idx) {
   std::string s = "[";
   for (std::size_t i = 0; i < idx.size(); ++i) {
@@ -248,6 +259,30 @@ inline std::string compare_tensors(const Tensor& actual, const Tensor& expected,
   return compare_values(actual, expected.shape(), values_of(expected), tol, equal_nan);
 }
 
+/// "" when `got` has `shape` and `dtype` and each value is within `tol` of `want`
+/// (NaN matches NaN), else the first difference, e.g. "index 3: got 1, expected 2".
+inline std::string mismatch(const Tensor& got, const Shape& shape, DType dtype,
+                            const std::vector<double>& want, Tolerance tol) {
+  if (got.shape() != shape)
+    return fmt::format("shape {} != expected {}", shape_str(got.shape()), shape_str(shape));
+  if (got.dtype() != dtype)
+    return fmt::format("dtype {} != expected {}", dtype_name(got.dtype()), dtype_name(dtype));
+  const std::vector<double> g = got.to_vector<double>();
+  if (g.size() != want.size()) return fmt::format("{} values != expected {}", g.size(), want.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const double x = g[i], y = want[i];
+    const bool ok = (std::isnan(x) && std::isnan(y)) || x == y ||
+                    std::abs(x - y) <= tol.atol + tol.rtol * std::abs(y);
+    if (!ok) return fmt::format("index {}: got {}, expected {}", i, x, y);
+  }
+  return "";
+}
+
+/// mismatch against `want`'s shape, dtype and values.
+inline std::string mismatch(const Tensor& got, const Tensor& want, Tolerance tol) {
+  return mismatch(got, want.shape(), want.dtype(), want.to_vector<double>(), tol);
+}
+
 }  // namespace ember::test
 
 /// CHECKs that tensor `actual` equals tensor `expected` (dtype, shape, values within tolerance).
@@ -415,6 +450,43 @@ inline std::vector<double> random_values(std::size_t n, DType dt, const Domain& 
     const int64_t x = u(rng);
     if (dom.nonzero && x == 0) continue;
     v.push_back(static_cast<double>(x));
+  }
+  return v;
+}
+
+/// A deterministic fill for `pattern_values`: element i of data set `seed` uses
+/// k = i * step + seed * seed_step; bool is k % 3 != 0; uint8 is k % uint8_mod; int32 and
+/// int64 are k % int_mod - int_mod / 2; floating dtypes are amp * sin(freq * k + phase),
+/// or 0 where k % zero_mod == zero_mod / 2 (when zero_mod > 0).
+struct Pattern {
+  int64_t step;
+  int64_t seed_step;
+  int64_t uint8_mod;
+  int64_t int_mod;
+  double amp;
+  double freq;
+  double phase;
+  int64_t zero_mod = 0;
+};
+
+/// `n` values of `pattern` for data set `seed` (seed >= 0), as stored in `dt` (cast_value).
+inline std::vector<double> pattern_values(DType dt, int64_t n, int seed, const Pattern& p) {
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = i * p.step + seed * p.seed_step;
+    double x;
+    switch (dt) {
+      case DType::bool_: x = (k % 3) != 0; break;
+      case DType::uint8: x = static_cast<double>(k % p.uint8_mod); break;
+      case DType::int32:
+      case DType::int64: x = static_cast<double>(k % p.int_mod - p.int_mod / 2); break;
+      default:
+        x = p.zero_mod > 0 && k % p.zero_mod == p.zero_mod / 2
+                ? 0.0
+                : p.amp * std::sin(p.freq * static_cast<double>(k) + p.phase);
+        break;
+    }
+    v[static_cast<std::size_t>(i)] = cast_value(x, dt);
   }
   return v;
 }
