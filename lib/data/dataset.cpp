@@ -2,6 +2,7 @@
 // (running pass) per stage. See Note [Stream contract] in data/stream.h.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -296,7 +297,8 @@ class ZipNode : public Node {
 
 class MapStream : public UnaryStream {
  public:
-  MapStream(std::unique_ptr<Stream> in, MapFn fn) : UnaryStream(std::move(in)), fn_(std::move(fn)) {}
+  MapStream(std::unique_ptr<Stream> in, MapFn fn)
+      : UnaryStream(std::move(in)), fn_(std::move(fn)) {}
   bool next(Element& out) override {
     if (!in_->next(tmp_)) return false;
     out = fn_(tmp_);
@@ -316,10 +318,24 @@ class MapStream : public UnaryStream {
 // tickets < consumed + cap, and seq < tickets, so a slot is never reused before
 // the consumer has emptied it. Errors (from the input or from fn) are stored in
 // the slot of the element where they happened and rethrown by the consumer.
+//
+// Note [Parallel map wake-ups]: waking a sleeping thread costs a futex call and
+// two context switches, several microseconds of CPU on a virtual machine, which
+// the workers then lack. So the consumer, once asleep, is woken only when half
+// the ring is ready in a row, or when the worker that publishes the awaited
+// element will not go on (the ring is full or the input ended) and no other
+// worker is inside fn; it then drains the run without sleeping. The ring (32
+// elements, or 8 per worker) leaves the workers room to go on meanwhile. A
+// worker blocked on its input is not inside fn, and the consumer's wait is timed
+// (1 ms), so a slow source or a slow fn delays a ready element by at most that.
 class ParallelMapStream : public Stream {
  public:
   ParallelMapStream(std::unique_ptr<Stream> in, MapFn fn, int workers)
-      : in_(std::move(in)), fn_(std::move(fn)), cap_(std::max(4, 4 * workers)), slots_(cap_) {
+      : in_(std::move(in)),
+        fn_(std::move(fn)),
+        cap_(std::max(32, 8 * workers)),
+        wake_run_(cap_ / 2),
+        slots_(cap_) {
     try {
       for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
     } catch (...) {
@@ -334,11 +350,14 @@ class ParallelMapStream : public Stream {
     {
       std::unique_lock<std::mutex> lock(mu_);
       Slot& s = slots_[static_cast<std::size_t>(consumed_ % cap_)];
-      if (!s.ready && consumed_ < end_seq_ && !stop_) {
+      // Timed: a ready element is never held back for long by a worker whose fn is
+      // slow (Note [Parallel map wake-ups]). A worker that wakes us clears the flag,
+      // so that the others do not wake us again while we are being scheduled.
+      while (!(s.ready || consumed_ >= end_seq_ || stop_)) {
         consumer_waiting_ = true;
-        ready_cv_.wait(lock, [&] { return s.ready || consumed_ >= end_seq_ || stop_; });
-        consumer_waiting_ = false;
+        ready_cv_.wait_for(lock, std::chrono::milliseconds(1));
       }
+      consumer_waiting_ = false;
       if (!s.ready) return false;
       out = std::move(s.value);
       err = std::move(s.error);
@@ -346,12 +365,11 @@ class ParallelMapStream : public Stream {
       s.error = nullptr;
       s.ready = false;
       ++consumed_;
-      if (space_waiters_ == 0) {
-        lock.unlock();
-      } else {
-        lock.unlock();
-        space_cv_.notify_one();
-      }
+      // One wake-up at a time: the woken workers clear space_wake_pending_.
+      const bool wake = space_waiters_ > 0 && !space_wake_pending_;
+      if (wake) space_wake_pending_ = true;
+      lock.unlock();
+      if (wake) space_cv_.notify_all();
     }
     if (err) std::rethrow_exception(err);
     return true;
@@ -386,9 +404,15 @@ class ParallelMapStream : public Stream {
       {
         std::unique_lock<std::mutex> lock(mu_);
         if (!(stop_ || exhausted_ || tickets_ < consumed_ + cap_)) {
-          ++space_waiters_;
-          space_cv_.wait(lock, [&] { return stop_ || exhausted_ || tickets_ < consumed_ + cap_; });
-          --space_waiters_;
+          // Whoever wakes clears the pending flag, also when another worker took the
+          // slot first and it sleeps again: the next consumption then wakes it anew.
+          // The wait is timed all the same, as a guarantee of progress.
+          do {
+            ++space_waiters_;
+            space_cv_.wait_for(lock, std::chrono::milliseconds(10));
+            --space_waiters_;
+            space_wake_pending_ = false;
+          } while (!(stop_ || exhausted_ || tickets_ < consumed_ + cap_));
         }
         if (stop_ || exhausted_) return;
         ++tickets_;
@@ -410,6 +434,7 @@ class ParallelMapStream : public Stream {
           }
           if (got) ++pulled_;
           if (!got || input_failed) in_done_ = true;
+          if (got && !input_failed) computing_.fetch_add(1, std::memory_order_relaxed);
         }
         if (!got) {
           finish(pulled_);
@@ -433,8 +458,14 @@ class ParallelMapStream : public Stream {
         if (input_failed) {
           exhausted_ = true;
           end_seq_ = seq + 1;
+        } else {
+          computing_.fetch_sub(1, std::memory_order_relaxed);
         }
-        wake = consumer_waiting_ && (seq == consumed_ || input_failed);
+        const bool goes_on = !stop_ && !exhausted_ && tickets_ < consumed_ + cap_;
+        wake = consumer_waiting_ && slots_[static_cast<std::size_t>(consumed_ % cap_)].ready &&
+               (ready_run() >= wake_run_ ||
+                (!goes_on && computing_.load(std::memory_order_relaxed) == 0));
+        if (wake) consumer_waiting_ = false;
       }
       e.clear();
       if (input_failed) {
@@ -444,6 +475,13 @@ class ParallelMapStream : public Stream {
       }
       if (wake) ready_cv_.notify_one();
     }
+  }
+
+  // How many elements are ready in a row for the consumer (mu_ held).
+  int64_t ready_run() const {
+    int64_t n = 0;
+    while (n < cap_ && slots_[static_cast<std::size_t>((consumed_ + n) % cap_)].ready) ++n;
+    return n;
   }
 
   // The input has ended: `end` elements exist.
@@ -460,10 +498,12 @@ class ParallelMapStream : public Stream {
   std::unique_ptr<Stream> in_;
   MapFn fn_;
   const int64_t cap_;
+  const int64_t wake_run_;  // see Note [Parallel map wake-ups]
 
   std::mutex in_mu_;  // guards in_->next, pulled_, in_done_
   int64_t pulled_ = 0;
   bool in_done_ = false;
+  std::atomic<int> computing_{0};  // workers inside fn
 
   std::mutex mu_;  // guards everything below
   std::condition_variable ready_cv_;
@@ -473,6 +513,7 @@ class ParallelMapStream : public Stream {
   int64_t consumed_ = 0;
   int64_t end_seq_ = std::numeric_limits<int64_t>::max();
   int space_waiters_ = 0;
+  bool space_wake_pending_ = false;
   bool consumer_waiting_ = false;
   bool exhausted_ = false;
   bool stop_ = false;
@@ -706,7 +747,10 @@ class ShuffleStream : public UnaryStream {
 class ShuffleNode : public UnaryNode {
  public:
   ShuffleNode(std::shared_ptr<const Node> input, int64_t buffer_size, uint64_t seed, bool reshuffle)
-      : UnaryNode(std::move(input)), buffer_size_(buffer_size), seed_(seed), reshuffle_(reshuffle) {}
+      : UnaryNode(std::move(input)),
+        buffer_size_(buffer_size),
+        seed_(seed),
+        reshuffle_(reshuffle) {}
   std::unique_ptr<Stream> make_stream() const override {
     const uint64_t pass = reshuffle_ ? passes_.fetch_add(1) : 0;
     return std::make_unique<ShuffleStream>(input_->make_stream(), buffer_size_, seed_, pass);
@@ -924,20 +968,20 @@ class PrefetchStream : public Stream {
     Item item;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (queue_.empty() && !stop_) {
+      // The waiting flags are cleared by whoever sends the wake-up, so that one
+      // wait costs one futex wake (Note [Parallel map wake-ups]).
+      while (queue_.empty() && !stop_) {
         consumer_waiting_ = true;
-        ready_cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
-        consumer_waiting_ = false;
+        ready_cv_.wait(lock);
       }
+      consumer_waiting_ = false;
       if (queue_.empty()) return false;
       item = std::move(queue_.front());
       queue_.pop_front();
-      if (!producer_waiting_) {
-        lock.unlock();
-      } else {
-        lock.unlock();
-        space_cv_.notify_one();
-      }
+      const bool wake = producer_waiting_;
+      producer_waiting_ = false;
+      lock.unlock();
+      if (wake) space_cv_.notify_one();
     }
     if (item.error) {
       finished_ = true;
@@ -972,11 +1016,11 @@ class PrefetchStream : public Stream {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
-        if (queue_.size() >= cap_ && !stop_) {
+        while (queue_.size() >= cap_ && !stop_) {
           producer_waiting_ = true;
-          space_cv_.wait(lock, [&] { return queue_.size() < cap_ || stop_; });
-          producer_waiting_ = false;
+          space_cv_.wait(lock);
         }
+        producer_waiting_ = false;
         if (stop_) return;
       }
       Item item;
@@ -991,6 +1035,7 @@ class PrefetchStream : public Stream {
         std::lock_guard<std::mutex> lock(mu_);
         queue_.push_back(std::move(item));
         wake = consumer_waiting_;
+        consumer_waiting_ = false;
       }
       if (wake) ready_cv_.notify_one();
       if (last) return;
@@ -1129,8 +1174,6 @@ void check_sliceable(const std::vector<Tensor>& ts, const char* op) {
 
 Dataset make_dataset(std::shared_ptr<const Node> node) { return Dataset(std::move(node)); }
 
-const std::shared_ptr<const Node>& node_of(const Dataset& ds) { return ds.node_; }
-
 struct IterState {
   std::unique_ptr<Stream> root;
   Element current;
@@ -1246,8 +1289,6 @@ Dataset::Iterator Dataset::begin() const {
   if (!state->root->next(state->current)) return Iterator();
   return Iterator(std::move(state));
 }
-
-Dataset::Iterator Dataset::end() const { return Iterator(); }
 
 // ---- Iterator ------------------------------------------------------------------------
 

@@ -178,9 +178,9 @@ struct CsvFile {
   std::vector<int64_t> row_lines;  // the line number of each data row
 
   [[noreturn]] void bad_value(const Column& c, std::size_t row, DType dt) const {
-    throw ValueError(fmt::format("from_csv: bad value \"{}\" for {} column \"{}\" ({} line {}, column {})",
-                                 c.values[row], dtype_name(dt), c.name, path, row_lines[row],
-                                 c.index + 1));
+    throw ValueError(
+        fmt::format("from_csv: bad value \"{}\" for {} column \"{}\" ({} line {}, column {})",
+                    c.values[row], dtype_name(dt), c.name, path, row_lines[row], c.index + 1));
   }
 
   template <class T>
@@ -312,7 +312,8 @@ Dataset Dataset::from_csv(const std::string& path, const CsvOptions& options) {
   }
 
   std::vector<Tensor> tensors;
-  for (const Column& c : columns) tensors.push_back(file.parse(c, c.dtype ? *c.dtype : file.infer(c)));
+  for (const Column& c : columns)
+    tensors.push_back(file.parse(c, c.dtype ? *c.dtype : file.infer(c)));
   if (tensors.empty()) return Dataset();
   return from_tensor_slices(tensors);
 }

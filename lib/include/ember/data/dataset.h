@@ -117,8 +117,6 @@ using GenFn = std::function<bool(Element&)>;
 
 /// Wraps an internal node (used by the readers).
 Dataset make_dataset(std::shared_ptr<const Node> node);
-/// The node behind a dataset (never null).
-const std::shared_ptr<const Node>& node_of(const Dataset& ds);
 [[noreturn]] void throw_arity(const char* op, std::size_t takes, std::size_t got);
 /// The truth value of a predicate's Tensor result (one element, any dtype).
 bool truth(const char* op, const Tensor& t);
@@ -202,7 +200,8 @@ class Dataset {
   template <class F>
   Dataset map(F fn) const;
   /// Like map(fn), on `parallel_calls` worker threads (or kAutotune); the output keeps
-  /// the input order. fn is called concurrently and must be thread-safe.
+  /// the input order, with up to max(32, 8 * parallel_calls) results computed ahead.
+  /// fn is called concurrently and must be thread-safe.
   template <class F>
   Dataset map(F fn, int parallel_calls) const;
   /// The elements for which pred (same arguments as map) returns true (a bool or a
@@ -238,12 +237,11 @@ class Dataset {
 
   /// Starts a pass: builds the pipeline (threads included) and produces the first element.
   Iterator begin() const;
-  /// The end of every pass.
-  Iterator end() const;
+  /// The end of every pass (Dataset is a std::ranges::input_range).
+  std::default_sentinel_t end() const { return {}; }
 
  private:
   friend Dataset detail::make_dataset(std::shared_ptr<const detail::Node> node);
-  friend const std::shared_ptr<const detail::Node>& detail::node_of(const Dataset& ds);
   explicit Dataset(std::shared_ptr<const detail::Node> node);
   static Dataset generator_impl(detail::GenFn gen);
   // parallel_calls 0: on the consumer's thread (map without parallel_calls).
@@ -281,6 +279,8 @@ class Dataset::Iterator {
   void operator++(int) { ++*this; }
   /// True when both are at the end, or both are the same pass.
   friend bool operator==(const Iterator& a, const Iterator& b) { return a.state_ == b.state_; }
+  /// True at the end of the pass.
+  friend bool operator==(const Iterator& a, std::default_sentinel_t) { return !a.state_; }
 
  private:
   friend class Dataset;
@@ -303,7 +303,9 @@ Dataset Dataset::from_generator(F gen) {
 template <class F>
 Dataset Dataset::map(F fn) const {
   return map_impl(
-      [fn = std::move(fn)](const Element& e) mutable { return Element(detail::call_with(fn, e, "map")); },
+      [fn = std::move(fn)](const Element& e) mutable {
+        return Element(detail::call_with(fn, e, "map"));
+      },
       0, false);
 }
 
