@@ -137,7 +137,9 @@ struct DataRef {
 namespace detail {
 
 Graph load_bytes(std::string_view bytes, const std::string& what, const Options& options) {
-  Parser p{bytes, what};
+  Parser p;
+  p.text = bytes;
+  p.what = what;
   p.next_line();
   p.expect("ember-graph");
   const int64_t version = p.integer(0, 1 << 30);

@@ -289,7 +289,7 @@ struct Pow {
       // Zero base: 1, +-0 or +-inf (the sign kept for odd b).
       const T z = sel(b < zero, inf, zero);
       r = sel(a == zero, sel(odd, xsimd::copysign(z, a), z), r);
-      r = sel(a == T(S(-1)) & xsimd::isinf(b), one, r);
+      r = sel((a == T(S(-1))) & xsimd::isinf(b), one, r);
       return sel((b == zero) | (a == one), one, r);
     }
   }

@@ -38,7 +38,7 @@ constexpr int64_t kLanes = static_cast<int64_t>(B<T>::size);
 template <class T, class O, int N, class F>
 inline void simd_apply(O* out, const T* const* in, const bool* bcast, int64_t n, F&& f) {
   constexpr int64_t L = kLanes<T>;
-  B<T> splat[N > 0 ? N : 1];
+  B<T> splat[N > 0 ? N : 1] = {};
   for (int j = 0; j < N; ++j)
     if (bcast[j]) splat[j] = B<T>(in[j][0]);
   auto load = [&](int j, int64_t i) {
