@@ -4,6 +4,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/loops.h"
+#include "ops/infer.h"
 
 namespace ember::cpu {
 
@@ -115,15 +116,7 @@ void index_select_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Te
     return;
   }
   const int64_t d = a.i0 < 0 ? a.i0 + x.dim() : a.i0;
-  std::vector<int64_t> idx(static_cast<std::size_t>(in[1].numel()));
-  {
-    const auto& ii = in[1].impl();
-    const int64_t st = in[1].dim() == 0 ? 0 : ii.strides[0];
-    for (std::size_t i = 0; i < idx.size(); ++i)
-      idx[i] = in[1].dtype() == DType::int64
-                   ? static_cast<const int64_t*>(ii.data())[static_cast<int64_t>(i) * st]
-                   : static_cast<const int32_t*>(ii.data())[static_cast<int64_t>(i) * st];
-  }
+  const std::vector<int64_t> idx = ops::index_values(in[1]);
   const int64_t size = x.shape()[d];
   Shape s = x.shape();
   s.erase(s.begin() + d);

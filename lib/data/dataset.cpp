@@ -328,20 +328,60 @@ class MapStream : public UnaryStream {
 // elements, or 8 per worker) leaves the workers room to go on meanwhile. A
 // worker blocked on its input is not inside fn, and the consumer's wait is timed
 // (1 ms), so a slow source or a slow fn delays a ready element by at most that.
-class ParallelMapStream : public Stream {
+// A stream that pulls from its input on background threads (parallel map,
+// prefetch): the shared stop flag, wake-up channels and thread lifetime.
+// Derived classes start their threads last in their constructor and call
+// stop_and_join() in their destructor, before their own members go away.
+class ThreadedStream : public Stream {
  public:
-  ParallelMapStream(std::unique_ptr<Stream> in, MapFn fn, int workers)
-      : in_(std::move(in)),
-        fn_(std::move(fn)),
-        cap_(std::max(32, 8 * workers)),
-        wake_run_(cap_ / 2),
-        slots_(cap_) {
+  void cancel() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    ready_cv_.notify_all();
+    space_cv_.notify_all();
+    in_->cancel();
+  }
+
+ protected:
+  explicit ThreadedStream(std::unique_ptr<Stream> in) : in_(std::move(in)) {}
+  ~ThreadedStream() override = default;
+
+  template <class F>
+  void start(int n, F body) {
     try {
-      for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+      for (int i = 0; i < n; ++i) threads_.emplace_back(body);
     } catch (...) {
       stop_and_join();
       throw;
     }
+  }
+  void stop_and_join() {
+    cancel();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+  std::unique_ptr<Stream> in_;
+  std::mutex mu_;  // guards stop_ and the derived class's shared state
+  std::condition_variable ready_cv_;  // an element became ready for the consumer
+  std::condition_variable space_cv_;  // room for producers
+  bool stop_ = false;
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
+class ParallelMapStream : public ThreadedStream {
+ public:
+  ParallelMapStream(std::unique_ptr<Stream> in, MapFn fn, int workers)
+      : ThreadedStream(std::move(in)),
+        fn_(std::move(fn)),
+        cap_(std::max(32, 8 * workers)),
+        wake_run_(cap_ / 2),
+        slots_(cap_) {
+    start(workers, [this] { work(); });
   }
   ~ParallelMapStream() override { stop_and_join(); }
 
@@ -375,28 +415,12 @@ class ParallelMapStream : public Stream {
     return true;
   }
 
-  void cancel() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    ready_cv_.notify_all();
-    space_cv_.notify_all();
-    in_->cancel();
-  }
-
  private:
   struct Slot {
     Element value;
     std::exception_ptr error;
     bool ready = false;
   };
-
-  void stop_and_join() {
-    cancel();
-    for (std::thread& t : workers_)
-      if (t.joinable()) t.join();
-  }
 
   void work() {
     Element e;
@@ -495,7 +519,6 @@ class ParallelMapStream : public Stream {
     space_cv_.notify_all();
   }
 
-  std::unique_ptr<Stream> in_;
   MapFn fn_;
   const int64_t cap_;
   const int64_t wake_run_;  // see Note [Parallel map wake-ups]
@@ -505,9 +528,7 @@ class ParallelMapStream : public Stream {
   bool in_done_ = false;
   std::atomic<int> computing_{0};  // workers inside fn
 
-  std::mutex mu_;  // guards everything below
-  std::condition_variable ready_cv_;
-  std::condition_variable space_cv_;
+  // guarded by mu_:
   std::vector<Slot> slots_;
   int64_t tickets_ = 0;
   int64_t consumed_ = 0;
@@ -516,9 +537,6 @@ class ParallelMapStream : public Stream {
   bool space_wake_pending_ = false;
   bool consumer_waiting_ = false;
   bool exhausted_ = false;
-  bool stop_ = false;
-
-  std::vector<std::thread> workers_;  // last: started once everything above exists
 };
 
 class MapNode : public UnaryNode {
@@ -952,16 +970,13 @@ class SkipNode : public UnaryNode {
 
 // A producer thread runs the input and keeps up to `cap_` items in a queue; the
 // end and an error travel through the queue too, so they arrive in order.
-class PrefetchStream : public Stream {
+class PrefetchStream : public ThreadedStream {
  public:
   PrefetchStream(std::unique_ptr<Stream> in, int64_t cap)
-      : in_(std::move(in)), cap_(static_cast<std::size_t>(cap)) {
-    producer_ = std::thread([this] { produce(); });
+      : ThreadedStream(std::move(in)), cap_(static_cast<std::size_t>(cap)) {
+    start(1, [this] { produce(); });
   }
-  ~PrefetchStream() override {
-    cancel();
-    producer_.join();
-  }
+  ~PrefetchStream() override { stop_and_join(); }
 
   bool next(Element& out) override {
     if (finished_) return false;
@@ -993,16 +1008,6 @@ class PrefetchStream : public Stream {
     }
     out = std::move(item.value);
     return true;
-  }
-
-  void cancel() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    ready_cv_.notify_all();
-    space_cv_.notify_all();
-    in_->cancel();
   }
 
  private:
@@ -1042,19 +1047,13 @@ class PrefetchStream : public Stream {
     }
   }
 
-  std::unique_ptr<Stream> in_;  // used by the producer thread only (cancel() aside)
   const std::size_t cap_;
   bool finished_ = false;  // consumer side only
 
-  std::mutex mu_;  // guards the queue and the flags below
-  std::condition_variable ready_cv_;
-  std::condition_variable space_cv_;
+  // guarded by mu_:
   std::deque<Item> queue_;
   bool consumer_waiting_ = false;
   bool producer_waiting_ = false;
-  bool stop_ = false;
-
-  std::thread producer_;  // last: started once everything above exists
 };
 
 class PrefetchNode : public UnaryNode {

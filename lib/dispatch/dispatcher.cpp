@@ -89,8 +89,9 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
   if (meta.device != out.device())
     throw DeviceError(fmt::format("{}_: the result is on {} but the destination is on {}", name,
                                   meta.device.str(), out.device().str()));
-  const std::string iname = std::string(name) + "_";
-  if (broadcast_shapes(meta.shape, out.shape(), iname.c_str()) != out.shape())
+  // The "<op>_" name is built only when the shapes differ (not per call).
+  if (meta.shape != out.shape() &&
+      broadcast_shapes(meta.shape, out.shape(), (std::string(name) + "_").c_str()) != out.shape())
     throw ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}",
                                  name, shape_str(meta.shape), shape_str(out.shape())));
   const DType od = out.dtype();

@@ -1,5 +1,7 @@
 #pragma once
 // Shape/dtype rules shared by the op families (the "meta" functions).
+#include <vector>
+
 #include "dispatch/schema.h"
 
 namespace ember::ops {
@@ -11,6 +13,9 @@ DType result_type(dispatch::Inputs inputs);
 DType scalar_dtype(Scalar s, DType other);
 /// Throws DeviceError unless every input is on the same device; returns it.
 Device common_device(const char* op, dispatch::Inputs inputs);
+/// The values of a 0-d or 1-d int32/int64 index tensor (CPU), read directly:
+/// bounds checks and kernels reading indices are not host reads a trace guards.
+std::vector<int64_t> index_values(const Tensor& idx);
 /// Sorted, wrapped, de-duplicated axes (empty = all dims).
 Axes normalize_axes(const char* op, const Axes& axes, int64_t rank);
 

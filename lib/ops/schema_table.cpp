@@ -291,13 +291,7 @@ TensorMeta infer_index_select(OpId op, Inputs in, const Attrs& a) {
   const int64_t d = wrap_dim(a.i0, x.dim(), "index_select");
   const int64_t size = x.dim() == 0 ? 1 : x.shape()[d];
   if (dev.is_cpu()) {
-    // Reads the indices directly: a bounds check is not a host read a trace must guard.
-    const auto& ii = idx.impl();
-    const int64_t n = idx.numel();
-    const int64_t st = idx.dim() == 0 ? 0 : ii.strides[0];
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t v = idx.dtype() == DType::int64 ? static_cast<const int64_t*>(ii.data())[i * st]
-                                                    : static_cast<const int32_t*>(ii.data())[i * st];
+    for (int64_t v : index_values(idx)) {
       if (v < -size || v >= size)
         throw IndexError(fmt::format(
             "index_select: index {} is out of range for dim {} of size {}", v, d, size));
@@ -408,6 +402,18 @@ DType scalar_dtype(Scalar s, DType other) {
   const int cat = s.kind() == Scalar::Kind::floating ? 2 : (s.kind() == Scalar::Kind::integer ? 1 : 0);
   if (cat <= dtype_category(other)) return other;
   return cat == 2 ? DType::float32 : DType::int64;
+}
+
+std::vector<int64_t> index_values(const Tensor& idx) {
+  const auto& ii = idx.impl();
+  const int64_t st = idx.dim() == 0 ? 0 : ii.strides[0];
+  std::vector<int64_t> v(static_cast<std::size_t>(idx.numel()));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const int64_t k = static_cast<int64_t>(i) * st;
+    v[i] = idx.dtype() == DType::int64 ? static_cast<const int64_t*>(ii.data())[k]
+                                       : static_cast<const int32_t*>(ii.data())[k];
+  }
+  return v;
 }
 
 Device common_device(const char* op, dispatch::Inputs in) {
