@@ -68,6 +68,8 @@ class Storage : public RefCounted {
   void* data() const { return block_.ptr; }
   std::size_t nbytes() const { return block_.size; }
   Device device() const { return device_; }
+  /// The allocator that owns the bytes (nullptr for borrowed memory).
+  const Allocator* allocator() const { return alloc_; }
 
   /// Storage of `nbytes` from the allocator of `device`.
   static Ref<Storage> allocate(std::size_t nbytes, Device device);
