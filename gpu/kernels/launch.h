@@ -102,6 +102,8 @@ struct FusedArgs {
   int64_t in_stride[kMaxFusedInputs][kMaxDims] = {};
   bool in_dense[kMaxFusedInputs] = {};   // contiguous over the output: index i
   bool in_scalar[kMaxFusedInputs] = {};  // one element
+  bool in_host[kMaxFusedInputs] = {};    // a CPU 0-d tensor: its value is in_val
+  double in_val[kMaxFusedInputs] = {};
   void* out = nullptr;                   // contiguous
 };
 /// False when the program uses an op the fused kernel does not know.
