@@ -60,8 +60,8 @@ void run_fused(DType dt, int n_inputs, const FusedOp* ops, int n_ops, const Tens
   a.n_instrs = n_ops;
   for (int k = 0; k < n_ops; ++k) {
     a.op[k] = static_cast<uint16_t>(ops[k].op);
-    a.a[k] = static_cast<int8_t>(ops[k].a);
-    a.b[k] = static_cast<int8_t>(ops[k].b);
+    a.a[k] = static_cast<int16_t>(ops[k].a);
+    a.b[k] = static_cast<int16_t>(ops[k].b);
   }
   const Shape& shape = out.shape();
   if (shape.size() > static_cast<std::size_t>(kMaxDims))

@@ -89,12 +89,12 @@ void launch_creation(dispatch::OpId op, const CreationArgs& a, cudaStream_t s);
 /// One fused elementwise program (see capture/ir/graph.h FusedProgram):
 /// register r < n_inputs is input r; instruction i writes register n_inputs + i.
 inline constexpr int kMaxFusedInputs = 8;
-inline constexpr int kMaxFusedInstrs = 48;
+inline constexpr int kMaxFusedInstrs = 256;
 struct FusedArgs {
   DType dtype = DType::float32;  // every register's dtype
   int n_inputs = 0, n_instrs = 0;
   uint16_t op[kMaxFusedInstrs] = {};
-  int8_t a[kMaxFusedInstrs] = {}, b[kMaxFusedInstrs] = {};
+  int16_t a[kMaxFusedInstrs] = {}, b[kMaxFusedInstrs] = {};
   int ndim = 0;
   int64_t size[kMaxDims] = {};
   int64_t numel = 0;
