@@ -417,6 +417,16 @@ std::vector<int64_t> index_values(const Tensor& idx) {
   return v;
 }
 
+Shape matmul_operands(Tensor& a, Tensor& b, const Shape& out_shape) {
+  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
+  if (a_vec)
+    a = ember::detail::make_view(a, {1, a.shape()[0]},
+                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
+                                 a.storage_offset());
+  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  return Shape(out_shape.begin(), out_shape.end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
+}
+
 Device common_device(const char* op, dispatch::Inputs in) {
   // A CPU 0-d tensor (a wrapped number) joins an op on any device, as in
   // PyTorch: GPU kernels take its value by argument.

@@ -304,6 +304,12 @@ TEST_CASE("copies, item, printing, pinned memory and streams", "[gpu][runtime]")
   CHECK(g.t().to(Device::cpu()).to_vector<float>() == x.t().to_vector<float>());
   CHECK(g.sum().item<float>() == 15.0f);
   CHECK(g.str() == "tensor([[0., 1., 2.],\n        [3., 4., 5.]], device='cuda:0')");
+  Tensor back = em::zeros({2, 3});
+  back.copy_(g * 2);  // copy_ between devices
+  CHECK(back.to_vector<float>() == (x * 2).to_vector<float>());
+  Tensor onto = em::zeros({2, 3}, DType::float64, kGpu);
+  onto.copy_(x);
+  CHECK(onto.to(Device::cpu()).to_vector<double>() == x.to_vector<double>());
   Tensor p = em::cuda::pin_memory(x);
   CHECK(em::cuda::is_pinned(p));
   CHECK_FALSE(em::cuda::is_pinned(x));
