@@ -1,6 +1,7 @@
 #pragma once
 // The umbrella header: everything a user of the eager core needs.
 #include <ember/creation.h>
+#include <ember/cuda.h>
 #include <ember/data/dataset.h>
 #include <ember/device.h>
 #include <ember/dtype.h>
