@@ -85,8 +85,10 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides,
 }
 
 Tensor wrap_scalar(Scalar s, DType dtype, Device device) {
-  // Half-precision tensors are refused by the op's own rule; the scalar only
-  // needs to exist until then.
+  // A C++ number next to a float16/bfloat16 tensor stays a float32 0-d tensor:
+  // promotion still gives the half dtype (a scalar does not widen a tensor),
+  // and the op computes with the number unrounded, as PyTorch does (`h * 0.1`
+  // multiplies by 0.1f, not by float16(0.1)).
   if (dtype == DType::float16 || dtype == DType::bfloat16) dtype = DType::float32;
   // Always a host number: GPU kernels take a CPU 0-d operand by value.
   (void)device;
@@ -210,6 +212,8 @@ EMBER_INSTANTIATE(int32_t)
 EMBER_INSTANTIATE(int64_t)
 EMBER_INSTANTIATE(float)
 EMBER_INSTANTIATE(double)
+EMBER_INSTANTIATE(Half)
+EMBER_INSTANTIATE(BFloat16)
 #undef EMBER_INSTANTIATE
 
 }  // namespace ember

@@ -47,7 +47,13 @@ void fill_range(T* p, int64_t n, int64_t g0, uint64_t seed, OpId op, int64_t low
   for (int64_t e = 0; e < n; ++e) {
     const uint64_t g = static_cast<uint64_t>(g0 + e);
     if (op == OpId::rand) {
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+        // As many random bits as the type has mantissa bits (11 or 8), so every
+        // value is exact and below 1; rounding a float draw could give 1.0.
+        constexpr int kBits = std::is_same_v<T, Half> ? 11 : 8;
+        Philox r(seed, g >> 2);
+        p[e] = static_cast<T>(static_cast<float>(r.v[g & 3] >> (32 - kBits)) * (1.0f / (1 << kBits)));
+      } else if constexpr (std::is_same_v<T, float>) {
         Philox r(seed, g >> 2);
         p[e] = static_cast<float>(r.v[g & 3] >> 8) * 0x1.0p-24f;
       } else {

@@ -40,7 +40,7 @@ ReduceKind kind_of(OpId op) {
 }
 
 void store(char* p, DType dt, double f, int64_t i, bool use_f) {
-  dispatch::visit_dtype(dt, [&]<class T>() {
+  dispatch::visit_dtype<dispatch::kCpuCompute>(dt, [&]<class T>() {
     *reinterpret_cast<T*>(p) = use_f ? static_cast<T>(f) : static_cast<T>(i);
   });
 }
@@ -189,7 +189,7 @@ void reduce_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tenso
     else
       run_cols(0, cols);
     if (op == OpId::mean) {
-      dispatch::visit_dtype<dispatch::kFloating>(odt, [&]<class T>() {
+      dispatch::visit_dtype<dispatch::kFloating & dispatch::kCpuCompute>(odt, [&]<class T>() {
         T* o = reinterpret_cast<T*>(obase);
         const T inv = T(1) / static_cast<T>(n);
         for (int64_t c = 0; c < cols; ++c) o[c] *= inv;

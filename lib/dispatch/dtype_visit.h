@@ -1,32 +1,38 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include <ember/dtype.h>
 #include <ember/error.h>
+#include <ember/half.h>
 
 namespace ember::dispatch {
 
 /// A set of dtypes as a bit mask over DType.
 using DTypeSet = uint32_t;
 constexpr DTypeSet bit(DType dt) { return 1u << static_cast<int>(dt); }
-inline constexpr DTypeSet kFloating = bit(DType::float32) | bit(DType::float64);
+/// float16 and bfloat16: stored in 16 bits, computed in float32 (Note [Half on the CPU]).
+inline constexpr DTypeSet kHalf = bit(DType::float16) | bit(DType::bfloat16);
+inline constexpr DTypeSet kFloating = bit(DType::float32) | bit(DType::float64) | kHalf;
 inline constexpr DTypeSet kIntegral = bit(DType::uint8) | bit(DType::int32) | bit(DType::int64);
 inline constexpr DTypeSet kNumeric = kFloating | kIntegral;
 inline constexpr DTypeSet kAll = kNumeric | bit(DType::bool_);
+/// The dtypes CPU kernels compute in; the others are widened to float32 first.
+inline constexpr DTypeSet kCpuCompute = kAll & ~kHalf;
 constexpr bool contains(DTypeSet set, DType dt) { return (set & bit(dt)) != 0; }
-/// `set` plus float16/bfloat16 where it holds float32: the 16-bit floats go
-/// wherever float32 goes (on the GPU; CPU inference refuses them first).
-constexpr DTypeSet with_half(DTypeSet set) {
-  return contains(set, DType::float32) ? set | bit(DType::float16) | bit(DType::bfloat16) : set;
-}
+
+/// True for the C++ types of the floating dtypes: float, double, Half, BFloat16.
+template <class T>
+inline constexpr bool kIsFloat = std::is_floating_point_v<T> || std::is_same_v<T, Half> ||
+                                 std::is_same_v<T, BFloat16>;
 
 /// "bool, uint8, int32" — the members of a set, for messages.
 std::string dtype_set_str(DTypeSet set);
 /// Throws DTypeError `<op>: <what> has dtype X, which is not supported (accepted: ...)`.
 [[noreturn]] void throw_dtype(const char* op, const char* what, DType dt, DTypeSet accepted);
 inline void check_dtype(const char* op, const char* what, DType dt, DTypeSet accepted) {
-  if (!contains(with_half(accepted), dt)) [[unlikely]]
+  if (!contains(accepted, dt)) [[unlikely]]
     throw_dtype(op, what, dt, accepted);
 }
 
@@ -46,13 +52,17 @@ decltype(auto) visit_dtype(DType dt, F&& f) {
     case DType::int64:
       if constexpr (contains(Set, DType::int64)) return f.template operator()<int64_t>();
       break;
+    case DType::float16:
+      if constexpr (contains(Set, DType::float16)) return f.template operator()<Half>();
+      break;
+    case DType::bfloat16:
+      if constexpr (contains(Set, DType::bfloat16)) return f.template operator()<BFloat16>();
+      break;
     case DType::float32:
       if constexpr (contains(Set, DType::float32)) return f.template operator()<float>();
       break;
     case DType::float64:
       if constexpr (contains(Set, DType::float64)) return f.template operator()<double>();
-      break;
-    default:
       break;
   }
   throw_dtype("visit_dtype", "input", dt, Set);

@@ -38,14 +38,12 @@ void check_shape(const char* op, const Shape& shape) {
 }
 
 // The checks every creation function makes first, so errors carry its own name.
-void check_args(const char* op, const Shape& shape, DType dt, Device device) {
+void check_args(const char* op, const Shape& shape, Device device) {
   check_shape(op, shape);
   if (device.is_cuda() && !cuda_available())
     throw DeviceError(fmt::format(
         "{}: {} requested but no CUDA device is available; check em::cuda_available()", op,
         device.str()));
-  if (device.is_cpu() && (dt == DType::float16 || dt == DType::bfloat16))
-    throw DTypeError(fmt::format("{}: dtype {} is not supported by CPU kernels yet", op, dtype_name(dt)));
 }
 
 Tensor fill(const Shape& shape, Scalar v, DType dt, Device device) {
@@ -59,24 +57,24 @@ Tensor fill(const Shape& shape, Scalar v, DType dt, Device device) {
 }  // namespace
 
 Tensor scalar_tensor(Scalar value, std::optional<DType> dtype, Device device) {
-  check_args("scalar_tensor", {}, dtype.value_or(value.default_dtype()), device);
+  check_args("scalar_tensor", {}, device);
   return fill({}, value, dtype.value_or(value.default_dtype()), device);
 }
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
-  check_args("empty", shape, dtype, device);
+  check_args("empty", shape, device);
   return detail::make_tensor(shape, dtype, device);
 }
 Tensor zeros(const Shape& shape, DType dtype, Device device) {
-  check_args("zeros", shape, dtype, device);
+  check_args("zeros", shape, device);
   return fill(shape, 0, dtype, device);
 }
 Tensor ones(const Shape& shape, DType dtype, Device device) {
-  check_args("ones", shape, dtype, device);
+  check_args("ones", shape, device);
   return fill(shape, 1, dtype, device);
 }
 Tensor full(const Shape& shape, Scalar value, std::optional<DType> dtype, Device device) {
-  check_args("full", shape, dtype.value_or(value.default_dtype()), device);
+  check_args("full", shape, device);
   return fill(shape, value, dtype.value_or(value.default_dtype()), device);
 }
 
@@ -87,7 +85,7 @@ Tensor arange(Scalar end, std::optional<DType> dtype, Device device) {
 Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype, Device device) {
   const bool fl = start.is_floating() || end.is_floating() || step.is_floating();
   const DType dt = dtype.value_or(fl ? DType::float32 : DType::int64);
-  check_args("arange", {}, dt, device);
+  check_args("arange", {}, device);
   const double s = step.to_double();
   if (s == 0) throw ValueError("arange: step must be nonzero");
   const double span = end.to_double() - start.to_double();
@@ -111,7 +109,7 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype,
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
   if (steps < 0) throw ValueError(fmt::format("linspace: steps must be non-negative (got {})", steps));
-  check_args("linspace", {steps}, dtype, device);
+  check_args("linspace", {steps}, device);
   Attrs a;
   a.f0 = start;
   a.f1 = end;
@@ -119,7 +117,7 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype, Device dev
 }
 
 Tensor eye(int64_t n, std::optional<int64_t> m, DType dtype, Device device) {
-  check_args("eye", {n, m.value_or(n)}, dtype, device);
+  check_args("eye", {n, m.value_or(n)}, device);
   return create(OpId::eye, {n, m.value_or(n)}, dtype, device);
 }
 
@@ -142,7 +140,7 @@ void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 namespace {
 Tensor random(OpId op, const Shape& shape, DType dt, Device device, Generator* gen, int64_t lo = 0,
               int64_t hi = 0) {
-  check_args(dispatch::op_name(op), shape, dt, device);
+  check_args(dispatch::op_name(op), shape, device);
   Generator& g = gen ? *gen : default_generator();
   Attrs a;
   a.i0 = static_cast<int64_t>(g.seed());

@@ -32,7 +32,8 @@
 
 namespace ember::test {
 
-/// The dtypes the CPU backend computes in (float16/bfloat16 are GPU only).
+/// The dtypes CPU kernels compute in (float16/bfloat16 are widened to float32 and
+/// checked against float32 in test_half.cpp).
 inline const std::vector<DType>& cpu_dtypes() {
   static const std::vector<DType> v = {bool_, uint8, int32, int64, float32, float64};
   return v;

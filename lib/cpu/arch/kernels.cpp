@@ -187,6 +187,10 @@ void clamp_loop(char* const* p, const int64_t* s, int64_t n, const void* extra) 
   }
 }
 
+// Note [Half conversions]: a float16/bfloat16 element converts through float
+// (Half and BFloat16 convert only to and from float), so float64 -> float16
+// rounds twice, exactly as PyTorch's c10::Half(float(x)) does; the float ->
+// half step is half.h's round-to-nearest-even, the same bits CUDA gives.
 template <class From, class To>
 void cast_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   To* out = reinterpret_cast<To*>(p[0]);
@@ -540,6 +544,14 @@ void for_each_type(F&& f) {
   f.template operator()<double>();
 }
 
+// The cast table also covers the storage-only dtypes.
+template <class F>
+void for_each_storage_type(F&& f) {
+  for_each_type(f);
+  f.template operator()<Half>();
+  f.template operator()<BFloat16>();
+}
+
 template <class T>
 constexpr int di() {
   return static_cast<int>(dtype_of<T>());
@@ -584,7 +596,6 @@ void fill(ArchKernels& k) {
     k.elementwise[dispatch::op_index(OpId::where)][di<T>()] = &where_loop<T>;
     if constexpr (!std::is_same_v<T, bool>)
       k.elementwise[dispatch::op_index(OpId::clamp)][di<T>()] = &clamp_loop<T>;
-    for_each_type([&]<class To>() { k.cast[di<T>()][di<To>()] = &cast_loop<T, To>; });
     k.partial[kSum][di<T>()] = &partial<kSum, T>;
     k.partial[kProd][di<T>()] = &partial<kProd, T>;
     k.partial[kMax][di<T>()] = &partial<kMax, T>;
@@ -601,6 +612,9 @@ void fill(ArchKernels& k) {
     if constexpr (kFloat<T>) k.softmax[di<T>()] = &softmax_row<T>;
     if constexpr (!std::is_same_v<T, bool>) k.gemm[di<T>()] = &gemm_loop<T>;
     if constexpr (kFloat<T>) k.fused[di<T>()] = &fused_loop<T>;
+  });
+  for_each_storage_type([&]<class From>() {
+    for_each_storage_type([&]<class To>() { k.cast[di<From>()][di<To>()] = &cast_loop<From, To>; });
   });
 #define EMBER_UNARY(name, F, rule, dtypes) \
   k.fusable[dispatch::op_index(OpId::name)] = rule != Rule::compare && rule != Rule::logical && ops::F::kSimd;

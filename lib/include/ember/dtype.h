@@ -6,7 +6,8 @@
 
 namespace ember {
 
-/// Element types. float16/bfloat16 are reserved for the GPU backend; CPU ops reject them.
+/// Element types. float16/bfloat16 (ember::Half, ember::BFloat16 in half.h) are computed in
+/// float32 and stored rounded, on the CPU as on the GPU.
 enum class DType : uint8_t { bool_, uint8, int32, int64, float16, bfloat16, float32, float64 };
 
 inline constexpr DType bool_ = DType::bool_;

@@ -7,6 +7,7 @@
 #include <ember/dtype.h>
 #include <ember/error.h>
 #include <ember/format.h>
+#include <ember/half.h>
 #include <ember/io.h>
 #include <ember/memory.h>
 #include <ember/ops.h>

@@ -7,6 +7,7 @@
 #include <ember/device.h>
 #include <ember/dtype.h>
 #include <ember/error.h>
+#include <ember/half.h>
 #include <ember/shape.h>
 #include <ember/tensor_impl.h>
 
