@@ -89,6 +89,8 @@ struct Printer {
       const T x = reinterpret_cast<const T*>(base)[off];
       if constexpr (std::is_floating_point_v<T>)
         v.d = x;
+      else if constexpr (dispatch::kIsFloat<T>)  // Half, BFloat16: exact in float
+        v.d = static_cast<float>(x);
       else
         v.i = static_cast<int64_t>(x);
     });
@@ -198,10 +200,7 @@ std::string to_string(const Tensor& t, const PrintOptions& o) {
   if (dt != DType::float32 && dt != DType::int64 && dt != DType::bool_)
     suffix += fmt::format(", dtype={}", dtype_name(dt));
 
-  Tensor host = t;
-  // CPU kernels have no float16/bfloat16, so those print through float32.
-  if (dt == DType::float16 || dt == DType::bfloat16) host = host.to(DType::float32);
-  if (!host.device().is_cpu()) host = host.to(Device::cpu());
+  Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
   // One host read for the whole tensor, so a recorder sees the print once.
   detail::note_host_read(host);
 

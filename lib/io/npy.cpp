@@ -55,6 +55,8 @@ const char* descr_of(DType dt) {
       return "<i4";
     case DType::int64:
       return "<i8";
+    case DType::float16:
+      return "<f2";
     case DType::float32:
       return "<f4";
     case DType::float64:
@@ -81,7 +83,9 @@ void byteswap_in_place(void* data, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     T v;
     std::memcpy(&v, p + i * sizeof(T), sizeof(T));
-    if constexpr (sizeof(T) == 4)
+    if constexpr (sizeof(T) == 2)
+      v = __builtin_bswap16(v);
+    else if constexpr (sizeof(T) == 4)
       v = __builtin_bswap32(v);
     else
       v = __builtin_bswap64(v);
@@ -90,6 +94,7 @@ void byteswap_in_place(void* data, std::size_t n) {
 }
 
 void swap_bytes(void* data, std::size_t n, std::size_t itemsize) {
+  if (itemsize == 2) byteswap_in_place<uint16_t>(data, n);
   if (itemsize == 4) byteswap_in_place<uint32_t>(data, n);
   if (itemsize == 8) byteswap_in_place<uint64_t>(data, n);
 }
@@ -237,7 +242,7 @@ struct Descr {
 Descr parse_descr(const std::string& d, const std::string& path) {
   auto unsupported = [&]() -> Descr {
     throw DTypeError(fmt::format(
-        "load_npy: {}: unsupported dtype '{}' (supported: |b1, |u1, <i4, <i8, <f4, <f8)", path, d));
+        "load_npy: {}: unsupported dtype '{}' (supported: |b1, |u1, <i4, <i8, <f2, <f4, <f8)", path, d));
   };
   if (d.size() < 2) unsupported();
   char order = '=';
@@ -255,6 +260,8 @@ Descr parse_descr(const std::string& d, const std::string& path) {
     dt = DType::int32;
   else if (code == "i8")
     dt = DType::int64;
+  else if (code == "f2")
+    dt = DType::float16;
   else if (code == "f4")
     dt = DType::float32;
   else if (code == "f8")
@@ -277,11 +284,12 @@ uint64_t read_le(const unsigned char* p, int n) {
 void save_npy(const std::string& path, const Tensor& t) {
   if (!t.defined()) throw ValueError(fmt::format("save_npy: {}: the tensor is undefined", path));
   const char* descr = descr_of(t.dtype());
-  if (!descr)
+  if (t.dtype() == DType::bfloat16)
     throw DTypeError(fmt::format(
-        "save_npy: {}: dtype {} cannot be saved (supported: bool, uint8, int32, int64, float32, "
-        "float64)",
-        path, dtype_name(t.dtype())));
+        "save_npy: {}: dtype bfloat16 cannot be saved (NumPy has no bfloat16); save "
+        "t.to(float32), which holds every bfloat16 value exactly",
+        path));
+  EMBER_CHECK_INTERNAL(descr != nullptr);
   // NumPy's own limit; it also keeps the header within version 1.0's 64 KiB.
   if (t.shape().size() > kMaxDims)
     throw ValueError(fmt::format("save_npy: {}: a {}-d tensor cannot be saved (at most {} dims)",

@@ -651,9 +651,6 @@ TEST_CASE("from_csv errors name the file, line and column", "[data]") {
   missing.columns = {{"z", {}}};
   CHECK_THROWS_WITH(ed::Dataset::from_csv(bad, missing),
                     "from_csv: no column \"z\" in " + bad + " (columns: a, b)");
-  ed::CsvOptions half;
-  half.columns = {{"a", em::float16}};
-  CHECK_THROWS_AS(ed::Dataset::from_csv(bad, half), em::DTypeError);
   const std::string quote = tmp.write("quote.csv", "a\n\"12\n");
   CHECK_THROWS_WITH(ed::Dataset::from_csv(quote),
                     "from_csv: unterminated quote (" + quote + " line 2, column 1)");

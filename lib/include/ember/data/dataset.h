@@ -94,7 +94,7 @@ class Element {
 /// How Dataset::from_csv reads one column.
 struct CsvColumn {
   std::string name;            ///< the name in the header line
-  std::optional<DType> dtype;  ///< bool, uint8, int32, int64, float32 or float64; inferred if empty
+  std::optional<DType> dtype;  ///< any dtype (float16/bfloat16 parse as float, then round); inferred if empty
 };
 
 /// Options for Dataset::from_csv.
