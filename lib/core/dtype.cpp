@@ -1,4 +1,5 @@
 #include <ember/dtype.h>
+#include <ember/half.h>
 
 #include <algorithm>
 
@@ -29,6 +30,9 @@ DType promote_types(DType a, DType b) {
     return DType::float32;
   return rank[static_cast<int>(a)] >= rank[static_cast<int>(b)] ? a : b;
 }
+
+Scalar::Scalar(Half v) : kind_(Kind::floating), d_(static_cast<float>(v)) {}
+Scalar::Scalar(BFloat16 v) : kind_(Kind::floating), d_(static_cast<float>(v)) {}
 
 std::string Scalar::str() const {
   switch (kind_) {

@@ -643,6 +643,16 @@ TEST_CASE("half dtypes promote like PyTorch and keep C++ numbers unrounded", "[h
   CHECK((2.5 - h).dtype() == em::float16);
   CHECK(mismatch(2.5 - h, (2.5f - wide(h)).to(em::float16)) == "");
   CHECK(mismatch(em::pow(b, 2), em::pow(wide(b), 2).to(em::bfloat16)) == "");
+  // Half and BFloat16 values are numbers too (a Scalar holding their exact value).
+  CHECK((h * Half(2.f)).dtype() == em::float16);
+  CHECK((h * Half(2.f)).to_vector<float>() == std::vector<float>{3.f, -4.f, 6.f});
+  CHECK((BFloat16(1.f) - b).to_vector<float>() == std::vector<float>{0.5f, -3.f, 2.f});
+  CHECK(em::full({1}, BFloat16(0.1f), em::bfloat16).item<float>() == static_cast<float>(BFloat16(0.1f)));
+  CHECK(em::full({2}, Half(1.5f)).dtype() == em::float32);  // like a C++ float
+  CHECK(em::clamp(h, Half(-1.f), Half(2.f)).to_vector<float>() == std::vector<float>{1.5f, -1.f, 2.f});
+  em::Scalar third = Half(1.f / 3.f);
+  CHECK(third.is_floating());
+  CHECK(third.to_double() == 0.333251953125);
 }
 
 TEST_CASE("reductions over float16/bfloat16 accumulate in float32", "[half][ops][reduce]") {

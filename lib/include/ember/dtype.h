@@ -49,6 +49,9 @@ template <> constexpr DType dtype_of<int64_t>() { return DType::int64; }
 template <> constexpr DType dtype_of<float>() { return DType::float32; }
 template <> constexpr DType dtype_of<double>() { return DType::float64; }
 
+struct Half;
+struct BFloat16;
+
 /// A number not yet typed: how `t * 2` and `t * 2.5` keep the tensor's dtype
 /// where they can (a scalar does not widen a tensor of the same kind).
 class Scalar {
@@ -69,6 +72,9 @@ class Scalar {
       d_ = static_cast<double>(v);
     }
   }
+  /// The exact value of a 16-bit float (half.h), as a floating number.
+  Scalar(Half v);      // NOLINT: implicit like the arithmetic types
+  Scalar(BFloat16 v);  // NOLINT
   Kind kind() const { return kind_; }
   bool is_floating() const { return kind_ == Kind::floating; }
   double to_double() const { return kind_ == Kind::floating ? d_ : static_cast<double>(i_); }

@@ -17,6 +17,8 @@ class Operand {
     requires std::is_arithmetic_v<T>
   Operand(T v) : s_(v) {}  // NOLINT
   Operand(Scalar s) : s_(s) {}  // NOLINT
+  Operand(Half v) : s_(v) {}    // NOLINT
+  Operand(BFloat16 v) : s_(v) {}  // NOLINT
   bool is_tensor() const { return t_ != nullptr; }
   const Tensor& tensor() const { return *t_; }
   Scalar scalar() const { return s_; }
