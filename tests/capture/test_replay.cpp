@@ -396,6 +396,28 @@ TEST_CASE("replay equals eager for every op in the registry", "[capture][replay]
   }
 }
 
+TEST_CASE("replay equals eager on float16 and bfloat16", "[capture][replay][half]") {
+  // Half nodes are not fused (the fused loops are float32/float64); their CPU
+  // kernels widen to float32 per op, so replay must match eager bit for bit.
+  for (DType dt : {em::float16, em::bfloat16}) {
+    INFO(em::dtype_name(dt));
+    check_case({"mlp", [](const std::vector<Tensor>& v) {
+                  Tensor h = em::tanh(em::matmul(v[0], v[1]) + v[2]) * 0.5 + 0.5;
+                  return std::vector<Tensor>{h, em::softmax(h, -1), h.sum({0}), h.to(em::float32)};
+                },
+                [dt](uint32_t s) {
+                  return std::vector<Tensor>{rnd({4, 6}, dt, s), rnd({6, 5}, dt, s + 1), rnd({5}, dt, s + 2)};
+                }});
+    check_case({"mixed", [dt](const std::vector<Tensor>& v) {
+                  Tensor x = v[0].to(dt) * v[1];  // float32 * half -> float32
+                  return std::vector<Tensor>{x, em::where(x > 0, v[1], v[1] * 2), em::exp(v[1]).max({1})};
+                },
+                [dt](uint32_t s) {
+                  return std::vector<Tensor>{rnd({3, 4}, em::float32, s), rnd({3, 4}, dt, s + 1)};
+                }});
+  }
+}
+
 TEST_CASE("index_select checks its indices on every replay", "[capture][replay][errors]") {
   auto g = cap::trace([](Tensor x, Tensor i) { return em::index_select(x, 0, i); }, em::ones({4, 2}),
                       em::tensor(std::vector<int64_t>{0, 3}));

@@ -230,6 +230,33 @@ TEST_CASE("save/load round trip of many ops, guards and dtypes", "[capture][seri
   }
 }
 
+TEST_CASE("save/load round trip of float16 and bfloat16 graphs", "[capture][serialize][half]") {
+  for (em::DType dt : {em::float16, em::bfloat16}) {
+    INFO(em::dtype_name(dt));
+    const Tensor k = em::tensor({0.1f, -3.f, 65504.f}).to(dt);  // a captured constant
+    auto fn = [&](const std::vector<Tensor>& in) {
+      Tensor y = em::exp(in[0] * 0.1) + k + em::full({3}, 1.0 / 3, dt);
+      return std::vector<Tensor>{y, y.sum(), y.to(em::float32) * in[1]};
+    };
+    auto x = em::test::random_tensor({2, 3}, dt, {}, 7);
+    auto f = em::test::random_tensor({2, 3}, em::float32, {}, 8);
+    auto g = cap::detail::trace_list(fn, {x, f}, {}, cap::Options{}).first;
+    TmpFile path("half.emg");
+    g.save(path.path);
+    cap::Graph l = cap::Graph::load(path.path);
+    CHECK(l.traced_str() == g.traced_str());
+    auto x2 = em::test::random_tensor({2, 3}, dt, {}, 9);
+    auto ro = l.run({x2, f});
+    auto re = fn({x2, f});
+    REQUIRE(ro.size() == re.size());
+    for (std::size_t i = 0; i < re.size(); ++i) {
+      INFO("output " << i);
+      CHECK(ro[i].dtype() == re[i].dtype());
+      CHECK(em::equal(ro[i], re[i]));
+    }
+  }
+}
+
 TEST_CASE("Graph::load of a missing file and Graph::save to a bad path", "[capture][serialize][errors]") {
   const std::string missing = tmp_path("does_not_exist.emg");
   CHECK_THROWS_AS(cap::Graph::load(missing), em::ValueError);

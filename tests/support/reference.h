@@ -139,6 +139,8 @@ inline std::vector<double> permute_values(const std::vector<double>& values, con
 inline double cast_value(double v, DType dt) {
   if (dt == bool_) return v != 0.0 || std::isnan(v) ? 1.0 : 0.0;
   if (dt == float32) return static_cast<double>(static_cast<float>(v));
+  if (dt == float16) return static_cast<float>(Half(static_cast<float>(v)));
+  if (dt == bfloat16) return static_cast<float>(BFloat16(static_cast<float>(v)));
   if (dt == float64 || std::isnan(v) || std::isinf(v)) return v;
   const double t = std::trunc(v);
   const auto i = static_cast<int64_t>(t);
@@ -177,10 +179,19 @@ inline Tensor from_values(const std::vector<double>& values, const Shape& shape,
     }
     case DType::float64:
       return tensor(values, shape);
-    default:
-      FAIL("from_values: unsupported dtype " << dtype_name(dt));
-      return {};
+    case DType::float16: {
+      std::vector<Half> v;
+      for (double x : values) v.push_back(Half(static_cast<float>(x)));
+      return tensor(v, shape);
+    }
+    case DType::bfloat16: {
+      std::vector<BFloat16> v;
+      for (double x : values) v.push_back(BFloat16(static_cast<float>(x)));
+      return tensor(v, shape);
+    }
   }
+  FAIL("from_values: unsupported dtype " << dtype_name(dt));
+  return {};
 }
 
 /// All values of `t` (any layout) as doubles, row-major.
@@ -193,13 +204,18 @@ struct Tolerance {
   double atol = 0.0;
 };
 
-/// Exact for bool/ints; a few ulps for float32 (SIMD math functions); tight for float64.
+/// Exact for bool/ints; a few ulps for float32 (SIMD math functions); tight for float64;
+/// about one rounding for float16/bfloat16.
 inline Tolerance tolerance_for(DType dt) {
   switch (dt) {
     case DType::float32:
       return {2e-5, 2e-6};
     case DType::float64:
       return {1e-11, 1e-13};
+    case DType::float16:  // a float32 result rounded once: half an ulp (2^-11 relative)
+      return {1e-3, 1e-7};
+    case DType::bfloat16:  // 2^-8 relative
+      return {8e-3, 1e-30};
     default:
       return {0.0, 0.0};
   }
