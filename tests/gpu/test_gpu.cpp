@@ -91,11 +91,7 @@ std::vector<DType> gpu_dtypes(em::dispatch::DTypeSet set) {
   std::vector<DType> out;
   for (int i = 0; i < em::kNumDTypes; ++i) {
     const auto dt = static_cast<DType>(i);
-    if (em::dispatch::contains(set, dt)) out.push_back(dt);
-  }
-  if (em::dispatch::contains(set, DType::float32)) {
-    out.push_back(DType::float16);
-    out.push_back(DType::bfloat16);
+    if (em::dispatch::contains(set, dt)) out.push_back(dt);  // the sets include float16/bfloat16
   }
   return out;
 }
