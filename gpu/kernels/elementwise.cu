@@ -29,8 +29,8 @@ constexpr DType dt_of() {
   else return DType::float64;
 }
 
-// The .def dtype sets name CPU dtypes; on the GPU the 16-bit floats go
-// wherever float32 goes.
+// The 16-bit floats go wherever float32 goes (the .def sets name them too;
+// this keeps the rule when a set is written without them).
 template <class T>
 constexpr bool allowed(dispatch::DTypeSet set) {
   if constexpr (kHalfLike<T>) return dispatch::contains(set, DType::float32);
