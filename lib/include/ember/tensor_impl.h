@@ -68,6 +68,10 @@ class Storage : public RefCounted {
   void* data() const { return block_.ptr; }
   std::size_t nbytes() const { return block_.size; }
   Device device() const { return device_; }
+  /// Bumped by every in-place write into these bytes (any view): autograd
+  /// compares it with the value it saw when it saved a tensor for a gradient.
+  uint32_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
   /// Storage of `nbytes` from the allocator of `device`.
   static Ref<Storage> allocate(std::size_t nbytes, Device device);
@@ -78,6 +82,7 @@ class Storage : public RefCounted {
   Device device_;
   void (*release_)(void*) = nullptr;
   void* ctx_ = nullptr;
+  std::atomic<uint32_t> version_{0};
 };
 
 /// Sizes, strides (in elements) and offset over a Storage.
