@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "autograd/rule.h"
+#include "dispatch/recorder.h"
 #include "dispatch/schema.h"
 
 namespace ember::autograd {
@@ -47,6 +48,33 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   return sum(g, axes, true).reshape(shape);
 }
 
+bool graph_mode() {
+  const dispatch::Recorder* r = dispatch::current_recorder();
+  return r && r->graph_mode();
+}
+
+Tensor broadcast_like(const Tensor& g, const Tensor& x) {
+  if (!graph_mode()) return g.shape() == x.shape() ? g : g.expand(x.shape());
+  return where(x == x, g, g);  // shaped by x at run time (NaN-safe: both sides are g)
+}
+
+Tensor ones_shaped_like(const Tensor& t) {
+  if (!graph_mode()) return ones_like(t);
+  return where(t == t, 1, 1).to(t.dtype());
+}
+
+Tensor zeros_shaped_like(const Tensor& t) {
+  if (!graph_mode()) return zeros_like(t);
+  return where(t == t, 0, 0).to(t.dtype());
+}
+
+Tensor reduced_count(const Tensor& x, const Axes& axes) {
+  if (graph_mode()) return sum(ones_shaped_like(x), axes, true);
+  int64_t n = 1;
+  for (int64_t d : axes) n *= x.shape()[static_cast<std::size_t>(d)];
+  return scalar_tensor(static_cast<double>(n), x.dtype(), x.device());
+}
+
 namespace {
 
 // Makes a rule's gradient fit the value it belongs to: summed over broadcast
@@ -78,8 +106,8 @@ void check_versions(const char* who, const Record& r, uint8_t uses) {
 
 }  // namespace
 
-std::vector<Tensor> backward(const Program& p, int target_id, const Tensor& target,
-                             const Tensor& seed, const std::vector<std::vector<int>>& sources,
+std::vector<Tensor> backward(const Program& p, const std::vector<Target>& targets,
+                             const std::vector<std::vector<int>>& sources,
                              const std::vector<Tensor>& source_like, const char* who) {
   const int n = p.num_ids;
   // Which values depend on a source: only those records are differentiated.
@@ -92,16 +120,22 @@ std::vector<Tensor> backward(const Program& p, int target_id, const Tensor& targ
     if (any && r.out_id >= 0) reach[r.out_id] = 1;
   }
   std::vector<Tensor> grads(static_cast<std::size_t>(n));
-  if (target_id >= 0 && reach[target_id]) {
-    if (!is_floating(target.dtype())) {
+  bool any_target = false;
+  for (const Target& t : targets) {
+    if (t.id < 0 || !reach[t.id]) continue;
+    if (!is_floating(t.value.dtype())) {
       for (const Record& r : p.records)
-        if (r.out_id == target_id && !rule(r.op).differentiable())
+        if (r.out_id == t.id && !rule(r.op).differentiable())
           throw ValueError(fmt::format("{}: the target was computed by {}, which is not differentiable ({})",
                                        who, dispatch::op_name(r.op), rule(r.op).why_not));
       throw ValueError(fmt::format("{}: the target has dtype {}; only floating-point targets have gradients",
-                                   who, dtype_name(target.dtype())));
+                                   who, dtype_name(t.value.dtype())));
     }
-    grads[target_id] = seed;
+    Tensor& acc = grads[t.id];
+    acc = acc.defined() ? acc + t.seed : t.seed;
+    any_target = true;
+  }
+  if (any_target) {
     for (std::size_t k = p.records.size(); k-- > 0;) {
       const Record& r = p.records[k];
       if (r.out_id < 0 || !reach[r.out_id] || !grads[r.out_id].defined()) continue;
@@ -142,7 +176,7 @@ std::vector<Tensor> backward(const Program& p, int target_id, const Tensor& targ
       total = total.defined() ? total + g : g;
     }
     const Tensor& like = source_like[i];
-    if (!total.defined()) total = zeros_like(like);
+    if (!total.defined()) total = zeros_shaped_like(like);
     // Users get plain tensors (a rule may return an expanded view).
     else if (!total.is_contiguous()) total = total.contiguous();
     out.push_back(std::move(total));

@@ -32,12 +32,19 @@ struct Program {
   int num_ids = 0;
 };
 
-/// d target / d sources given d target / d target = `seed` (shaped like the target).
-/// `sources[i]` lists the ids whose gradients are summed for source i (a Variable read
-/// twice in graph mode has two); `source_like[i]` gives shape/dtype for a zero gradient.
-/// `who` heads error messages ("gradient", "tf.gradients").
-std::vector<Tensor> backward(const Program& p, int target_id, const Tensor& target,
-                             const Tensor& seed, const std::vector<std::vector<int>>& sources,
+/// A value to differentiate and d(loss)/d(value) (`seed`, shaped like it).
+struct Target {
+  int id = -1;  // -1: not recorded (it depends on no source)
+  Tensor value;
+  Tensor seed;
+};
+
+/// d(sum of targets weighted by their seeds) / d sources. `sources[i]` lists the
+/// ids whose gradients are summed for source i (a Variable read twice in graph
+/// mode has two); `source_like[i]` gives shape/dtype for a zero gradient.
+/// `who` heads error messages ("GradientTape::gradient", "gradients").
+std::vector<Tensor> backward(const Program& p, const std::vector<Target>& targets,
+                             const std::vector<std::vector<int>>& sources,
                              const std::vector<Tensor>& source_like, const char* who);
 
 }  // namespace ember::autograd

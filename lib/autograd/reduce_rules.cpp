@@ -23,13 +23,6 @@ Tensor keep_dims(const GradCtx& c, const Tensor& t) {
   return t.reshape(s);
 }
 
-// Elements reduced into each result element.
-int64_t reduced_count(const GradCtx& c) {
-  int64_t n = 1;
-  for (int64_t d : reduced_axes(c)) n *= c.in[0].shape()[static_cast<std::size_t>(d)];
-  return n;
-}
-
 // max/min: the gradient goes to the extreme elements, shared evenly on ties.
 void extreme_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
   const Tensor& x = c.in[0];
@@ -41,10 +34,12 @@ void extreme_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
 
 void register_reduce_rules(RuleTable& t) {
   t.set(OpId::sum, kUsesNothing, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
-    gx[0] = keep_dims(c, g).expand(c.in[0].shape());
+    gx[0] = broadcast_like(keep_dims(c, g), c.in[0]);
   });
+  // Uses the input only for its shape, which an in-place write cannot change.
   t.set(OpId::mean, kUsesNothing, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
-    gx[0] = (keep_dims(c, g) / static_cast<double>(reduced_count(c))).expand(c.in[0].shape());
+    const Tensor& x = c.in[0];
+    gx[0] = broadcast_like(keep_dims(c, g) / reduced_count(x, reduced_axes(c)), x);
   });
   // d prod / dx_i = prod / x_i (undefined where x_i == 0, as the formula says).
   t.set(OpId::prod, kUsesIn0 | kUsesOut, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
@@ -55,14 +50,14 @@ void register_reduce_rules(RuleTable& t) {
   t.set(OpId::var, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& x = c.in[0];
     const Axes axes = reduced_axes(c);
-    const double dof = static_cast<double>(reduced_count(c)) - c.attrs.f0;
-    gx[0] = keep_dims(c, g) * ((x - mean(x, axes, true)) * (2.0 / dof));
+    const Tensor dof = reduced_count(x, axes) - c.attrs.f0;
+    gx[0] = keep_dims(c, g) * ((x - mean(x, axes, true)) * 2.0 / dof);
   });
   t.set(OpId::std, kUsesIn0 | kUsesOut, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& x = c.in[0];
     const Axes axes = reduced_axes(c);
-    const double dof = static_cast<double>(reduced_count(c)) - c.attrs.f0;
-    gx[0] = keep_dims(c, g / c.out) * ((x - mean(x, axes, true)) * (1.0 / dof));
+    const Tensor dof = reduced_count(x, axes) - c.attrs.f0;
+    gx[0] = keep_dims(c, g / c.out) * ((x - mean(x, axes, true)) / dof);
   });
   t.not_differentiable(OpId::argmax, "it returns int64 positions");
   t.not_differentiable(OpId::argmin, "it returns int64 positions");

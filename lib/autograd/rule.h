@@ -73,4 +73,20 @@ void register_structural_rules(RuleTable& t);
 /// Sums `g` over the dims that broadcasting added or expanded to reach g's shape from `shape`.
 Tensor sum_to(const Tensor& g, const Shape& shape);
 
+// Note [Shapes in graph mode]: while ops build graph nodes (the TF1 shim), a
+// dim the graph does not know (-1) holds a stand-in size, so a rule must not
+// turn a shape into a value (a count, a fill, an expand target). These helpers
+// take what they need from the tensors themselves in graph mode and stay free
+// views/numbers eagerly.
+/// True while ops build graph nodes instead of running.
+bool graph_mode();
+/// `g` (broadcastable to x) broadcast to x's shape.
+Tensor broadcast_like(const Tensor& g, const Tensor& x);
+/// Ones (zeros) of t's shape and dtype.
+Tensor ones_shaped_like(const Tensor& t);
+Tensor zeros_shaped_like(const Tensor& t);
+/// How many elements of x each reduction result over `axes` combines, as a
+/// tensor that broadcasts against x (a 0-d number eagerly).
+Tensor reduced_count(const Tensor& x, const Axes& axes);
+
 }  // namespace ember::autograd
