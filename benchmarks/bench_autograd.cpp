@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 #endif
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -35,6 +36,14 @@ em::Tensor chain(const em::Tensor& x) {
   t = em::sigmoid(t);
   return t * t;
 }
+
+#ifdef EMBER_BENCH_TORCH
+torch::Tensor to_torch(const em::Tensor& t) {
+  const em::Tensor c = t.contiguous();
+  std::vector<int64_t> shape(c.shape().begin(), c.shape().end());
+  return torch::from_blob(const_cast<float*>(c.data<float>()), shape, torch::kFloat32).clone();
+}
+#endif
 
 struct Mlp {
   em::Variable w1, b1, w2, b2;
@@ -96,13 +105,29 @@ int main(int argc, char** argv) {
     };
     std::vector<std::string> names = {"ember eager (GradientTape)", "ember captured step"};
 #ifdef EMBER_BENCH_TORCH
-    torch::manual_seed(0);
-    auto tx = torch::randn({64, 784});
-    auto tlabels = torch::randint(0, 10, {64}, torch::kLong);
-    auto tw1 = (torch::randn({784, 256}) * 0.05).requires_grad_();
-    auto tb1 = torch::zeros({256}).requires_grad_();
-    auto tw2 = (torch::randn({256, 10}) * 0.05).requires_grad_();
-    auto tb2 = torch::zeros({10}).requires_grad_();
+    // Same data and initial weights as ember's.
+    auto tx = to_torch(x);
+    auto tlabels = torch::from_blob(const_cast<int64_t*>(labels.data<int64_t>()), {64}, torch::kLong).clone();
+    auto tw1 = to_torch(eager.w1.value()).requires_grad_();
+    auto tb1 = to_torch(eager.b1.value()).requires_grad_();
+    auto tw2 = to_torch(eager.w2.value()).requires_grad_();
+    auto tb2 = to_torch(eager.b2.value()).requires_grad_();
+    {
+      // Correctness first: ember's gradients against LibTorch autograd's.
+      em::GradientTape tape;
+      auto eg = tape.gradient(mlp_loss(eager, x, onehot), std::vector<em::Variable>{eager.w1, eager.b1, eager.w2, eager.b2});
+      auto h = torch::relu(torch::matmul(tx, tw1) + tb1);
+      auto loss = torch::nll_loss(torch::log_softmax(torch::matmul(h, tw2) + tb2, -1), tlabels);
+      loss.backward();
+      double worst = 0;
+      torch::Tensor* tp[4] = {&tw1, &tb1, &tw2, &tb2};
+      for (int i = 0; i < 4; ++i) {
+        worst = std::max(worst, (to_torch(eg[static_cast<std::size_t>(i)]) - tp[i]->grad()).abs().max().item<double>());
+        tp[i]->mutable_grad().zero_();
+      }
+      std::printf("| MLP step | gradients vs LibTorch autograd | max abs difference %.2g | | %s |\n", worst,
+                  worst < 1e-5 ? "agree" : "DIFFER");
+    }
     fns.push_back([&] {
       auto h = torch::relu(torch::matmul(tx, tw1) + tb1);
       auto logits = torch::matmul(h, tw2) + tb2;
@@ -117,18 +142,27 @@ int main(int argc, char** argv) {
     });
     names.push_back("LibTorch eager autograd");
 #endif
-    bench::Group grp(fns);
-    grp.run_all(reps);
-    const double base = grp.med(0);
-    for (std::size_t i = 0; i < fns.size(); ++i)
-      std::printf("| MLP 784-256-10 step, batch 64 | %s | %s | %.2fx eager time | %s |\n",
-                  names[i].c_str(), bench::fmt_time(grp.med(static_cast<int>(i))).c_str(),
-                  grp.med(static_cast<int>(i)) / base, i == 1 ? "<= LibTorch's time" : "");
+    // Both libraries at ember's thread count and at 1 thread (on a small,
+    // shared machine LibTorch's OpenMP team can lose more to spinning than it gains).
+    for (int t : {threads, 1}) {
+      em::set_num_threads(t);
 #ifdef EMBER_BENCH_TORCH
-    const double r = grp.med(1) / grp.med(2);
-    std::printf("| MLP step | captured / LibTorch | | %.2fx | %s (<= 1.00x) |\n", r,
-                r <= 1.0 ? "MET" : "MISSED");
+      torch::set_num_threads(t);
 #endif
+      bench::Group grp(fns);
+      grp.run_all(reps);
+      const double base = grp.med(0);
+      const std::string label = fmt::format("MLP 784-256-10 step, batch 64, {} thread{}", t, t > 1 ? "s" : "");
+      for (std::size_t i = 0; i < fns.size(); ++i)
+        std::printf("| %s | %s | %s | %.2fx eager time | |\n", label.c_str(), names[i].c_str(),
+                    bench::fmt_time(grp.med(static_cast<int>(i))).c_str(), grp.med(static_cast<int>(i)) / base);
+#ifdef EMBER_BENCH_TORCH
+      const double r = grp.med(1) / grp.med(2);
+      std::printf("| %s | captured / LibTorch | | %.2fx | %s (<= 1.00x) |\n", label.c_str(), r,
+                  r <= 1.0 ? "MET" : "MISSED");
+#endif
+    }
+    em::set_num_threads(threads);
     // Same results: a few more steps of each ember variant agree.
     const float le = sgd_step(eager, x, onehot).item<float>();
     const float lc = captured(x, onehot).item<float>();
