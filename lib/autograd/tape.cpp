@@ -41,6 +41,19 @@ class Tape final : public dispatch::Recorder {
   bool graph_mode() const override { return prev_ && prev_->graph_mode(); }
 
   void before_inplace(OpId op, dispatch::Inputs inputs, const Tensor& out) override {
+    if (active()) {
+      // An in-place op on a tensor the tape recorded becomes a new value of that
+      // tensor; a write through a view (or into a view's base) would change
+      // other recorded values behind the tape's back.
+      auto it = by_storage_.find(out.impl().storage.get());
+      if (it != by_storage_.end())
+        for (const void* impl : it->second)
+          if (impl != out.impl_ptr())
+            throw ValueError(fmt::format(
+                "GradientTape: in-place {}_ writes into memory shared with another tensor the tape "
+                "recorded (a view or its base); use the out-of-place op",
+                dispatch::op_name(op)));
+    }
     pending_version_ = out.impl().storage->version();
     if (prev_) prev_->before_inplace(op, inputs, out);
   }
@@ -125,6 +138,7 @@ class Tape final : public dispatch::Recorder {
       prog_ = {};
       ids_.clear();
       keep_.clear();
+      by_storage_.clear();
     }
     return r;
   }
@@ -156,6 +170,7 @@ class Tape final : public dispatch::Recorder {
     if (fresh) {
       ++prog_.num_ids;
       keep_.push_back(t);  // keeps the address unique while the tape refers to it
+      note_storage(t);
     }
     return it->second;
   }
@@ -192,7 +207,12 @@ class Tape final : public dispatch::Recorder {
     // The result (for an in-place op: the destination's new value) gets a new id.
     r.out_id = prog_.num_ids++;
     ids_[out.impl_ptr()] = r.out_id;
+    if (!symbolic && !inplace) note_storage(out);
     prog_.records.push_back(std::move(r));
+  }
+
+  void note_storage(const Tensor& t) {
+    if (t.impl().storage) by_storage_[t.impl().storage.get()].push_back(t.impl_ptr());
   }
 
   Recorder* prev_ = nullptr;
@@ -201,6 +221,7 @@ class Tape final : public dispatch::Recorder {
   autograd::Program prog_;
   std::unordered_map<const void*, int> ids_;
   std::vector<Tensor> keep_;
+  std::unordered_map<const void*, std::vector<const void*>> by_storage_;
   std::vector<std::pair<std::shared_ptr<Variable::State>, std::vector<int>>> vars_;
 };
 

@@ -155,6 +155,18 @@ TEST_CASE("an in-place write into a value a gradient needs is an error", "[autog
                                     "in-place operation after it was saved for the gradient"));
 }
 
+TEST_CASE("an in-place write through a view of a recorded tensor is refused", "[autograd][tape][errors]") {
+  Tensor x = em::tensor({1.0, 2.0, 3.0});
+  em::GradientTape tape;
+  tape.watch(x);
+  Tensor y = x * 2;
+  Tensor v = y.slice(0, 0, 2);
+  CHECK_THROWS_WITH(v.mul_(3.0), Catch::Contains("GradientTape: in-place mul_ writes into memory shared "
+                                                 "with another tensor the tape recorded"));
+  CHECK_THROWS_AS(x.slice(0, 1, 2).add_(1.0), em::ValueError);  // into a watched leaf's memory
+  CHECK(vals(x) == std::vector<double>{1, 2, 3});                 // nothing was written
+}
+
 TEST_CASE("non-differentiable ops are named in the error", "[autograd][errors]") {
   Tensor x = em::tensor({1.5, -2.5});
   {
