@@ -207,7 +207,7 @@ class Tape final : public dispatch::Recorder {
     // The result (for an in-place op: the destination's new value) gets a new id.
     r.out_id = prog_.num_ids++;
     ids_[out.impl_ptr()] = r.out_id;
-    if (!symbolic && !inplace) note_storage(out);
+    if (!symbolic) note_storage(out);
     prog_.records.push_back(std::move(r));
   }
 

@@ -165,6 +165,9 @@ TEST_CASE("an in-place write through a view of a recorded tensor is refused", "[
                                                  "with another tensor the tape recorded"));
   CHECK_THROWS_AS(x.slice(0, 1, 2).add_(1.0), em::ValueError);  // into a watched leaf's memory
   CHECK(vals(x) == std::vector<double>{1, 2, 3});                 // nothing was written
+  Tensor buf = em::zeros({3}, em::float64);
+  buf.add_(x);  // an untracked tensor becomes a recorded value in place
+  CHECK_THROWS_AS(buf.slice(0, 0, 1).mul_(2.0), em::ValueError);
 }
 
 TEST_CASE("non-differentiable ops are named in the error", "[autograd][errors]") {
