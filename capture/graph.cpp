@@ -26,7 +26,7 @@ std::shared_ptr<const Compiled> compile(GraphIR traced, const Options& options) 
   g.verify("capture");
   c->traced = std::move(traced);
   c->optimized = std::move(g);
-  c->exec = std::make_unique<Executor>(c->optimized, options.memory_plan);
+  c->exec = std::make_unique<Executor>(c->optimized, options.memory_plan, options.cuda_graphs);
   return c;
 }
 

@@ -10,6 +10,9 @@
 #include <ember/capture.h>
 
 #include "dispatch/dispatcher.h"
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember::capture {
 
@@ -17,6 +20,13 @@ using dispatch::OpId;
 
 struct Frame {
   std::vector<Tensor> vals;   // per value id: planned buffers stay, the rest is cleared after a run
+#ifdef EMBER_WITH_CUDA
+  // CUDA-graph replay (Executor::run_cuda_graph): the recording and the fixed
+  // buffers its kernels read; every value stays alive with the frame.
+  std::unique_ptr<gpu::GraphRecording> rec;
+  std::vector<Tensor> static_in;
+  std::vector<Tensor> static_var;  // per value id of a variable_read node (else undefined)
+#endif
 };
 
 namespace {
@@ -40,9 +50,36 @@ std::size_t bytes_of(const ValueInfo& v) {
 
 }  // namespace
 
-Executor::Executor(const GraphIR& g, bool plan_memory) {
+Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
   const int n = static_cast<int>(g.nodes.size());
   n_values_ = n;
+#ifdef EMBER_WITH_CUDA
+  // Note [CUDA-graph replay]: a graph whose every computed value lives on one
+  // GPU, with no host guard and no random op (whose seed changes per replay),
+  // is recorded once per frame into a CUDA graph and then launched whole.
+  if (cuda_graphs) {
+    bool ok = true, any = false;
+    for (const Node& nd : g.nodes) {
+      const bool computes = nd.kind == NodeKind::op || nd.kind == NodeKind::fused;
+      if (nd.kind == NodeKind::guard) ok = false;
+      if (nd.kind == NodeKind::op && (dispatch::schema(nd.op).flags & dispatch::kRandom)) ok = false;
+      if (computes || nd.kind == NodeKind::input || nd.kind == NodeKind::variable_read) {
+        if (!nd.out.device.is_cuda()) {
+          ok = false;
+        } else if (!any) {
+          graph_device_ = nd.out.device;
+          any = true;
+        } else if (nd.out.device != graph_device_) {
+          ok = false;
+        }
+      }
+      if (nd.kind == NodeKind::constant && nd.out.device.is_cpu() && !nd.out.shape.empty()) ok = false;
+    }
+    cuda_graph_ = ok && any;
+  }
+#else
+  (void)cuda_graphs;
+#endif
   std::vector<bool> is_output(n, false);
   for (int o : g.outputs) is_output[o] = true;
   for (int w : g.input_writeback)
@@ -103,17 +140,20 @@ Executor::Executor(const GraphIR& g, bool plan_memory) {
     const bool makes_buffer =
         (nd.kind == NodeKind::op && !(dispatch::schema(nd.op).flags & dispatch::kView)) ||
         nd.kind == NodeKind::fused;
-    if (plan_memory && makes_buffer && !escapes[id] && last[id] >= 0) {
+    if (plan_memory && !cuda_graph_ && makes_buffer && !escapes[id] && last[id] >= 0) {
       const std::size_t need = bytes_of(nd.out);
       auto best = free_slots.end();
       for (auto it = free_slots.begin(); it != free_slots.end(); ++it)
-        if (it->first >= need && (best == free_slots.end() || it->first < best->first)) best = it;
+        if (it->first >= need && slot_device_[it->second] == nd.out.device &&
+            (best == free_slots.end() || it->first < best->first))
+          best = it;
       if (best != free_slots.end()) {
         slot_of_[id] = best->second;
         free_slots.erase(best);
       } else {
         slot_of_[id] = static_cast<int>(slot_bytes_.size());
         slot_bytes_.push_back(need);
+        slot_device_.push_back(nd.out.device);
       }
       release_at[last[id]].push_back(id);
     }
@@ -130,57 +170,22 @@ std::unique_ptr<Frame> Executor::make_frame() const {
   auto f = std::make_unique<Frame>();
   f->vals.resize(n_values_);
   std::vector<ember::detail::Ref<ember::detail::Storage>> slots;
-  for (std::size_t b : slot_bytes_) slots.push_back(ember::detail::Storage::allocate(b, Device::cpu()));
+  for (std::size_t i = 0; i < slot_bytes_.size(); ++i)
+    slots.push_back(ember::detail::Storage::allocate(slot_bytes_[i], slot_device_[i]));
   for (const Step& s : steps_)
     if (slot_of_[s.out] >= 0) f->vals[s.out] = view_over(slots[slot_of_[s.out]], s.node->out);
   return f;
 }
 
-std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& inputs) const {
-  if (static_cast<int>(inputs.size()) != g.num_inputs())
-    throw ValueError(fmt::format("Graph::run: expects {} inputs, got {}", g.num_inputs(), inputs.size()));
-  for (int i = 0; i < g.num_inputs(); ++i) {
-    const ValueInfo& want = g.input_info(i);
-    const Tensor& t = inputs[i];
-    if (!t.defined())
-      throw ValueError(fmt::format("Graph::run: input {} ({}) is an undefined tensor", i, g.input_names[i]));
-    if (t.shape() != want.shape || t.dtype() != want.dtype || t.device() != want.device) {
-      const std::string msg = fmt::format("Graph::run: input {} ({}) expects {}, got {}", i, g.input_names[i],
-                                          want.str(), ValueInfo{t.shape(), t.dtype(), t.device()}.str());
-      if (t.device() != want.device) throw DeviceError(msg);
-      if (t.dtype() != want.dtype) throw DTypeError(msg);
-      throw ShapeError(msg);
-    }
-  }
-  std::unique_ptr<Frame> frame;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!free_.empty()) {
-      frame = std::move(free_.back());
-      free_.pop_back();
-    }
-  }
-  if (!frame) frame = make_frame();
-  std::vector<Tensor>& v = frame->vals;
-  struct Release {  // drop per-run references and return the frame, also on error
-    const Executor* ex;
-    std::unique_ptr<Frame>& f;
-    ~Release() {
-      for (std::size_t i = 0; i < f->vals.size(); ++i)
-        if (ex->slot_of_[i] < 0) f->vals[i] = Tensor();
-      std::lock_guard<std::mutex> lock(ex->mu_);
-      ex->free_.push_back(std::move(f));
-    }
-  } release{this, frame};
-
-  std::vector<const Node*> assigns;
+void Executor::run_steps(const GraphIR& g, std::vector<Tensor>& v, const std::vector<Tensor>& inputs,
+                         std::vector<const Node*>& assigns, const std::vector<Tensor>* vars) const {
   Tensor ins[8];
   for (const Step& s : steps_) {
     const Node& nd = *s.node;
     switch (s.kind) {
       case NodeKind::input: v[s.out] = inputs[nd.index]; break;
       case NodeKind::constant: v[s.out] = nd.value; break;
-      case NodeKind::variable_read: v[s.out] = Variable(nd.var).value(); break;
+      case NodeKind::variable_read: v[s.out] = vars ? (*vars)[s.out] : Variable(nd.var).value(); break;
       case NodeKind::guard: {
         const Tensor& got = v[s.in[0]];
         if (!equal(got, nd.value))
@@ -200,7 +205,18 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
           fin = many.data();
         }
         for (std::size_t i = 0; i < k; ++i) fin[i] = v[s.in[i]];
+#ifdef EMBER_WITH_CUDA
+        if (nd.out.device.is_cuda()) {
+          thread_local std::vector<gpu::FusedOp> gops;
+          gops.clear();
+          for (const auto& in : nd.fused->instrs) gops.push_back({in.op, in.a, in.b});
+          gpu::run_fused(nd.fused->dtype, static_cast<int>(k), gops.data(), static_cast<int>(gops.size()), fin, out);
+        } else {
+          run_fused(*nd.fused, fin, static_cast<int>(k), out);
+        }
+#else
         run_fused(*nd.fused, fin, static_cast<int>(k), out);
+#endif
         for (std::size_t i = 0; i < k; ++i) fin[i] = Tensor();
         break;
       }
@@ -251,6 +267,56 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
       }
     }
   }
+}
+
+std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& inputs) const {
+  if (static_cast<int>(inputs.size()) != g.num_inputs())
+    throw ValueError(fmt::format("Graph::run: expects {} inputs, got {}", g.num_inputs(), inputs.size()));
+  for (int i = 0; i < g.num_inputs(); ++i) {
+    const ValueInfo& want = g.input_info(i);
+    const Tensor& t = inputs[i];
+    if (!t.defined())
+      throw ValueError(fmt::format("Graph::run: input {} ({}) is an undefined tensor", i, g.input_names[i]));
+    if (t.shape() != want.shape || t.dtype() != want.dtype || t.device() != want.device) {
+      const std::string msg = fmt::format("Graph::run: input {} ({}) expects {}, got {}", i, g.input_names[i],
+                                          want.str(), ValueInfo{t.shape(), t.dtype(), t.device()}.str());
+      if (t.device() != want.device) throw DeviceError(msg);
+      if (t.dtype() != want.dtype) throw DTypeError(msg);
+      throw ShapeError(msg);
+    }
+  }
+  std::unique_ptr<Frame> frame;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      frame = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (!frame) frame = make_frame();
+  std::vector<Tensor>& v = frame->vals;
+  struct Release {  // drop per-run references and return the frame, also on error
+    const Executor* ex;
+    std::unique_ptr<Frame>& f;
+    ~Release() {
+      if (!ex->cuda_graph_)
+        for (std::size_t i = 0; i < f->vals.size(); ++i)
+          if (ex->slot_of_[i] < 0) f->vals[i] = Tensor();
+      std::lock_guard<std::mutex> lock(ex->mu_);
+      ex->free_.push_back(std::move(f));
+    }
+  } release{this, frame};
+
+#ifdef EMBER_WITH_CUDA
+  if (cuda_graph_) return run_cuda_graph(g, *frame, inputs);
+#endif
+  std::vector<const Node*> assigns;
+  run_steps(g, v, inputs, assigns);
+  return finish(g, v, inputs, assigns);
+}
+
+std::vector<Tensor> Executor::finish(const GraphIR& g, std::vector<Tensor>& v, const std::vector<Tensor>& inputs,
+                                     const std::vector<const Node*>& assigns) const {
   // Side effects last, so a failed guard leaves every Variable untouched.
   for (const Node* a : assigns) {
     Tensor dst = Variable(a->var).state()->value;
@@ -269,10 +335,53 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
   outs.reserve(g.outputs.size());
   for (int o : g.outputs) {
     const NodeKind k = g.nodes[o].kind;
-    // Constants are returned as copies so a caller cannot change the graph.
-    outs.push_back(k == NodeKind::constant ? v[o].clone() : v[o]);
+    // Constants are returned as copies so a caller cannot change the graph;
+    // CUDA-graph values too (the next replay overwrites them).
+    outs.push_back(k == NodeKind::constant || cuda_graph_ ? v[o].clone() : v[o]);
   }
   return outs;
 }
 
+#ifdef EMBER_WITH_CUDA
+std::vector<Tensor> Executor::run_cuda_graph(const GraphIR& g, Frame& f, const std::vector<Tensor>& inputs) const {
+  std::vector<Tensor>& v = f.vals;
+  std::vector<const Node*> assigns;
+  const bool first = !f.rec;
+  if (first) {
+    f.static_in.clear();
+    for (const Tensor& t : inputs) f.static_in.push_back(ember::detail::make_tensor(t.shape(), t.dtype(), t.device()));
+    f.static_var.assign(v.size(), Tensor());
+    for (const Step& s : steps_)
+      if (s.kind == NodeKind::variable_read)
+        f.static_var[s.out] = ember::detail::make_tensor(s.node->out.shape, s.node->out.dtype, s.node->out.device);
+  }
+  // Fresh values into the fixed buffers the recorded kernels read.
+  {
+    dispatch::RecorderGuard off(nullptr);
+    for (std::size_t i = 0; i < inputs.size(); ++i) f.static_in[i].copy_(inputs[i]);
+    for (const Step& s : steps_)
+      if (s.kind == NodeKind::variable_read) f.static_var[s.out].copy_(Variable(s.node->var).value());
+  }
+  if (first) {
+    auto rec = std::make_unique<gpu::GraphRecording>(graph_device_);
+    rec->begin();
+    try {
+      run_steps(g, v, f.static_in, assigns, &f.static_var);
+    } catch (...) {
+      rec->abort();
+      for (Tensor& t : v) t = Tensor();
+      throw;
+    }
+    rec->end();
+    f.rec = std::move(rec);
+  } else {
+    for (const Step& s : steps_)
+      if (s.kind == NodeKind::assign) assigns.push_back(s.node);
+  }
+  f.rec->replay();
+  return finish(g, v, inputs, assigns);
+}
+#endif
+
 }  // namespace ember::capture
+

@@ -16,11 +16,13 @@ struct Frame;
 
 class Executor {
  public:
-  Executor(const GraphIR& g, bool plan_memory);
+  Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs = true);
   ~Executor();
   std::vector<Tensor> run(const GraphIR& g, const std::vector<Tensor>& inputs) const;
   /// Bytes of intermediate buffers one run holds (for tests and benchmarks).
   std::size_t planned_bytes() const { return planned_bytes_; }
+  /// True when replays go through a CUDA graph (every node on one GPU).
+  bool uses_cuda_graph() const { return cuda_graph_; }
 
   struct Step {
     NodeKind kind;
@@ -38,9 +40,17 @@ class Executor {
 
  private:
   std::unique_ptr<Frame> make_frame() const;
+  void run_steps(const GraphIR& g, std::vector<Tensor>& v, const std::vector<Tensor>& inputs,
+                 std::vector<const Node*>& assigns, const std::vector<Tensor>* vars = nullptr) const;
+  std::vector<Tensor> finish(const GraphIR& g, std::vector<Tensor>& v, const std::vector<Tensor>& inputs,
+                             const std::vector<const Node*>& assigns) const;
+  std::vector<Tensor> run_cuda_graph(const GraphIR& g, Frame& f, const std::vector<Tensor>& inputs) const;
+  bool cuda_graph_ = false;
+  Device graph_device_;
   std::vector<Step> steps_;
   std::vector<int> slot_of_;          // value id -> buffer slot, -1: allocated per run
   std::vector<std::size_t> slot_bytes_;
+  std::vector<Device> slot_device_;
   std::size_t planned_bytes_ = 0;
   int n_values_ = 0;
   mutable std::mutex mu_;

@@ -1,3 +1,6 @@
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 #include "passes/passes.h"
 
 #include <algorithm>
@@ -157,11 +160,19 @@ void fuse_elementwise(GraphIR& g) {
 
   auto fusible = [&](int id) {
     const Node& nd = g.nodes[id];
-    if (nd.kind != NodeKind::op || !nd.out.device.is_cpu()) return false;
+    if (nd.kind != NodeKind::op) return false;
     const uint32_t f = dispatch::schema(nd.op).flags;
     if (!(f & (dispatch::kUnary | dispatch::kBinary))) return false;
-    if (!cpu::arch().fusable[dispatch::op_index(nd.op)]) return false;
-    if (nd.out.dtype != DType::float32 && nd.out.dtype != DType::float64) return false;
+    if (nd.out.device.is_cpu()) {
+      if (!cpu::arch().fusable[dispatch::op_index(nd.op)]) return false;
+      if (nd.out.dtype != DType::float32 && nd.out.dtype != DType::float64) return false;
+    } else {
+#ifdef EMBER_WITH_CUDA
+      if (!gpu::fusable(nd.op, nd.out.dtype)) return false;
+#else
+      return false;
+#endif
+    }
     for (int in : nd.inputs) {
       const ValueInfo& vi = g.nodes[in].out;
       if (vi.dtype != nd.out.dtype) return false;
@@ -219,7 +230,13 @@ void fuse_elementwise(GraphIR& g) {
       prog->instrs.push_back(ins);
       if (m != root) keep[m] = false;
     }
-    if (!prog->prepare()) {  // too many live values for the fused loop: leave unfused
+    const Device dev = g.nodes[root].out.device;
+    bool fits = dev.is_cpu() ? prog->prepare() : false;
+#ifdef EMBER_WITH_CUDA
+    if (dev.is_cuda())
+      fits = prog->n_inputs <= gpu::max_fused_inputs() && static_cast<int>(prog->instrs.size()) <= gpu::max_fused_ops();
+#endif
+    if (!fits) {  // too many live values for the fused loop: leave unfused
       for (int m : ms) keep[m] = true;
       continue;
     }

@@ -17,6 +17,9 @@
 
 #include <ember/error.h>
 #include <ember/memory.h>
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember::detail {
 namespace {
@@ -163,7 +166,18 @@ Allocator& cpu_allocator() {
 
 namespace ember {
 
+#ifdef EMBER_WITH_CUDA
+#define EMBER_ROUTE_CUDA(op, call)      \
+  if (device.is_cuda() && gpu::available()) { \
+    gpu::check_device(device, op);      \
+    return call;                        \
+  }
+#else
+#define EMBER_ROUTE_CUDA(op, call)
+#endif
+
 MemoryStats memory_stats(Device device) {
+  EMBER_ROUTE_CUDA("memory_stats", gpu::memory_stats(device.index))
   if (!device.is_cpu()) throw DeviceError("memory_stats: " + device.str() + " is not available");
   auto& c = detail::cache();
   std::lock_guard<std::mutex> lock(c.mu);
@@ -171,6 +185,7 @@ MemoryStats memory_stats(Device device) {
 }
 
 void reset_peak_memory(Device device) {
+  EMBER_ROUTE_CUDA("reset_peak_memory", gpu::reset_peak_memory(device.index))
   if (!device.is_cpu())
     throw DeviceError("reset_peak_memory: " + device.str() + " is not available");
   auto& c = detail::cache();
@@ -179,6 +194,7 @@ void reset_peak_memory(Device device) {
 }
 
 void empty_cache(Device device) {
+  EMBER_ROUTE_CUDA("empty_cache", gpu::empty_cache(device.index))
   if (!device.is_cpu()) throw DeviceError("empty_cache: " + device.str() + " is not available");
   auto& c = detail::cache();
   std::lock_guard<std::mutex> lock(c.mu);

@@ -4,6 +4,9 @@
 
 #include "dispatch/dispatcher.h"
 #include "dispatch/dtype_visit.h"
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember {
 namespace detail {
@@ -16,10 +19,18 @@ Storage::~Storage() {
 }
 
 Ref<Storage> Storage::allocate(std::size_t nbytes, Device device) {
-  if (!device.is_cpu())
+  if (!device.is_cpu()) {
+#ifdef EMBER_WITH_CUDA
+    gpu::check_device(device, "empty");
+    Allocator& a = gpu::allocator(device.index);
+    Block b = a.allocate(nbytes);
+    return Ref<Storage>(new Storage(b, &a, device));
+#else
     throw DeviceError(fmt::format(
         "to: {} requested but no CUDA device is available; check em::cuda_available()",
         device.str()));
+#endif
+  }
   Allocator& a = cpu_allocator();
   Block b = a.allocate(nbytes);
   return Ref<Storage>(new Storage(b, &a, device));
@@ -77,7 +88,9 @@ Tensor wrap_scalar(Scalar s, DType dtype, Device device) {
   // Half-precision tensors are refused by the op's own rule; the scalar only
   // needs to exist until then.
   if (dtype == DType::float16 || dtype == DType::bfloat16) dtype = DType::float32;
-  Tensor t = make_tensor({}, dtype, device);
+  // Always a host number: GPU kernels take a CPU 0-d operand by value.
+  (void)device;
+  Tensor t = make_tensor({}, dtype, Device::cpu());
   dispatch::visit_dtype(dtype, [&]<class T>() { *static_cast<T*>(t.impl().data()) = s.to<T>(); });
   t.impl().wrapped_scalar = true;
   return t;
@@ -134,6 +147,7 @@ int64_t Tensor::shape(int64_t d) const {
 }
 
 void* Tensor::data_ptr() const {
+  if (device().is_cuda()) return impl().data();  // the device address, for interop
   detail::check_host(*this, "data_ptr");
   detail::note_host_read(*this);
   return impl().data();
@@ -141,6 +155,10 @@ void* Tensor::data_ptr() const {
 
 template <class T>
 T Tensor::item() const {
+  if (device().is_cuda()) {  // synchronizes: waits for the value
+    detail::note_host_read(*this);
+    return to(Device::cpu()).item<T>();
+  }
   detail::check_host(*this, "item");
   if (numel() != 1)
     throw ValueError(fmt::format(
@@ -154,6 +172,10 @@ T Tensor::item() const {
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
+  if (device().is_cuda()) {
+    detail::note_host_read(*this);
+    return to(Device::cpu()).to_vector<T>();
+  }
   detail::check_host(*this, "to_vector");
   detail::note_host_read(*this);
   std::vector<T> out;

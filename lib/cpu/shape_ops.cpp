@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/kernels.h"
+#include "dispatch/dispatcher.h"
 #include "cpu/loops.h"
 #include "ops/infer.h"
 
@@ -52,7 +53,13 @@ void view_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor&
       if (!view_strides(impl.shape, impl.strides, shape, &strides)) {
         out = ember::detail::make_tensor(shape, x.dtype(), x.device());
         Tensor flat = ember::detail::make_view(out, impl.shape, contiguous_strides(impl.shape), 0);
-        copy_into(flat, x);
+        if (x.device().is_cpu()) {
+          copy_into(flat, x);
+        } else {  // this view kernel serves CUDA tensors too
+          dispatch::Attrs ca;
+          ca.dtype = x.dtype();
+          dispatch::kernel_for(OpId::copy, x.device())(OpId::copy, dispatch::Inputs(&x, 1), ca, flat);
+        }
         return;
       }
       break;

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include "dispatch/registry.h"
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember::dispatch {
 
@@ -31,6 +34,9 @@ const Registry& registry() {
   static const Registry* r = [] {
     auto* reg = new Registry;
     cpu::register_cpu_kernels(*reg);
+#ifdef EMBER_WITH_CUDA
+    gpu::register_kernels(*reg);
+#endif
     return reg;
   }();
   return *r;

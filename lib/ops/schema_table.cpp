@@ -417,12 +417,17 @@ std::vector<int64_t> index_values(const Tensor& idx) {
 }
 
 Device common_device(const char* op, dispatch::Inputs in) {
-  Device d = in.empty() ? Device::cpu() : in[0].device();
-  for (std::size_t i = 1; i < in.size(); ++i)
-    if (in[i].device() != d)
-      throw DeviceError(fmt::format("{}: expected all tensors on one device, but input 0 is on {} "
+  // A CPU 0-d tensor (a wrapped number) joins an op on any device, as in
+  // PyTorch: GPU kernels take its value by argument.
+  std::size_t first = 0;
+  while (first < in.size() && in[first].device().is_cpu() && in[first].dim() == 0) ++first;
+  if (first == in.size()) return Device::cpu();
+  const Device d = in[first].device();
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (in[i].device() != d && !(in[i].device().is_cpu() && in[i].dim() == 0))
+      throw DeviceError(fmt::format("{}: expected all tensors on one device, but input {} is on {} "
                                     "and input {} is on {}",
-                                    op, d.str(), i, in[i].device().str()));
+                                    op, first, d.str(), i, in[i].device().str()));
   return d;
 }
 

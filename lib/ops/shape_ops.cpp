@@ -6,6 +6,9 @@
 
 #include <ember/ops.h>
 
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 #include "cpu/kernels.h"
 #include "dispatch/dispatcher.h"
 
@@ -195,6 +198,9 @@ Tensor Tensor::to(DType dt) const { return dt == dtype() ? *this : cast(*this, d
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
+#ifdef EMBER_WITH_CUDA
+  if (device.is_cuda() || this->device().is_cuda()) return gpu::copy_to_device(*this, device);
+#endif
   if (device.is_cuda() && !cuda_available())
     throw DeviceError(fmt::format(
         "to: {} requested but no CUDA device is available; check em::cuda_available()",

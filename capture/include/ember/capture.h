@@ -26,6 +26,9 @@ struct Options {
   bool const_fold = true;   ///< evaluate nodes whose inputs are all constants
   bool fuse = true;         ///< one kernel (one pass over memory) per elementwise chain/tree
   bool memory_plan = true;  ///< reuse intermediate buffers once their last reader ran
+  /// A graph whose work is all on one GPU replays as a CUDA graph: its
+  /// kernels are recorded once and then launched with one call per replay.
+  bool cuda_graphs = true;
 };
 
 namespace detail {

@@ -73,6 +73,8 @@ class Storage : public RefCounted {
   /// compares it with the value it saw when it saved a tensor for a gradient.
   uint32_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+  /// The allocator that owns the bytes (nullptr for borrowed memory).
+  const Allocator* allocator() const { return alloc_; }
 
   /// Storage of `nbytes` from the allocator of `device`.
   static Ref<Storage> allocate(std::size_t nbytes, Device device);

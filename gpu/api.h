@@ -1,0 +1,72 @@
+#pragma once
+// The CUDA backend as the rest of ember sees it (core, dispatcher, capture).
+// Host-only: no CUDA headers, so every file may include it; it exists only in
+// builds with EMBER_WITH_CUDA.
+#include <cstddef>
+
+#include <ember/memory.h>
+#include <ember/tensor.h>
+
+#include "dispatch/op_id.h"
+
+namespace ember::dispatch {
+class Registry;
+}
+
+namespace ember::gpu {
+
+/// True when a GPU answers (any error from the driver counts as "no GPU").
+bool available();
+int device_count();
+/// Throws DeviceError unless `d` names a GPU that exists.
+void check_device(Device d, const char* op);
+
+detail::Allocator& allocator(int device);
+MemoryStats memory_stats(int device);
+void reset_peak_memory(int device);
+void empty_cache(int device);
+
+/// A copy of `src` on `dst` (at least one of them a GPU), synchronous.
+Tensor copy_to_device(const Tensor& src, Device dst);
+/// Waits for the work queued on `d`'s current stream.
+void synchronize(Device d);
+
+void register_kernels(dispatch::Registry& r);
+
+/// A fused elementwise program (capture/ir/graph.h FusedProgram) on the GPU.
+struct FusedOp {
+  dispatch::OpId op;
+  int a = -1, b = -1;
+};
+/// Whether a fused group of this shape can run as one GPU kernel.
+bool fusable(dispatch::OpId op, DType dt);
+int max_fused_inputs();
+int max_fused_ops();
+void run_fused(DType dt, int n_inputs, const FusedOp* ops, int n_ops, const Tensor* inputs, Tensor& out);
+
+/// Records the kernels one replay of a graph launches on `device` into a CUDA
+/// graph, then replays them with one launch. Memory freed while recording is
+/// kept alive by the recording (the graph's kernels still point at it).
+class GraphRecording {
+ public:
+  explicit GraphRecording(Device device);
+  ~GraphRecording();
+  GraphRecording(const GraphRecording&) = delete;
+  GraphRecording& operator=(const GraphRecording&) = delete;
+  /// Starts capturing this thread's launches on the device (on a private stream).
+  void begin();
+  /// Ends the capture and instantiates the graph; on error the recording is empty.
+  void end();
+  /// Abandons a capture begun by begin() (after an exception).
+  void abort();
+  bool ready() const;
+  /// Launches the recorded graph on the device's current stream.
+  void replay();
+  std::size_t num_nodes() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace ember::gpu

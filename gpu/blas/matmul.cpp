@@ -1,0 +1,131 @@
+// matmul on CUDA through cuBLAS, with NumPy's rules (1-d operands promoted,
+// batch dims broadcast). Row-major C = A B is computed as column-major
+// C^T = B^T A^T, so operands are passed without copies; a transposed view
+// becomes a transpose flag. Batches go to one strided-batched call when each
+// operand's batch dims collapse to one stride (else the operand is expanded
+// and copied first). float16/bfloat16 accumulate in float32; float32 uses
+// TF32 tensor cores only after ember::cuda::set_allow_tf32(true).
+#include <cublas_v2.h>
+
+#include <fmt/format.h>
+
+#include <ember/cuda.h>
+#include <ember/error.h>
+
+#include "api.h"
+#include "dispatch/schema.h"
+#include "runtime/runtime.h"
+
+namespace ember::gpu {
+
+Tensor contiguous(const Tensor& t);  // ops.cpp
+
+namespace {
+
+struct Mat {
+  Tensor t;
+  bool trans = false;  // column-major in memory (unit row stride)
+  int64_t ld = 0;
+};
+
+Mat prepare(Tensor t) {
+  const int64_t r = t.dim();
+  const int64_t rows = t.shape()[r - 2], cols = t.shape()[r - 1];
+  const int64_t rs = t.strides()[r - 2], cs = t.strides()[r - 1];
+  if ((cs == 1 || cols == 1) && rs >= std::max<int64_t>(1, cols)) return {t, false, rs};
+  if ((rs == 1 || rows == 1) && cs >= std::max<int64_t>(1, rows)) return {t, true, cs};
+  Tensor c = contiguous(t);
+  return {c, false, std::max<int64_t>(1, cols)};
+}
+
+// One stride per operand over the flattened batch, or -1.
+int64_t uniform_batch_stride(const Tensor& t, const Shape& batch) {
+  const int64_t tb = t.dim() - 2;
+  const int64_t lead = static_cast<int64_t>(batch.size()) - tb;
+  Strides s(batch.size(), 0);
+  for (int64_t i = 0; i < tb; ++i)
+    if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
+  bool all_zero = true;
+  for (int64_t v : s) all_zero = all_zero && v == 0;
+  if (all_zero) return 0;
+  int64_t unit = -1, span = 1;
+  for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+    if (batch[d] == 1) continue;
+    if (unit < 0) unit = s[d];
+    if (s[d] != unit * span) return -1;
+    span *= batch[d];
+  }
+  return unit < 0 ? 0 : unit;
+}
+
+cudaDataType_t cuda_type(DType dt) {
+  switch (dt) {
+    case DType::float16: return CUDA_R_16F;
+    case DType::bfloat16: return CUDA_R_16BF;
+    case DType::float32: return CUDA_R_32F;
+    default: return CUDA_R_64F;
+  }
+}
+
+}  // namespace
+
+void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+  const DType dt = out.dtype();
+  if (!is_floating(dt))
+    throw DTypeError(fmt::format("matmul: {} is not supported on {} (cuBLAS multiplies floating types); cast to "
+                                 "float32 or float64 first",
+                                 dtype_name(dt), out.device().str()));
+  Tensor a = in[0].dtype() == dt ? in[0] : in[0].to(dt);
+  Tensor b = in[1].dtype() == dt ? in[1] : in[1].to(dt);
+  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
+  if (a_vec)
+    a = ember::detail::make_view(a, {1, a.shape()[0]},
+                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
+                                 a.storage_offset());
+  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
+  Shape batch(out.shape().begin(), out.shape().end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
+  const int64_t nb = shape_numel(batch);
+  if (out.numel() == 0) return;
+  const Device dev = out.device();
+  cudaStream_t s = enter(dev);
+  if (K == 0) {
+    EMBER_CUDA_CHECK(cudaMemsetAsync(out.impl().data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(dt), s));
+    return;
+  }
+  Mat ma = prepare(a), mb = prepare(b);
+  int64_t sa = uniform_batch_stride(ma.t, batch), sb = uniform_batch_stride(mb.t, batch);
+  auto materialize = [&](Mat& m, int64_t rows, int64_t cols) {
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    m = {contiguous(m.t.expand(full)), false, std::max<int64_t>(1, cols)};
+    return rows * cols;
+  };
+  if (sa < 0) sa = materialize(ma, M, K);
+  if (sb < 0) sb = materialize(mb, K, N);
+  cublasHandle_t h = cublas(dev.index);
+  const cublasOperation_t op_a = ma.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = mb.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const void* pa = ma.t.impl().data();
+  const void* pb = mb.t.impl().data();
+  void* pc = out.impl().data();
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int lda = static_cast<int>(mb.ld), ldb = static_cast<int>(ma.ld), ldc = static_cast<int>(N);
+  const auto batches = static_cast<int>(nb);
+  if (dt == DType::float64) {
+    const double one = 1.0, zero = 0.0;
+    EMBER_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &one, static_cast<const double*>(pb), lda, sb,
+                                                 static_cast<const double*>(pa), ldb, sa, &zero, static_cast<double*>(pc),
+                                                 ldc, M * N, batches));
+    return;
+  }
+  const float one = 1.0f, zero = 0.0f;
+  const cublasComputeType_t compute = dt == DType::float32 && cuda::allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                                 : CUBLAS_COMPUTE_32F;
+  const cudaDataType_t t = cuda_type(dt);
+  EMBER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, m, n, k, &one, pb, t, lda, sb, pa, t, ldb, sa, &zero, pc,
+                                                t, ldc, M * N, batches, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace ember::gpu

@@ -1,0 +1,386 @@
+// The GPU test program: every op on CUDA against the CPU result on random
+// inputs (broadcasting, views, every dtype), the caching allocator (reuse,
+// statistics, OOM recovery), copies, streams, and CUDA-graph replay against
+// eager. Exits 77 (meson: skipped) when no GPU answers.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <ember/capture.h>
+#include <ember/cuda.h>
+#include <ember/ember.h>
+#include <ember/half.h>
+
+#include "dispatch/dispatcher.h"
+#include "dispatch/schema.h"
+
+namespace em = ember;
+using em::Device;
+using em::DType;
+using em::Tensor;
+using em::dispatch::OpId;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+std::mt19937_64 rng(1234);
+
+// Random CPU values in a range that every op accepts (positive floats keep
+// log/sqrt/pow defined; small integers keep products exact).
+Tensor random_cpu(const em::Shape& shape, DType dt, bool positive = true) {
+  const int64_t n = em::shape_numel(shape);
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (auto& x : v) {
+    if (em::is_floating(dt)) {
+      x = std::uniform_real_distribution<double>(positive ? 0.1 : -2.0, 2.0)(rng);
+      // 16-bit floats: start from values they hold exactly.
+      if (dt == DType::float16) x = static_cast<float>(em::Half(static_cast<float>(x)));
+      if (dt == DType::bfloat16) x = static_cast<float>(em::BFloat16(static_cast<float>(x)));
+    } else if (dt == DType::bool_) {
+      x = static_cast<double>(rng() & 1);
+    } else if (dt == DType::uint8) {
+      x = static_cast<double>(rng() % 8);
+    } else {
+      x = static_cast<double>(static_cast<int64_t>(rng() % 11) - 5);
+    }
+  }
+  Tensor t = em::tensor(v, shape);
+  // 16-bit floats live on the CPU as float32 references.
+  const DType host = dt == DType::float16 || dt == DType::bfloat16 ? DType::float32 : dt;
+  return t.to(host);
+}
+
+// The CPU tensor `ref` on the GPU in dtype `dt` (16-bit floats are cast there).
+Tensor upload(const Tensor& ref, DType dt) { return ref.to(kGpu).to(dt); }
+
+// GPU result back as float64 values (16-bit floats through float32 on the GPU).
+std::vector<double> download(const Tensor& t) {
+  Tensor x = t;
+  if (x.dtype() == DType::float16 || x.dtype() == DType::bfloat16) x = x.to(DType::float32);
+  return x.to(Device::cpu()).to_vector<double>();
+}
+
+double tolerance(DType dt) {
+  switch (dt) {
+    case DType::float16: return 2e-2;
+    case DType::bfloat16: return 6e-2;
+    case DType::float32: return 2e-5;
+    case DType::float64: return 1e-11;
+    default: return 0;
+  }
+}
+
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.size() == want.size());
+  int bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double g = got[i], w = want[i];
+    const bool ok = (std::isnan(g) && std::isnan(w)) || g == w || std::fabs(g - w) <= tol * (1 + std::fabs(w));
+    if (!ok && bad++ < 3) FAIL_CHECK("element " << i << ": gpu " << g << " cpu " << w);
+  }
+  CHECK(bad == 0);
+}
+
+std::vector<DType> gpu_dtypes(em::dispatch::DTypeSet set) {
+  std::vector<DType> out;
+  for (int i = 0; i < em::kNumDTypes; ++i) {
+    const auto dt = static_cast<DType>(i);
+    if (em::dispatch::contains(set, dt)) out.push_back(dt);
+  }
+  if (em::dispatch::contains(set, DType::float32)) {
+    out.push_back(DType::float16);
+    out.push_back(DType::bfloat16);
+  }
+  return out;
+}
+
+// Runs op on CPU (16-bit floats computed in float32, then rounded like the
+// GPU's output) and on the GPU, with the same inputs; compares.
+void compare_op(OpId op, const std::vector<Tensor>& cpu_in, DType dt, const em::dispatch::Attrs& attrs,
+                const std::string& what) {
+  std::vector<Tensor> gpu_in;
+  for (const Tensor& t : cpu_in) gpu_in.push_back(t.dim() == 0 ? t : upload(t, t.dtype() == DType::float32 ? dt : t.dtype()));
+  Tensor want = em::dispatch::call(op, em::dispatch::Inputs(cpu_in.data(), cpu_in.size()), attrs);
+  Tensor got = em::dispatch::call(op, em::dispatch::Inputs(gpu_in.data(), gpu_in.size()), attrs);
+  CHECK(got.device() == kGpu);
+  CHECK(got.shape() == want.shape());
+  std::vector<double> w = want.to_vector<double>();
+  if (dt == DType::float16 || dt == DType::bfloat16) {
+    if (em::is_floating(got.dtype())) {
+      for (double& x : w)
+        x = dt == DType::float16 ? static_cast<float>(em::Half(static_cast<float>(x)))
+                                 : static_cast<float>(em::BFloat16(static_cast<float>(x)));
+    }
+  }
+  check_close(download(got), w, tolerance(dt), what);
+}
+
+}  // namespace
+
+TEST_CASE("elementwise ops match the CPU for every dtype and layout", "[gpu][elementwise]") {
+  using namespace em::dispatch;
+  for (int i = 0; i < kNumOps; ++i) {
+    const auto op = static_cast<OpId>(i);
+    const OpSchema& s = schema(op);
+    if (!(s.flags & (kUnary | kBinary))) continue;
+    for (DType dt : gpu_dtypes(s.dtypes)) {
+      const DType host = dt == DType::float16 || dt == DType::bfloat16 ? DType::float32 : dt;
+      const std::string what = std::string(s.name) + " " + em::dtype_name(dt);
+      const bool positive = op != OpId::sign && op != OpId::abs && op != OpId::neg && op != OpId::relu &&
+                            op != OpId::round && op != OpId::floor;
+      if (s.flags & kUnary) {
+        Tensor x = random_cpu({3, 5}, dt, positive);
+        compare_op(op, {x}, dt, {}, what + " contiguous");
+        compare_op(op, {x.t()}, dt, {}, what + " transposed");
+        compare_op(op, {random_cpu({0, 4}, dt)}, dt, {}, what + " empty");
+      } else {
+        Tensor a = random_cpu({4, 6}, dt, positive), b = random_cpu({4, 6}, dt, positive);
+        compare_op(op, {a, b}, dt, {}, what + " contiguous");
+        compare_op(op, {a.t(), b.t()}, dt, {}, what + " transposed");
+        compare_op(op, {a, random_cpu({1, 6}, dt, positive)}, dt, {}, what + " broadcast row");
+        compare_op(op, {random_cpu({4, 1}, dt, positive), b.slice(1, 0, 6, 2)}, dt, {}, what + " column x step-2");
+        compare_op(op, {a, em::detail::wrap_scalar(em::Scalar(2), host, Device::cpu())}, dt, {}, what + " scalar");
+      }
+    }
+  }
+}
+
+TEST_CASE("where, clamp and casts match the CPU", "[gpu][elementwise]") {
+  Tensor c = random_cpu({5, 4}, DType::bool_), a = random_cpu({5, 4}, DType::float32), b = random_cpu({1, 4}, DType::float32);
+  compare_op(OpId::where, {c, a, b}, DType::float32, {}, "where");
+  em::dispatch::Attrs ca;
+  ca.f0 = 0.5;
+  ca.f1 = 1.5;
+  ca.flags = em::dispatch::kHasMin | em::dispatch::kHasMax;
+  for (DType dt : {DType::float32, DType::float64, DType::int32, DType::float16})
+    compare_op(OpId::clamp, {random_cpu({6, 3}, dt, false)}, dt, ca, std::string("clamp ") + em::dtype_name(dt));
+  // Every pair of dtypes, through the GPU cast and back.
+  for (int i = 0; i < em::kNumDTypes; ++i) {
+    for (int j = 0; j < em::kNumDTypes; ++j) {
+      const auto from = static_cast<DType>(i), to = static_cast<DType>(j);
+      Tensor x = random_cpu({7}, from, false);
+      Tensor g = upload(x, from).to(to);
+      CHECK(g.dtype() == to);
+      std::vector<double> want = x.to_vector<double>();
+      for (double& w : want) {
+        if (from == DType::float16) w = static_cast<float>(em::Half(static_cast<float>(w)));
+        if (to == DType::bool_) w = w != 0;
+        else if (to == DType::float16) w = static_cast<float>(em::Half(static_cast<float>(w)));
+        else if (to == DType::bfloat16) w = static_cast<float>(em::BFloat16(static_cast<float>(w)));
+        else if (em::is_integral(to)) w = std::trunc(w);
+        if (to == DType::uint8 && w < 0) w += 256;
+      }
+      check_close(download(g), want, 0, std::string("cast ") + em::dtype_name(from) + " -> " + em::dtype_name(to));
+    }
+  }
+}
+
+TEST_CASE("reductions match the CPU over any axes", "[gpu][reduce]") {
+  const std::vector<std::pair<OpId, em::dispatch::DTypeSet>> ops = {
+      {OpId::sum, em::dispatch::kAll},    {OpId::prod, em::dispatch::kNumeric}, {OpId::mean, em::dispatch::kFloating},
+      {OpId::max, em::dispatch::kNumeric}, {OpId::min, em::dispatch::kNumeric}, {OpId::argmax, em::dispatch::kNumeric},
+      {OpId::argmin, em::dispatch::kNumeric}, {OpId::var, em::dispatch::kFloating}, {OpId::std, em::dispatch::kFloating},
+      {OpId::all, em::dispatch::kAll},    {OpId::any, em::dispatch::kAll}};
+  const std::vector<em::Axes> axes_list = {{}, {0}, {1}, {2}, {0, 2}, {1, 2}};
+  for (auto [op, set] : ops) {
+    for (DType dt : gpu_dtypes(set)) {
+      Tensor x = random_cpu({3, 4, 5}, dt, false);
+      for (const auto& axes : axes_list) {
+        for (bool keep : {false, true}) {
+          em::dispatch::Attrs a;
+          a.ints.assign(axes.begin(), axes.end());
+          a.flags = keep ? em::dispatch::kKeepDims : 0;
+          a.f0 = 1;
+          const std::string what = std::string(em::dispatch::op_name(op)) + " " + em::dtype_name(dt) + " axes " +
+                                   std::to_string(axes.size()) + (keep ? " keep" : "");
+          compare_op(op, {x}, dt, a, what);
+          compare_op(op, {x.permute({2, 0, 1})}, dt, a, what + " permuted");
+        }
+      }
+    }
+  }
+  // Large reductions take the split path; a sum over dim 0 the thread-per-output one.
+  Tensor big = random_cpu({1 << 20}, DType::float64);
+  compare_op(OpId::sum, {big}, DType::float64, {}, "split sum");
+  compare_op(OpId::argmax, {big}, DType::float64, {}, "split argmax");
+  em::dispatch::Attrs a0;
+  a0.ints = {0};
+  compare_op(OpId::sum, {random_cpu({300, 700}, DType::float64)}, DType::float64, a0, "sum over dim 0");
+}
+
+TEST_CASE("softmax, index_select, concat, stack match the CPU", "[gpu][structural]") {
+  for (DType dt : {DType::float32, DType::float64, DType::float16}) {
+    for (int64_t axis : {0, 1, -1}) {
+      em::dispatch::Attrs a;
+      a.i0 = axis;
+      Tensor x = random_cpu({4, 300, 3}, dt, false);
+      compare_op(OpId::softmax, {x}, dt, a, "softmax");
+      compare_op(OpId::log_softmax, {x}, dt, a, "log_softmax");
+    }
+  }
+  Tensor x = random_cpu({5, 6, 3}, DType::float32, false);
+  Tensor idx = em::tensor(std::vector<int64_t>{4, 0, -1, 2}, {4});
+  Tensor gx = x.to(kGpu), gidx = idx.to(kGpu);
+  for (int64_t d : {0, 1, 2}) {
+    Tensor i2 = em::tensor(std::vector<int64_t>{2, 0, -1}, {3});
+    check_close(download(em::index_select(gx, d, i2.to(kGpu))), em::index_select(x, d, i2).to_vector<double>(), 0,
+                "index_select dim " + std::to_string(d));
+    check_close(download(em::index_select(gx.permute({2, 0, 1}), d, i2.to(kGpu))),
+                em::index_select(x.permute({2, 0, 1}), d, i2).to_vector<double>(), 0, "index_select permuted");
+  }
+  CHECK_THROWS_WITH(em::index_select(gx, 0, em::tensor(std::vector<int64_t>{1, 9}, {2}).to(kGpu)),
+                    "index_select: index 9 is out of range for dim 0 of size 5");
+  Tensor y = random_cpu({5, 2, 3}, DType::float32, false);
+  check_close(download(em::concat({gx, y.to(kGpu)}, 1)), em::concat({x, y}, 1).to_vector<double>(), 0, "concat");
+  check_close(download(em::stack({gx, gx}, 0)), em::stack({x, x}, 0).to_vector<double>(), 0, "stack");
+}
+
+TEST_CASE("matmul through cuBLAS matches a float64 reference", "[gpu][matmul]") {
+  struct Case {
+    em::Shape a, b;
+  };
+  const std::vector<Case> cases = {{{33, 17}, {17, 9}},     {{17}, {17, 5}},         {{4, 17}, {17}},
+                                   {{2, 3, 8, 5}, {5, 7}},  {{3, 1, 6, 5}, {4, 5, 2}}, {{8, 0}, {0, 3}}};
+  for (DType dt : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
+    for (const Case& c : cases) {
+      Tensor a = random_cpu(c.a, dt, false), b = random_cpu(c.b, dt, false);
+      Tensor want = em::matmul(a.to(DType::float64), b.to(DType::float64));
+      Tensor got = em::matmul(upload(a, dt), upload(b, dt));
+      CHECK(got.dtype() == dt);
+      std::vector<double> w = want.to_vector<double>();
+      const double tol = dt == DType::float64 ? 1e-12 : (dt == DType::float32 ? 1e-5 : 2e-2);
+      check_close(download(got), w, tol * 20, std::string("matmul ") + em::dtype_name(dt) + " " + em::shape_str(c.a));
+    }
+    // Transposed operands go to cuBLAS as flags.
+    Tensor a = random_cpu({9, 13}, dt, false), b = random_cpu({11, 9}, dt, false);
+    Tensor want = em::matmul(a.to(DType::float64).t(), b.to(DType::float64).t());
+    Tensor got = em::matmul(upload(a, dt).t(), upload(b, dt).t());
+    check_close(download(got), want.to_vector<double>(), dt == DType::float64 ? 1e-12 : 4e-2, "matmul transposed");
+  }
+  CHECK_THROWS_AS(em::matmul(em::ones({2, 2}, DType::int32, kGpu), em::ones({2, 2}, DType::int32, kGpu)),
+                  em::DTypeError);
+}
+
+TEST_CASE("creation and random ops on the GPU", "[gpu][creation]") {
+  check_close(download(em::arange(0, 10, 3, DType::int64, kGpu)), {0, 3, 6, 9}, 0, "arange");
+  check_close(download(em::linspace(0, 1, 5, DType::float32, kGpu)), {0, 0.25, 0.5, 0.75, 1}, 0, "linspace");
+  check_close(download(em::eye(2, 3, DType::float32, kGpu)), {1, 0, 0, 0, 1, 0}, 0, "eye");
+  check_close(download(em::full({2, 2}, 7, DType::float16, kGpu)), {7, 7, 7, 7}, 0, "full float16");
+  // The same Philox stream as the CPU.
+  em::manual_seed(42);
+  Tensor c = em::rand({1000});
+  em::manual_seed(42);
+  Tensor g = em::rand({1000}, DType::float32, kGpu);
+  check_close(download(g), c.to_vector<double>(), 0, "rand");
+  em::manual_seed(7);
+  Tensor ci = em::randint(-5, 9, {777});
+  em::manual_seed(7);
+  Tensor gi = em::randint(-5, 9, {777}, DType::int64, kGpu);
+  check_close(download(gi), ci.to_vector<double>(), 0, "randint");
+  em::manual_seed(3);
+  Tensor cn = em::randn({513});
+  em::manual_seed(3);
+  Tensor gn = em::randn({513}, DType::float32, kGpu);
+  check_close(download(gn), cn.to_vector<double>(), 1e-6, "randn");
+}
+
+TEST_CASE("copies, item, printing, pinned memory and streams", "[gpu][runtime]") {
+  REQUIRE(em::cuda_available());
+  REQUIRE(em::cuda_device_count() >= 1);
+  Tensor x = em::arange(0, 6, 1, DType::float32).reshape({2, 3});
+  Tensor g = x.to(kGpu);
+  CHECK(g.device() == kGpu);
+  CHECK(g.to(Device::cpu()).to_vector<float>() == x.to_vector<float>());
+  CHECK(g.t().to(Device::cpu()).to_vector<float>() == x.t().to_vector<float>());
+  CHECK(g.sum().item<float>() == 15.0f);
+  CHECK(g.str() == "tensor([[0., 1., 2.],\n        [3., 4., 5.]], device='cuda:0')");
+  Tensor p = em::cuda::pin_memory(x);
+  CHECK(em::cuda::is_pinned(p));
+  CHECK_FALSE(em::cuda::is_pinned(x));
+  CHECK(p.to(kGpu).to(Device::cpu()).to_vector<float>() == x.to_vector<float>());
+  // Ops follow the current stream.
+  em::cuda::Stream s = em::cuda::Stream::create(kGpu);
+  {
+    em::cuda::StreamGuard guard(s);
+    CHECK(em::cuda::current_stream(kGpu) == s);
+    Tensor y = (g * 2 + 1).sum();
+    CHECK(y.item<float>() == 36.0f);
+  }
+  CHECK(em::cuda::current_stream(kGpu) == em::cuda::default_stream(kGpu));
+  CHECK_THROWS_WITH(em::add(x, g), "add: expected all tensors on one device, but input 0 is on cpu and input 1 is on cuda:0");
+  CHECK_THROWS_AS(em::ones({2}, DType::float32, Device::cuda(em::cuda_device_count())), em::DeviceError);
+}
+
+TEST_CASE("the caching allocator reuses blocks, counts, and recovers from OOM", "[gpu][memory]") {
+  em::empty_cache(kGpu);
+  const em::MemoryStats s0 = em::memory_stats(kGpu);
+  CHECK(s0.cached == 0);
+  {
+    Tensor a = em::empty({1 << 20}, DType::float32, kGpu);  // 4 MiB
+    const em::MemoryStats s1 = em::memory_stats(kGpu);
+    CHECK(s1.current == s0.current + (std::size_t(4) << 20));
+    CHECK(s1.peak >= s1.current);
+  }
+  const em::MemoryStats s2 = em::memory_stats(kGpu);
+  CHECK(s2.current == s0.current);
+  CHECK(s2.cached == std::size_t(4) << 20);
+  {
+    Tensor b = em::empty({1 << 20}, DType::float32, kGpu);
+    CHECK(em::memory_stats(kGpu).cache_hits == s2.cache_hits + 1);
+    CHECK(em::memory_stats(kGpu).cached == 0);
+  }
+  // A request no GPU can satisfy: OutOfMemoryError, after the cache was freed; then work goes on.
+  CHECK_THROWS_AS(em::empty({int64_t(1) << 45}, DType::float32, kGpu), em::OutOfMemoryError);
+  CHECK(em::memory_stats(kGpu).cached == 0);
+  Tensor c = em::ones({1000}, DType::float32, kGpu);
+  CHECK(c.sum().item<float>() == 1000.0f);
+  em::reset_peak_memory(kGpu);
+  CHECK(em::memory_stats(kGpu).peak == em::memory_stats(kGpu).current);
+}
+
+TEST_CASE("captured graphs replay on the GPU through a CUDA graph, equal to eager", "[gpu][capture]") {
+  auto chain = [](const Tensor& x, const Tensor& y) {
+    Tensor t = x;
+    for (int i = 0; i < 100; ++i) t = (i % 3 == 0) ? t * 0.999f : (i % 3 == 1 ? t + y : em::tanh(t));
+    return t.sum({1});
+  };
+  for (bool fuse : {true, false}) {
+    em::capture::Options o;
+    o.fuse = fuse;
+    auto f = em::capture::function(chain, o);
+    for (int rep = 0; rep < 4; ++rep) {
+      Tensor x = random_cpu({8, 64}, DType::float32, false).to(kGpu);
+      Tensor y = random_cpu({1, 64}, DType::float32, false).to(kGpu);
+      Tensor want = chain(x, y);
+      Tensor got = f(x, y);
+      check_close(download(got), download(want), 1e-5, fuse ? "fused replay" : "replay");
+    }
+    CHECK(f.trace_count() == 1);
+  }
+  // Variables are read and assigned by a replay.
+  em::Variable v(em::zeros({4}, DType::float32, kGpu));
+  auto step = em::capture::function([&](const Tensor& x) {
+    v.assign_add(x * 2);
+    return v.value() + 1;
+  });
+  Tensor one = em::ones({4}, DType::float32, kGpu);
+  for (int i = 1; i <= 3; ++i) {
+    Tensor r = step(one);
+    check_close(download(r), std::vector<double>(4, 2.0 * i + 1), 0, "variable step " + std::to_string(i));
+  }
+  check_close(download(v.value()), std::vector<double>(4, 6.0), 0, "variable value");
+}
+
+int main(int argc, char** argv) {
+  if (!em::cuda_available()) {
+    std::puts("no CUDA device: GPU tests skipped");
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
