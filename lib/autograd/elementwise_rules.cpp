@@ -77,6 +77,11 @@ void register_elementwise_rules(RuleTable& t) {
     if (c.need(1)) gx[1] = -g;
   });
   t.set(OpId::mul, kUsesIn0 | kUsesIn1, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
+    if (c.need(0) && c.need(1) && c.in[0].is_same(c.in[1])) {  // x * x: one product, doubled
+      const Tensor gt = g * c.in[0];
+      gx[0] = gt + gt;
+      return;
+    }
     if (c.need(0)) gx[0] = g * c.in[1];
     if (c.need(1)) gx[1] = g * c.in[0];
   });
