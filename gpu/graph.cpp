@@ -60,8 +60,8 @@ void run_fused(DType dt, int n_inputs, const FusedOp* ops, int n_ops, const Tens
   a.n_instrs = n_ops;
   for (int k = 0; k < n_ops; ++k) {
     a.op[k] = static_cast<uint16_t>(ops[k].op);
-    a.a[k] = static_cast<int8_t>(ops[k].a);
-    a.b[k] = static_cast<int8_t>(ops[k].b);
+    a.a[k] = static_cast<int16_t>(ops[k].a);
+    a.b[k] = static_cast<int16_t>(ops[k].b);
   }
   const Shape& shape = out.shape();
   if (shape.size() > static_cast<std::size_t>(kMaxDims))
@@ -71,6 +71,11 @@ void run_fused(DType dt, int n_inputs, const FusedOp* ops, int n_ops, const Tens
   a.numel = out.numel();
   for (int j = 0; j < n_inputs; ++j) {
     const Tensor& t = inputs[j];
+    if (t.device().is_cpu()) {  // a wrapped number (0-d): passed by value
+      a.in_host[j] = true;
+      a.in_val[j] = t.item<double>();
+      continue;
+    }
     a.in[j] = t.impl().data();
     a.in_scalar[j] = t.numel() == 1;
     a.in_dense[j] = t.shape() == shape && t.is_contiguous();

@@ -33,6 +33,8 @@ BUILD=${BUILD:-build-gpu}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dcuda=enabled -Dtutorials=false -Dbenchmarks=true
 ninja -C "$BUILD" tests/gpu_tests benchmarks/bench_gpu
 echo "== GPU tests"
-"./$BUILD/tests/gpu_tests" --order decl
+status=0
+"./$BUILD/tests/gpu_tests" --order decl || status=$?
 echo "== GPU benchmarks"
-"./$BUILD/benchmarks/bench_gpu"
+"./$BUILD/benchmarks/bench_gpu" || status=$?
+exit $status

@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "dispatch/schema.h"
+#include "ops/infer.h"
 #include "runtime/runtime.h"
 
 namespace ember::gpu {
@@ -77,14 +78,8 @@ void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, 
                                  dtype_name(dt), out.device().str()));
   Tensor a = in[0].dtype() == dt ? in[0] : in[0].to(dt);
   Tensor b = in[1].dtype() == dt ? in[1] : in[1].to(dt);
-  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
-  if (a_vec)
-    a = ember::detail::make_view(a, {1, a.shape()[0]},
-                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
-                                 a.storage_offset());
-  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  const Shape batch = ops::matmul_operands(a, b, out.shape());
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
-  Shape batch(out.shape().begin(), out.shape().end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
   const int64_t nb = shape_numel(batch);
   if (out.numel() == 0) return;
   const Device dev = out.device();

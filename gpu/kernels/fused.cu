@@ -33,6 +33,10 @@ __global__ void __launch_bounds__(kThreads) k_fused(FusedArgs p) {
   A regs[kMaxFusedInputs + kMaxFusedInstrs];
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.numel; i += step) {
     for (int j = 0; j < p.n_inputs; ++j) {
+      if (p.in_host[j]) {
+        regs[j] = static_cast<A>(p.in_val[j]);
+        continue;
+      }
       const T* src = static_cast<const T*>(p.in[j]);
       int64_t off = 0;
       if (p.in_dense[j]) {

@@ -89,12 +89,12 @@ void launch_creation(dispatch::OpId op, const CreationArgs& a, cudaStream_t s);
 /// One fused elementwise program (see capture/ir/graph.h FusedProgram):
 /// register r < n_inputs is input r; instruction i writes register n_inputs + i.
 inline constexpr int kMaxFusedInputs = 8;
-inline constexpr int kMaxFusedInstrs = 48;
+inline constexpr int kMaxFusedInstrs = 256;
 struct FusedArgs {
   DType dtype = DType::float32;  // every register's dtype
   int n_inputs = 0, n_instrs = 0;
   uint16_t op[kMaxFusedInstrs] = {};
-  int8_t a[kMaxFusedInstrs] = {}, b[kMaxFusedInstrs] = {};
+  int16_t a[kMaxFusedInstrs] = {}, b[kMaxFusedInstrs] = {};
   int ndim = 0;
   int64_t size[kMaxDims] = {};
   int64_t numel = 0;
@@ -102,6 +102,8 @@ struct FusedArgs {
   int64_t in_stride[kMaxFusedInputs][kMaxDims] = {};
   bool in_dense[kMaxFusedInputs] = {};   // contiguous over the output: index i
   bool in_scalar[kMaxFusedInputs] = {};  // one element
+  bool in_host[kMaxFusedInputs] = {};    // a CPU 0-d tensor: its value is in_val
+  double in_val[kMaxFusedInputs] = {};
   void* out = nullptr;                   // contiguous
 };
 /// False when the program uses an op the fused kernel does not know.

@@ -9,6 +9,7 @@
 #include "cpu/arch/arch.h"
 #include "cpu/kernels.h"
 #include "cpu/loops.h"
+#include "ops/infer.h"
 
 namespace ember::cpu {
 
@@ -53,15 +54,8 @@ Mat prepare(Tensor t, DType dt) {
 void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
   const DType dt = out.dtype();
   Tensor a = in[0], b = in[1];
-  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
-  if (a_vec)
-    a = ember::detail::make_view(a, {1, a.shape()[0]},
-                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
-                                 a.storage_offset());
-  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  const Shape batch = ops::matmul_operands(a, b, out.shape());
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
-  // Batch shape = out's shape without the matrix dims that exist.
-  Shape batch(out.shape().begin(), out.shape().end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
   const int64_t nb = shape_numel(batch);
   if (out.numel() == 0) return;
   const int64_t es = static_cast<int64_t>(itemsize(dt));

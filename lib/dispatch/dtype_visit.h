@@ -15,13 +15,18 @@ inline constexpr DTypeSet kIntegral = bit(DType::uint8) | bit(DType::int32) | bi
 inline constexpr DTypeSet kNumeric = kFloating | kIntegral;
 inline constexpr DTypeSet kAll = kNumeric | bit(DType::bool_);
 constexpr bool contains(DTypeSet set, DType dt) { return (set & bit(dt)) != 0; }
+/// `set` plus float16/bfloat16 where it holds float32: the 16-bit floats go
+/// wherever float32 goes (on the GPU; CPU inference refuses them first).
+constexpr DTypeSet with_half(DTypeSet set) {
+  return contains(set, DType::float32) ? set | bit(DType::float16) | bit(DType::bfloat16) : set;
+}
 
 /// "bool, uint8, int32" — the members of a set, for messages.
 std::string dtype_set_str(DTypeSet set);
 /// Throws DTypeError `<op>: <what> has dtype X, which is not supported (accepted: ...)`.
 [[noreturn]] void throw_dtype(const char* op, const char* what, DType dt, DTypeSet accepted);
 inline void check_dtype(const char* op, const char* what, DType dt, DTypeSet accepted) {
-  if (!contains(accepted, dt)) [[unlikely]]
+  if (!contains(with_half(accepted), dt)) [[unlikely]]
     throw_dtype(op, what, dt, accepted);
 }
 

@@ -16,6 +16,10 @@ Device common_device(const char* op, dispatch::Inputs inputs);
 /// The values of a 0-d or 1-d int32/int64 index tensor (CPU), read directly:
 /// bounds checks and kernels reading indices are not host reads a trace guards.
 std::vector<int64_t> index_values(const Tensor& idx);
+/// matmul's NumPy rule for 1-d operands, shared by every device's kernel:
+/// a [K] becomes a [1, K] view, b [K] a [K, 1] view. Returns the batch shape
+/// (out's shape without the matrix dims that exist).
+Shape matmul_operands(Tensor& a, Tensor& b, const Shape& out_shape);
 /// Sorted, wrapped, de-duplicated axes (empty = all dims).
 Axes normalize_axes(const char* op, const Axes& axes, int64_t rank);
 

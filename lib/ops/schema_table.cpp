@@ -29,8 +29,9 @@ void check_arity(OpId op, Inputs in, int arity) {
       throw ValueError(fmt::format("{}: input {} is an undefined tensor", dispatch::op_name(op), i));
 }
 
-void check_cpu_dtype(const char* op, const char* what, DType dt) {
-  if (dt == DType::float16 || dt == DType::bfloat16)
+// float16/bfloat16 compute on the GPU only (the CPU stores and converts them).
+void check_cpu_dtype(const char* op, const char* what, DType dt, Device dev) {
+  if (dev.is_cpu() && (dt == DType::float16 || dt == DType::bfloat16))
     throw DTypeError(fmt::format("{}: {} has dtype {}, which CPU kernels do not support yet", op,
                                  what, dtype_name(dt)));
 }
@@ -57,7 +58,7 @@ template <Rule R, dispatch::DTypeSet Set>
 TensorMeta infer_unary(OpId op, Inputs in, const Attrs&) {
   check_arity(op, in, 1);
   const char* name = dispatch::op_name(op);
-  check_cpu_dtype(name, "the input", in[0].dtype());
+  check_cpu_dtype(name, "the input", in[0].dtype(), in[0].device());
   dispatch::check_dtype(name, "the input", in[0].dtype(), Set);
   check_rank(name, in[0].shape());
   return {in[0].shape(), apply_rule(R, in[0].dtype()), in[0].device()};
@@ -69,8 +70,8 @@ TensorMeta infer_binary(OpId op, Inputs in, const Attrs&) {
   const char* name = dispatch::op_name(op);
   Device dev = common_device(name, in);
   DType dt = result_type(in);
-  check_cpu_dtype(name, "the input", dt);
-  if (!dispatch::contains(Set, dt)) {
+  check_cpu_dtype(name, "the input", dt, dev);
+  if (!dispatch::contains(dispatch::with_half(Set), dt)) {
     // Name the operand whose dtype is at fault.
     const char* which = in[0].dtype() == dt ? "a" : "b";
     dispatch::throw_dtype(name, which, dt, Set);
@@ -91,7 +92,7 @@ TensorMeta infer_reduce(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
   const char* name = dispatch::op_name(op);
   const Tensor& x = in[0];
-  check_cpu_dtype(name, "the input", x.dtype());
+  check_cpu_dtype(name, "the input", x.dtype(), x.device());
   dispatch::check_dtype(name, "the input", x.dtype(), Set);
   const int64_t rank = x.dim();
   Axes axes = normalize_axes(name, a.ints, rank);
@@ -191,8 +192,8 @@ TensorMeta infer_expand(OpId op, Inputs in, const Attrs& a) {
 
 TensorMeta infer_copy(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
-  check_cpu_dtype("to", "the input", in[0].dtype());
-  check_cpu_dtype("to", "the target dtype", a.dtype);
+  check_cpu_dtype("to", "the input", in[0].dtype(), in[0].device());
+  check_cpu_dtype("to", "the target dtype", a.dtype, in[0].device());
   check_rank("to", in[0].shape());
   return {in[0].shape(), a.dtype, in[0].device()};
 }
@@ -201,7 +202,7 @@ TensorMeta infer_where(OpId op, Inputs in, const Attrs&) {
   check_arity(op, in, 3);
   Device dev = common_device("where", in);
   DType dt = result_type(in.subspan(1));
-  check_cpu_dtype("where", "the values", dt);
+  check_cpu_dtype("where", "the values", dt, dev);
   Shape s = broadcast_shapes(broadcast_shapes(in[0].shape(), in[1].shape(), "where"),
                              in[2].shape(), "where");
   check_rank("where", s);
@@ -210,7 +211,7 @@ TensorMeta infer_where(OpId op, Inputs in, const Attrs&) {
 
 TensorMeta infer_clamp(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
-  check_cpu_dtype("clamp", "the input", in[0].dtype());
+  check_cpu_dtype("clamp", "the input", in[0].dtype(), in[0].device());
   dispatch::check_dtype("clamp", "the input", in[0].dtype(), dispatch::kNumeric);
   if (!(a.flags & (dispatch::kHasMin | dispatch::kHasMax)))
     throw ValueError("clamp: at least one of min and max must be given");
@@ -221,7 +222,7 @@ TensorMeta infer_clamp(OpId op, Inputs in, const Attrs& a) {
 TensorMeta infer_softmax(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
   const char* name = dispatch::op_name(op);
-  check_cpu_dtype(name, "the input", in[0].dtype());
+  check_cpu_dtype(name, "the input", in[0].dtype(), in[0].device());
   wrap_dim(a.i0, in[0].dim(), name, "axis");
   DType dt = in[0].dtype();
   return {in[0].shape(), is_floating(dt) ? dt : DType::float32, in[0].device()};
@@ -235,7 +236,7 @@ TensorMeta infer_matmul(OpId op, Inputs in, const Attrs&) {
     throw ShapeError(fmt::format("matmul: {} is 0-d; both arguments need at least 1 dim",
                                  a.dim() == 0 ? "a" : "b"));
   DType dt = result_type(in);
-  check_cpu_dtype("matmul", "the input", dt);
+  check_cpu_dtype("matmul", "the input", dt, dev);
   dispatch::check_dtype("matmul", "the inputs", dt, dispatch::kNumeric);
   const int64_t k_a = a.shape()[a.dim() - 1];
   const int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
@@ -272,7 +273,7 @@ TensorMeta infer_concat(OpId op, Inputs in, const Attrs& a) {
     s[d] += t[d];
   }
   DType dt = result_type(in);
-  check_cpu_dtype("concat", "the inputs", dt);
+  check_cpu_dtype("concat", "the inputs", dt, dev);
   check_rank("concat", s);
   return {std::move(s), dt, dev};
 }
@@ -287,7 +288,7 @@ TensorMeta infer_index_select(OpId op, Inputs in, const Attrs& a) {
   if (idx.dim() > 1)
     throw ShapeError(fmt::format("index_select: index must be 1-d (got shape {})",
                                  shape_str(idx.shape())));
-  check_cpu_dtype("index_select", "the input", x.dtype());
+  check_cpu_dtype("index_select", "the input", x.dtype(), dev);
   const int64_t d = wrap_dim(a.i0, x.dim(), "index_select");
   const int64_t size = x.dim() == 0 ? 1 : x.shape()[d];
   if (dev.is_cpu()) {
@@ -314,7 +315,7 @@ TensorMeta infer_creation(OpId op, Inputs in, const Attrs& a) {
     if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 60))
       throw OutOfMemoryError(fmt::format("{}: shape {} is too large to allocate", name,
                                          shape_str(Shape(a.ints.begin(), a.ints.end()))));
-  check_cpu_dtype(name, "the requested dtype", a.dtype);
+  check_cpu_dtype(name, "the requested dtype", a.dtype, a.device);
   if ((op == OpId::rand || op == OpId::randn || op == OpId::linspace) && !is_floating(a.dtype))
     throw DTypeError(fmt::format("{}: dtype {} is not supported; use float32 or float64", name,
                                  dtype_name(a.dtype)));
@@ -414,6 +415,16 @@ std::vector<int64_t> index_values(const Tensor& idx) {
                                        : static_cast<const int32_t*>(ii.data())[k];
   }
   return v;
+}
+
+Shape matmul_operands(Tensor& a, Tensor& b, const Shape& out_shape) {
+  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
+  if (a_vec)
+    a = ember::detail::make_view(a, {1, a.shape()[0]},
+                                 {std::max<int64_t>(1, a.shape()[0] * a.strides()[0]), a.strides()[0]},
+                                 a.storage_offset());
+  if (b_vec) b = ember::detail::make_view(b, {b.shape()[0], 1}, {b.strides()[0], 1}, b.storage_offset());
+  return Shape(out_shape.begin(), out_shape.end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
 }
 
 Device common_device(const char* op, dispatch::Inputs in) {

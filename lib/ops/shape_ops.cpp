@@ -212,6 +212,12 @@ Tensor Tensor::to(Device device) const {
 Tensor& Tensor::copy_(const Tensor& src) {
   Attrs a;
   a.dtype = dtype();
+  // Between devices (as in PyTorch): move src here first, then copy in place.
+  if (src.defined() && defined() && src.device() != device() && !(src.device().is_cpu() && src.dim() == 0)) {
+    const Tensor moved = src.to(device());
+    dispatch::call_inplace(OpId::copy, dispatch::Inputs(&moved, 1), a, *this);
+    return *this;
+  }
   dispatch::call_inplace(OpId::copy, dispatch::Inputs(&src, 1), a, *this);
   return *this;
 }
