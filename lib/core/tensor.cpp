@@ -97,6 +97,10 @@ Tensor wrap_scalar(Scalar s, DType dtype, Device device) {
 }
 
 void note_host_read(const Tensor& t) {
+  if (!t.impl().storage) [[unlikely]]
+    throw ValueError(fmt::format(
+        "tensor: cannot read the values of {}: it has none until Session::run computes it",
+        t.impl().symbol ? t.impl().symbol->describe() : std::string("a tensor without storage")));
   if (auto* r = dispatch::detail::tls_recorder) [[unlikely]]
     r->on_host_read(t);
 }

@@ -20,6 +20,16 @@ Tensor Recorder::build(OpId op, Inputs, const Attrs&, const TensorMeta&) {
   throw InternalError(fmt::format("{}: this recorder has no graph mode", op_name(op)));
 }
 
+[[noreturn]] [[gnu::cold]] static void throw_symbolic(OpId op, std::size_t i, const Tensor& t, bool graph_mode) {
+  const std::string what =
+      t.impl().symbol ? t.impl().symbol->describe() : std::string("a tensor without storage");
+  throw ValueError(fmt::format(
+      "{}: input {} is {}, which has no value here; {}", op_name(op), i, what,
+      graph_mode ? "this op reads its input values while it is built, which a graph cannot do"
+                 : "ops on graph tensors must run inside the graph's scope (g.as_default()) on "
+                   "this thread, and Session::run gives their values"));
+}
+
 const Registry& registry() {
   static const Registry* r = [] {
     auto* reg = new Registry;
@@ -41,10 +51,17 @@ KernelFn kernel_for(OpId op, Device device) {
 
 Tensor call(OpId op, Inputs inputs, const Attrs& attrs) {
   const OpSchema& s = schema(op);
-  TensorMeta meta = s.infer(op, inputs, attrs);
   Recorder* rec = detail::tls_recorder;
+  // Note [Symbolic tensors]: a rule that reads values cannot run on a graph tensor.
+  if (s.flags & kReadsHost) [[unlikely]]
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (!inputs[i].impl().storage) throw_symbolic(op, i, inputs[i], rec && rec->graph_mode());
+  TensorMeta meta = s.infer(op, inputs, attrs);
   if (rec && rec->graph_mode()) [[unlikely]]
     return rec->build(op, inputs, attrs, meta);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].impl().storage) [[unlikely]]
+      throw_symbolic(op, i, inputs[i], false);
   KernelFn k = kernel_for(op, meta.device);
   Tensor out;
   if (!(s.flags & kView)) out = ember::detail::make_tensor(meta.shape, meta.dtype, meta.device);
@@ -114,6 +131,11 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
     out = rec->build(op, inputs, attrs, {out.shape(), od, out.device()});
     return;
   }
+  if (!out.impl().storage) [[unlikely]]
+    throw_symbolic(op, inputs.size(), out, false);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].impl().storage) [[unlikely]]
+      throw_symbolic(op, i, inputs[i], false);
   if (rec) [[unlikely]]
     rec->before_inplace(op, inputs, out);
   KernelFn k = kernel_for(op, out.device());

@@ -3,6 +3,7 @@
 // offset, dtype) over a refcounted Storage (the bytes), as in c10.
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include <ember/device.h>
@@ -82,9 +83,24 @@ class Storage : public RefCounted {
   void* ctx_ = nullptr;
 };
 
+/// What a symbolic tensor stands for (a graph node's output).
+///
+/// Note [Symbolic tensors]: in graph mode (the compat::v1 shim) ops return
+/// tensors with a shape and a dtype but no storage; `symbol` says which graph
+/// node they are. Every path that would touch the bytes (the dispatcher's
+/// kernel call, host reads, printing) checks for a missing storage first and
+/// throws a ValueError naming the node, so a symbolic tensor never runs
+/// eagerly by accident (e.g. on a thread without the graph's scope).
+struct Symbol : RefCounted {
+  virtual ~Symbol() = default;
+  /// How errors and printing name it, e.g. `graph tensor "add:0" (float32 [-1,3])`.
+  virtual std::string describe() const = 0;
+};
+
 /// Sizes, strides (in elements) and offset over a Storage.
 struct TensorImpl : RefCounted {
-  Ref<Storage> storage;
+  Ref<Storage> storage;  // null for a symbolic tensor, see Note [Symbolic tensors]
+  Ref<Symbol> symbol;
   Shape shape;
   Strides strides;
   int64_t offset = 0;  // in elements

@@ -1,0 +1,903 @@
+// Graph mode: the scope recorder that turns op calls into named nodes, the
+// Graph and Variable classes and the TF1 construction functions.
+#include <algorithm>
+#include <atomic>
+
+#include <fmt/format.h>
+
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+#include "compat/v1/state.h"
+#include "compiled.h"
+#include "dispatch/schema.h"
+
+namespace ember::compat::v1 {
+
+using dispatch::OpId;
+
+namespace detail {
+
+namespace {
+std::atomic<uint64_t> g_next_graph{1};
+
+bool has_unknown(const Shape& s) {
+  return std::any_of(s.begin(), s.end(), [](int64_t d) { return d < 0; });
+}
+
+// A tensor with a shape and no storage, for running shape rules.
+Tensor stand_in(const Shape& shape, DType dtype, int64_t unknown_size) {
+  auto* impl = new ember::detail::TensorImpl;
+  ember::detail::Ref<ember::detail::TensorImpl> ref(impl);
+  impl->shape = shape;
+  for (auto& d : impl->shape)
+    if (d < 0) d = unknown_size;
+  impl->strides = contiguous_strides(impl->shape);
+  impl->dtype = dtype;
+  impl->device = Device::cpu();
+  impl->refresh();
+  return Tensor(std::move(ref));
+}
+
+}  // namespace
+
+std::string GraphState::type_str(const Node& n) {
+  return fmt::format("{} {}", dtype_name(n.dtype), shape_str(n.shape));
+}
+
+std::string GraphState::unique_name(const std::string& base) {
+  if (!by_name.count(base) && !name_counts.count(base)) {
+    name_counts[base] = 1;
+    return base;
+  }
+  for (;;) {
+    std::string cand = fmt::format("{}_{}", base, name_counts[base]++);
+    if (!by_name.count(cand)) {
+      name_counts.emplace(cand, 1);
+      return cand;
+    }
+  }
+}
+
+int GraphState::add(Node n, const char* who) {
+  if (finalized)
+    throw ValueError(fmt::format("{}: the graph is finalized and cannot be modified", who));
+  n.name = unique_name(n.name);
+  const int id = static_cast<int>(nodes.size());
+  by_name[n.name] = id;
+  nodes.push_back(std::move(n));
+  return id;
+}
+
+std::string NodeSymbol::describe() const {
+  auto gs = g.lock();
+  if (!gs) return "a tensor of a destroyed graph";
+  std::lock_guard<std::recursive_mutex> lk(gs->mu);
+  const Node& n = gs->nodes.at(static_cast<std::size_t>(node));
+  return fmt::format("graph tensor \"{}:0\" ({})", n.name, GraphState::type_str(n));
+}
+
+const NodeSymbol* symbol_of(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  return dynamic_cast<const NodeSymbol*>(t.impl().symbol.get());
+}
+
+Tensor symbolic(const std::shared_ptr<GraphState>& g, int id) {
+  const Node& n = g->nodes.at(static_cast<std::size_t>(id));
+  if (!n.has_output)
+    throw ValueError(fmt::format("\"{}\" is an operation and has no output tensor", n.name));
+  Tensor t = stand_in(n.shape, n.dtype, kStandIn);
+  auto* sym = new NodeSymbol;
+  sym->g = g;
+  sym->graph_id = g->id;
+  sym->node = id;
+  t.impl().symbol = ember::detail::Ref<ember::detail::Symbol>(sym);
+  return t;
+}
+
+ScopeRecorder* current_scope() {
+  return dynamic_cast<ScopeRecorder*>(dispatch::current_recorder());
+}
+
+ScopeRecorder& require_scope(const char* who) {
+  ScopeRecorder* s = current_scope();
+  if (!s)
+    throw ValueError(fmt::format(
+        "{}: needs a graph; build it inside a scope (tf::Graph g; auto scope = g.as_default();)", who));
+  return *s;
+}
+
+int ScopeRecorder::node_of(const Tensor& t, const char* who) {
+  if (!t.defined()) throw ValueError(fmt::format("{}: an input is an undefined tensor", who));
+  if (const NodeSymbol* s = symbol_of(t)) {
+    if (s->graph_id != g_->id)
+      throw ValueError(fmt::format("{}: {} is from another graph; tensors of different graphs cannot be mixed",
+                                   who, s->describe()));
+    return s->node;
+  }
+  if (!t.impl().storage)
+    throw ValueError(fmt::format("{}: an input is {}, not a tensor of this graph", who,
+                                 t.impl().symbol ? t.impl().symbol->describe() : "a tensor without storage"));
+  // An eager tensor used in graph mode is a constant, copied now (as TF converts a NumPy array).
+  Node n;
+  n.kind = Kind::constant;
+  n.name = "const";
+  {
+    dispatch::RecorderGuard off(nullptr);
+    n.value = t.clone();
+  }
+  n.value.impl().wrapped_scalar = t.impl().wrapped_scalar;
+  n.shape = t.shape();
+  n.dtype = t.dtype();
+  return add(std::move(n), who);
+}
+
+int ScopeRecorder::add(Node n, const char* who) {
+  if (n.device.empty()) n.device = device;
+  n.control.insert(n.control.end(), control.begin(), control.end());
+  return g_->add(std::move(n), who);
+}
+
+Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
+                            const dispatch::TensorMeta& meta) {
+  const char* who = dispatch::op_name(op);
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  Node n;
+  n.kind = Kind::op;
+  n.name = who;
+  n.op = op;
+  n.attrs = attrs;
+  bool unknown_in = false;
+  for (const Tensor& t : inputs) {
+    const int id = node_of(t, who);
+    n.inputs.push_back(id);
+    unknown_in = unknown_in || has_unknown(g_->nodes[id].shape);
+  }
+  if (!meta.device.is_cpu())
+    throw DeviceError(fmt::format("{}: graph nodes are placed by device scopes (tf::device), not by "
+                                  "tensor devices ({} given)", who, meta.device.str()));
+  n.dtype = meta.dtype;
+  n.shape = meta.shape;
+  if (unknown_in) {
+    // Note [Unknown dims]: run the rule again with the second stand-in size.
+    std::vector<Tensor> ins2;
+    for (int id : n.inputs) {
+      const Node& in = g_->nodes[id];
+      ins2.push_back(in.kind == Kind::constant ? in.value : stand_in(in.shape, in.dtype, kStandIn2));
+    }
+    dispatch::Attrs a2 = attrs;
+    const Shape& in0 = g_->nodes[n.inputs[0]].shape;
+    if (op == OpId::slice || op == OpId::select) {
+      const auto d = static_cast<std::size_t>(attrs.i0);
+      if (d < in0.size() && in0[d] < 0)
+        throw ValueError(fmt::format("{}: dim {} has unknown size (-1) in graph mode; only dims of "
+                                     "known size can be sliced or indexed", who, attrs.i0));
+    }
+    if (op == OpId::reshape) {
+      // The target dim that reshape inferred from the element count is the
+      // one that carries the stand-in (the largest).
+      const auto it = std::max_element(a2.ints.begin(), a2.ints.end());
+      n.reshape_free_dim = static_cast<int>(it - a2.ints.begin());
+      int64_t rest = 1;
+      for (std::size_t i = 0; i < a2.ints.size(); ++i)
+        if (static_cast<int>(i) != n.reshape_free_dim) rest *= a2.ints[i];
+      *it = rest ? ins2[0].numel() / rest : 0;
+    }
+    if (op == OpId::expand) {
+      const std::size_t off = a2.ints.size() - in0.size();
+      for (std::size_t i = 0; i < in0.size(); ++i)
+        if (in0[i] < 0 && a2.ints[off + i] == kStandIn) a2.ints[off + i] = kStandIn2;
+    }
+    try {
+      const auto m2 = dispatch::schema(op).infer(op, dispatch::Inputs(ins2.data(), ins2.size()), a2);
+      for (std::size_t i = 0; i < n.shape.size(); ++i)
+        if (i >= m2.shape.size() || m2.shape[i] != n.shape[i]) n.shape[i] = -1;
+    } catch (const Error&) {
+      for (auto& d : n.shape)
+        if (d >= kStandIn / 16) d = -1;
+    }
+  }
+  return symbolic(g_, add(std::move(n), who));
+}
+
+Tensor ScopeRecorder::on_variable_read(const ember::Variable& v, const Tensor& value) {
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  for (const VarInfo& vi : g_->vars)
+    if (vi.external == v.state()) return symbolic(g_, vi.node);
+  VarInfo vi;
+  vi.external = v.state();
+  vi.shape = value.shape();
+  vi.dtype = value.dtype();
+  vi.trainable = false;
+  Node n;
+  n.kind = Kind::variable;
+  n.name = v.name();
+  n.shape = vi.shape;
+  n.dtype = vi.dtype;
+  n.var = static_cast<int>(g_->vars.size());
+  const int id = add(std::move(n), "Variable::value");
+  vi.node = id;
+  vi.name = g_->nodes[id].name;
+  g_->vars.push_back(std::move(vi));
+  return symbolic(g_, id);
+}
+
+void ScopeRecorder::on_variable_assign(const ember::Variable& v, const Tensor&, OpId) {
+  throw ValueError(fmt::format(
+      "Variable::assign: ember::Variable \"{}\" cannot be written in graph mode; use a tf::Variable "
+      "and its assign op, which Session::run runs", v.name()));
+}
+
+namespace {
+
+// Renames the node a TF-named call made, or adds an identity of that name
+// when the call returned an existing tensor.
+Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) {
+  ScopeRecorder* sc = current_scope();
+  if (!sc || name.empty()) return r;
+  const NodeSymbol* s = symbol_of(r);
+  if (!s) return r;
+  auto& g = *sc->graph();
+  std::lock_guard<std::recursive_mutex> lk(g.mu);
+  if (static_cast<std::size_t>(s->node) < before) return identity(r, name);
+  Node& n = g.nodes[static_cast<std::size_t>(s->node)];
+  g.by_name.erase(n.name);
+  n.name = g.unique_name(name);
+  g.by_name[n.name] = s->node;
+  return r;
+}
+
+template <class F>
+Tensor named(const std::string& name, F&& f) {
+  ScopeRecorder* sc = name.empty() ? nullptr : current_scope();
+  if (!sc) return f();
+  std::size_t before;
+  {
+    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+    before = sc->graph()->nodes.size();
+  }
+  return apply_name(f(), before, name);
+}
+
+int id_of(ScopeRecorder& sc, const Fetch& f, const char* who) {
+  if (f.op.defined()) {
+    if (f.op.graph_state() != sc.graph())
+      throw ValueError(fmt::format("{}: operation \"{}\" is from another graph", who, f.op.name()));
+    return f.op.node();
+  }
+  return sc.node_of(f.tensor, who);
+}
+
+std::string normalize_device(const std::string& d) {
+  if (d.empty()) return d;
+  std::string s;
+  for (char c : d) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s.rfind("/device:", 0) == 0) s = "/" + s.substr(8);
+  if (s == "/cpu:0" || s == "cpu" || s == "/cpu") return "/cpu:0";
+  if (s.rfind("/gpu:", 0) == 0 && s.size() > 5 &&
+      std::all_of(s.begin() + 5, s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return s;
+  if (s == "gpu" || s == "/gpu") return "/gpu:0";
+  throw ValueError(fmt::format("device: \"{}\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")", d));
+}
+
+}  // namespace
+
+}  // namespace detail
+
+using detail::GraphState;
+using detail::Kind;
+using detail::Node;
+using detail::ScopeRecorder;
+
+// ---- Operation, scopes, Graph ------------------------------------------------
+
+std::string Operation::name() const {
+  if (!g_) throw ValueError("Operation: undefined operation");
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  return g_->nodes.at(static_cast<std::size_t>(node_)).name;
+}
+
+GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<ScopeRecorder>(g)) {
+  if (auto* outer = detail::current_scope(); outer && outer->graph() == g) {
+    rec_->device = outer->device;
+    rec_->control = outer->control;
+  }
+  prev_ = dispatch::set_recorder(rec_.get());
+}
+
+GraphScope::~GraphScope() { dispatch::set_recorder(static_cast<dispatch::Recorder*>(prev_)); }
+
+Graph::Graph() : s_(std::make_shared<GraphState>()) { s_->id = detail::g_next_graph.fetch_add(1); }
+
+Graph get_default_graph() { return Graph(detail::require_scope("get_default_graph").graph()); }
+
+Tensor Graph::get_tensor_by_name(const std::string& name) const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  const auto colon = name.rfind(':');
+  if (colon == std::string::npos)
+    throw ValueError(fmt::format("get_tensor_by_name: \"{}\" names an operation; a tensor name is "
+                                 "\"<node>:<output>\", e.g. \"{}:0\"", name, name));
+  const std::string node = name.substr(0, colon), out = name.substr(colon + 1);
+  auto it = s_->by_name.find(node);
+  if (it == s_->by_name.end())
+    throw ValueError(fmt::format("get_tensor_by_name: the graph has no node \"{}\"", node));
+  const Node& n = s_->nodes[static_cast<std::size_t>(it->second)];
+  if (!n.has_output)
+    throw ValueError(fmt::format("get_tensor_by_name: \"{}\" is an operation without outputs", node));
+  if (out != "0")
+    throw ValueError(fmt::format("get_tensor_by_name: node \"{}\" has 1 output, so \"{}\" does not exist",
+                                 node, name));
+  return detail::symbolic(s_, it->second);
+}
+
+Operation Graph::get_operation_by_name(const std::string& name) const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  auto it = s_->by_name.find(name);
+  if (it == s_->by_name.end())
+    throw ValueError(fmt::format("get_operation_by_name: the graph has no node \"{}\"", name));
+  return Operation(s_, it->second);
+}
+
+std::vector<std::string> Graph::node_names() const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  std::vector<std::string> v;
+  for (const Node& n : s_->nodes) v.push_back(n.name);
+  return v;
+}
+
+int Graph::num_nodes() const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  return static_cast<int>(s_->nodes.size());
+}
+
+void Graph::finalize() {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  s_->finalized = true;
+}
+
+bool Graph::finalized() const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  return s_->finalized;
+}
+
+std::string Graph::str() const {
+  std::lock_guard<std::recursive_mutex> lk(s_->mu);
+  std::string out;
+  for (const Node& n : s_->nodes) {
+    std::string op;
+    switch (n.kind) {
+      case Kind::placeholder: op = n.with_default ? "placeholder_with_default" : "placeholder"; break;
+      case Kind::constant: op = "const"; break;
+      case Kind::variable: op = "variable"; break;
+      case Kind::op: op = dispatch::op_name(n.op); break;
+      case Kind::identity: op = "identity"; break;
+      case Kind::assign:
+        op = n.assign_kind == OpId::add ? "assign_add" : n.assign_kind == OpId::sub ? "assign_sub" : "assign";
+        break;
+      case Kind::no_op: op = "no_op"; break;
+    }
+    std::string args;
+    for (int in : n.inputs) args += (args.empty() ? "" : ", ") + s_->nodes[static_cast<std::size_t>(in)].name;
+    for (int c : n.control) args += (args.empty() ? "^" : ", ^") + s_->nodes[static_cast<std::size_t>(c)].name;
+    out += fmt::format("{} = {}({}){}{}\n", n.name, op, args,
+                       n.has_output ? " : " + GraphState::type_str(n) : "",
+                       n.device.empty() ? "" : " @" + n.device);
+  }
+  return out;
+}
+
+std::vector<Tensor> Graph::inputs() const {
+  std::vector<Tensor> v;
+  for (int id : s_->inputs) v.push_back(detail::symbolic(s_, id));
+  return v;
+}
+
+std::vector<Tensor> Graph::outputs() const {
+  std::vector<Tensor> v;
+  for (int id : s_->outputs) v.push_back(detail::symbolic(s_, id));
+  return v;
+}
+
+Graph Graph::from_capture(const capture::Graph& traced) {
+  const capture::GraphIR& ir = traced.impl().traced;
+  Graph g;
+  GraphState& s = *g.s_;
+  std::lock_guard<std::recursive_mutex> lk(s.mu);
+  std::vector<int> map(ir.nodes.size(), -1);
+  std::vector<int> assigns;
+  for (std::size_t id = 0; id < ir.nodes.size(); ++id) {
+    const capture::Node& cn = ir.nodes[id];
+    Node n;
+    n.shape = cn.out.shape;
+    n.dtype = cn.out.dtype;
+    for (int in : cn.inputs) n.inputs.push_back(map[static_cast<std::size_t>(in)]);
+    switch (cn.kind) {
+      case capture::NodeKind::input:
+        n.kind = Kind::placeholder;
+        n.name = ir.input_names.at(static_cast<std::size_t>(cn.index));
+        break;
+      case capture::NodeKind::constant:
+        n.kind = Kind::constant;
+        n.name = "const";
+        n.value = cn.value;
+        break;
+      case capture::NodeKind::variable_read: {
+        int found = -1;
+        for (std::size_t k = 0; k < s.vars.size(); ++k)
+          if (s.vars[k].external == cn.var) found = static_cast<int>(k);
+        if (found >= 0) {
+          map[id] = s.vars[static_cast<std::size_t>(found)].node;
+          continue;
+        }
+        detail::VarInfo vi;
+        vi.external = cn.var;
+        vi.shape = n.shape;
+        vi.dtype = n.dtype;
+        vi.trainable = false;
+        n.kind = Kind::variable;
+        n.name = cn.var->name;
+        n.var = static_cast<int>(s.vars.size());
+        vi.node = s.add(std::move(n), "Graph::from_capture");
+        vi.name = s.nodes.back().name;
+        s.vars.push_back(std::move(vi));
+        map[id] = s.vars.back().node;
+        continue;
+      }
+      case capture::NodeKind::op:
+        n.kind = Kind::op;
+        n.name = dispatch::op_name(cn.op);
+        n.op = cn.op;
+        n.attrs = cn.attrs;
+        break;
+      case capture::NodeKind::assign: {
+        int var = -1;
+        for (std::size_t k = 0; k < s.vars.size(); ++k)
+          if (s.vars[k].external == cn.var) var = static_cast<int>(k);
+        if (var < 0) {
+          detail::VarInfo vi;
+          vi.external = cn.var;
+          vi.shape = n.shape;
+          vi.dtype = n.dtype;
+          vi.trainable = false;
+          Node vn;
+          vn.kind = Kind::variable;
+          vn.name = cn.var->name;
+          vn.shape = n.shape;
+          vn.dtype = n.dtype;
+          vn.var = var = static_cast<int>(s.vars.size());
+          vi.node = s.add(std::move(vn), "Graph::from_capture");
+          vi.name = s.nodes.back().name;
+          s.vars.push_back(std::move(vi));
+        }
+        n.kind = Kind::assign;
+        n.name = s.vars[static_cast<std::size_t>(var)].name + "/assign";
+        n.var = var;
+        map[id] = s.add(std::move(n), "Graph::from_capture");
+        assigns.push_back(map[id]);
+        continue;
+      }
+      case capture::NodeKind::guard:
+        throw ValueError("Graph::from_capture: the trace has guards (it read values on the host); "
+                         "such a graph cannot run as a session graph");
+      case capture::NodeKind::fused:
+        throw InternalError("Graph::from_capture: a traced graph has no fused nodes");
+    }
+    map[id] = s.add(std::move(n), "Graph::from_capture");
+    if (cn.kind == capture::NodeKind::input) s.inputs.push_back(map[id]);
+  }
+  // Outputs: identities that also run the trace's assignments (they are
+  // part of calling the traced function).
+  for (int o : ir.outputs) {
+    Node n;
+    n.kind = Kind::identity;
+    n.name = "output";
+    n.inputs = {map[static_cast<std::size_t>(o)]};
+    const Node& src = s.nodes[static_cast<std::size_t>(n.inputs[0])];
+    n.shape = src.shape;
+    n.dtype = src.dtype;
+    n.control = assigns;
+    s.outputs.push_back(s.add(std::move(n), "Graph::from_capture"));
+  }
+  return g;
+}
+
+Shape static_shape(const Tensor& t) {
+  const detail::NodeSymbol* s = detail::symbol_of(t);
+  if (!s) return t.shape();
+  auto g = s->g.lock();
+  if (!g) throw ValueError("static_shape: the tensor's graph was destroyed");
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  return g->nodes[static_cast<std::size_t>(s->node)].shape;
+}
+
+std::string tensor_name(const Tensor& t) {
+  const detail::NodeSymbol* s = detail::symbol_of(t);
+  if (!s) throw ValueError("tensor_name: not a graph tensor (an eager tensor has no name)");
+  auto g = s->g.lock();
+  if (!g) throw ValueError("tensor_name: the tensor's graph was destroyed");
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  return g->nodes[static_cast<std::size_t>(s->node)].name + ":0";
+}
+
+Operation op_of(const Tensor& t) {
+  const detail::NodeSymbol* s = detail::symbol_of(t);
+  if (!s) throw ValueError("op_of: not a graph tensor");
+  auto g = s->g.lock();
+  if (!g) throw ValueError("op_of: the tensor's graph was destroyed");
+  return Operation(g, s->node);
+}
+
+// ---- Variable ------------------------------------------------------------------
+
+Variable::Variable(const Tensor& initial_value, const std::string& name, bool trainable) {
+  ScopeRecorder& sc = detail::require_scope("Variable");
+  auto& g = sc.graph();
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  if (!initial_value.defined()) throw ValueError("Variable: the initial value is an undefined tensor");
+  if (g->finalized) throw ValueError("Variable: the graph is finalized and cannot be modified");
+  const std::string base = name.empty() ? "variable" : name;
+  const std::string vname = g->unique_name(base);
+  g->name_counts.erase(vname);  // reserved below by add()
+  int init;
+  if (detail::symbol_of(initial_value)) {
+    init = sc.node_of(initial_value, "Variable");
+  } else {
+    Node c;
+    c.kind = Kind::constant;
+    c.name = vname + "/initial_value";
+    {
+      dispatch::RecorderGuard off(nullptr);
+      c.value = initial_value.clone();
+    }
+    c.shape = c.value.shape();
+    c.dtype = c.value.dtype();
+    init = sc.add(std::move(c), "Variable");
+  }
+  const Node& in = g->nodes[static_cast<std::size_t>(init)];
+  if (detail::has_unknown(in.shape))
+    throw ShapeError(fmt::format("Variable: the initial value of \"{}\" has shape {}; a variable needs a "
+                                 "fully known shape", vname, shape_str(in.shape)));
+  detail::VarInfo vi;
+  vi.shape = in.shape;
+  vi.dtype = in.dtype;
+  vi.trainable = trainable;
+  index_ = static_cast<int>(g->vars.size());
+  Node v;
+  v.kind = Kind::variable;
+  v.name = vname;
+  v.shape = vi.shape;
+  v.dtype = vi.dtype;
+  v.var = index_;
+  vi.node = sc.add(std::move(v), "Variable");
+  vi.name = g->nodes[static_cast<std::size_t>(vi.node)].name;
+  Node a;
+  a.kind = Kind::assign;
+  a.name = vi.name + "/assign";
+  a.inputs = {init};
+  a.var = index_;
+  a.shape = vi.shape;
+  a.dtype = vi.dtype;
+  vi.initializer = sc.add(std::move(a), "Variable");
+  g->vars.push_back(std::move(vi));
+  g_ = g;
+}
+
+namespace {
+const detail::VarInfo& info(const std::shared_ptr<GraphState>& g, int index) {
+  if (!g) throw ValueError("Variable: undefined variable");
+  return g->vars.at(static_cast<std::size_t>(index));
+}
+
+Tensor make_assign(const std::shared_ptr<GraphState>& g, int index, const Tensor& v, OpId kind,
+                   const std::string& name, const char* who) {
+  ScopeRecorder& sc = detail::require_scope(who);
+  if (sc.graph() != g)
+    throw ValueError(fmt::format("{}: the variable belongs to another graph than the scope's", who));
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  const detail::VarInfo& vi = info(g, index);
+  const int src = sc.node_of(v, who);
+  const Node& s = g->nodes[static_cast<std::size_t>(src)];
+  if (!s.has_output) throw ValueError(fmt::format("{}: \"{}\" is an operation, not a value", who, s.name));
+  Shape a = s.shape, b = vi.shape;
+  for (auto& d : a)
+    if (d < 0) d = 1;
+  if (broadcast_shapes(a, b, who) != b || a.size() > b.size())
+    throw ShapeError(fmt::format("{}: a value of shape {} does not fit variable \"{}\" of shape {}", who,
+                                 shape_str(s.shape), vi.name, shape_str(vi.shape)));
+  if (is_floating(s.dtype) && !is_floating(vi.dtype))
+    throw DTypeError(fmt::format("{}: a {} value cannot be stored in variable \"{}\" of dtype {}", who,
+                                 dtype_name(s.dtype), vi.name, dtype_name(vi.dtype)));
+  Node n;
+  n.kind = Kind::assign;
+  n.name = name.empty() ? vi.name + "/" + who : name;
+  n.inputs = {src};
+  n.var = index;
+  n.assign_kind = kind;
+  n.shape = vi.shape;
+  n.dtype = vi.dtype;
+  return detail::symbolic(g, sc.add(std::move(n), who));
+}
+}  // namespace
+
+Tensor Variable::value() const {
+  const auto& vi = info(g_, index_);
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  return detail::symbolic(g_, vi.node);
+}
+Operation Variable::initializer() const {
+  const auto& vi = info(g_, index_);
+  if (vi.initializer < 0)
+    throw ValueError(fmt::format("Variable::initializer: \"{}\" is an ember::Variable read by reference; "
+                                 "it has no initializer", vi.name));
+  return Operation(g_, vi.initializer);
+}
+Tensor Variable::assign(const Tensor& v, const std::string& name) const {
+  return make_assign(g_, index_, v, OpId::copy, name, "assign");
+}
+Tensor Variable::assign_add(const Tensor& v, const std::string& name) const {
+  return make_assign(g_, index_, v, OpId::add, name, "assign_add");
+}
+Tensor Variable::assign_sub(const Tensor& v, const std::string& name) const {
+  return make_assign(g_, index_, v, OpId::sub, name, "assign_sub");
+}
+std::string Variable::name() const {
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  return info(g_, index_).name;
+}
+Shape Variable::shape() const { return info(g_, index_).shape; }
+DType Variable::dtype() const { return info(g_, index_).dtype; }
+bool Variable::trainable() const { return info(g_, index_).trainable; }
+
+// ---- construction functions ------------------------------------------------------
+
+Tensor constant(const Tensor& value, const std::string& name) {
+  ScopeRecorder* sc = detail::current_scope();
+  if (!sc) return value;
+  if (!value.defined()) throw ValueError("constant: the value is an undefined tensor");
+  if (detail::symbol_of(value)) throw ValueError("constant: the value is a graph tensor; use identity");
+  std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+  Node n;
+  n.kind = Kind::constant;
+  n.name = name.empty() ? "const" : name;
+  {
+    dispatch::RecorderGuard off(nullptr);
+    n.value = value.clone();
+  }
+  n.shape = n.value.shape();
+  n.dtype = n.value.dtype();
+  return detail::symbolic(sc->graph(), sc->add(std::move(n), "constant"));
+}
+
+Tensor placeholder(DType dtype, const Shape& shape, const std::string& name) {
+  ScopeRecorder& sc = detail::require_scope("placeholder");
+  for (int64_t d : shape)
+    if (d < -1)
+      throw ShapeError(fmt::format("placeholder: invalid size {} in shape {} (-1 marks an unknown size)", d,
+                                   shape_str(shape)));
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  Node n;
+  n.kind = Kind::placeholder;
+  n.name = name.empty() ? "placeholder" : name;
+  n.shape = shape;
+  n.dtype = dtype;
+  return detail::symbolic(sc.graph(), sc.add(std::move(n), "placeholder"));
+}
+
+Tensor placeholder_with_default(const Tensor& input, const Shape& shape, const std::string& name) {
+  ScopeRecorder& sc = detail::require_scope("placeholder_with_default");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  const int in = sc.node_of(input, "placeholder_with_default");
+  const Node& src = sc.graph()->nodes[static_cast<std::size_t>(in)];
+  bool ok = src.shape.size() == shape.size();
+  for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == src.shape[i];
+  if (!ok)
+    throw ShapeError(fmt::format("placeholder_with_default: the default has shape {}, which does not fit {}",
+                                 shape_str(src.shape), shape_str(shape)));
+  Node n;
+  n.kind = Kind::placeholder;
+  n.with_default = true;
+  n.name = name.empty() ? "placeholder_with_default" : name;
+  n.inputs = {in};
+  n.shape = shape;
+  n.dtype = src.dtype;
+  return detail::symbolic(sc.graph(), sc.add(std::move(n), "placeholder_with_default"));
+}
+
+Tensor identity(const Tensor& x, const std::string& name) {
+  ScopeRecorder* sc = detail::current_scope();
+  if (!sc) return x;
+  std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+  const int in = sc->node_of(x, "identity");
+  const Node& src = sc->graph()->nodes[static_cast<std::size_t>(in)];
+  Node n;
+  n.kind = Kind::identity;
+  n.name = name.empty() ? "identity" : name;
+  n.inputs = {in};
+  n.shape = src.shape;
+  n.dtype = src.dtype;
+  return detail::symbolic(sc->graph(), sc->add(std::move(n), "identity"));
+}
+
+Operation no_op(const std::string& name) { return group({}, name.empty() ? "no_op" : name); }
+
+Operation group(const std::vector<Fetch>& inputs, const std::string& name) {
+  ScopeRecorder& sc = detail::require_scope("group");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  Node n;
+  n.kind = Kind::no_op;
+  n.has_output = false;
+  n.name = name.empty() ? "group" : name;
+  for (const Fetch& f : inputs) n.control.push_back(detail::id_of(sc, f, "group"));
+  return Operation(sc.graph(), sc.add(std::move(n), "group"));
+}
+
+std::vector<Variable> global_variables() {
+  ScopeRecorder& sc = detail::require_scope("global_variables");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  std::vector<Variable> v;
+  for (std::size_t i = 0; i < sc.graph()->vars.size(); ++i)
+    if (!sc.graph()->vars[i].external) v.emplace_back(sc.graph(), static_cast<int>(i));
+  return v;
+}
+
+std::vector<Variable> trainable_variables() {
+  std::vector<Variable> v;
+  for (const Variable& x : global_variables())
+    if (x.trainable()) v.push_back(x);
+  return v;
+}
+
+Operation variables_initializer(const std::vector<Variable>& vars, const std::string& name) {
+  std::vector<Fetch> inits;
+  for (const Variable& v : vars) inits.emplace_back(v.initializer());
+  return group(inits, name);
+}
+
+Operation global_variables_initializer() { return variables_initializer(global_variables(), "init"); }
+
+ControlDependencies::ControlDependencies(const std::vector<Fetch>& deps) {
+  ScopeRecorder& sc = detail::require_scope("control_dependencies");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  scope_ = &sc;
+  saved_ = sc.control;
+  for (const Fetch& f : deps) sc.control.push_back(detail::id_of(sc, f, "control_dependencies"));
+}
+
+ControlDependencies::~ControlDependencies() {
+  if (detail::current_scope() == scope_) static_cast<ScopeRecorder*>(scope_)->control = saved_;
+}
+
+DeviceScope::DeviceScope(const std::string& device) {
+  ScopeRecorder& sc = detail::require_scope("device");
+  scope_ = &sc;
+  saved_ = sc.device;
+  sc.device = detail::normalize_device(device);
+}
+
+DeviceScope::~DeviceScope() {
+  if (detail::current_scope() == scope_) static_cast<ScopeRecorder*>(scope_)->device = saved_;
+}
+
+// ---- TF1 op names ----------------------------------------------------------------
+
+using detail::named;
+
+Tensor add(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::add(a, b); });
+}
+Tensor subtract(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::sub(a, b); });
+}
+Tensor multiply(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::mul(a, b); });
+}
+Tensor divide(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::div(a, b); });
+}
+Tensor maximum(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::maximum(a, b); });
+}
+Tensor minimum(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::minimum(a, b); });
+}
+Tensor equal(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::eq(a, b); });
+}
+Tensor less(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::lt(a, b); });
+}
+Tensor greater(const Operand& a, const Operand& b, const std::string& n) {
+  return named(n, [&] { return ember::gt(a, b); });
+}
+Tensor where(const Tensor& cond, const Operand& x, const Operand& y, const std::string& n) {
+  return named(n, [&] { return ember::where(cond, x, y); });
+}
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb, const std::string& n) {
+  return named(n, [&] {
+    return ember::matmul(ta ? a.transpose(-2, -1) : a, tb ? b.transpose(-2, -1) : b);
+  });
+}
+Tensor reduce_sum(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  return named(n, [&] { return ember::sum(x, axis, k); });
+}
+Tensor reduce_mean(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  return named(n, [&] { return ember::mean(x, axis, k); });
+}
+Tensor reduce_max(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  return named(n, [&] { return ember::max(x, axis, k); });
+}
+Tensor reduce_min(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  return named(n, [&] { return ember::min(x, axis, k); });
+}
+Tensor argmax(const Tensor& x, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::argmax(x, axis); });
+}
+Tensor reshape(const Tensor& x, const Shape& shape, const std::string& n) {
+  return named(n, [&] {
+    // A graph tensor's unknown dims make its element count unknown: a -1 in
+    // `shape` is resolved against the stand-in size (Note [Unknown dims]).
+    return x.reshape(shape);
+  });
+}
+Tensor transpose(const Tensor& x, const Axes& perm, const std::string& n) {
+  return named(n, [&] {
+    Axes p = perm;
+    if (p.empty())
+      for (int64_t i = x.dim(); i-- > 0;) p.push_back(i);
+    return x.permute(p);
+  });
+}
+Tensor concat(const std::vector<Tensor>& v, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::concat(v, axis); });
+}
+Tensor stack(const std::vector<Tensor>& v, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::stack(v, axis); });
+}
+Tensor cast(const Tensor& x, DType dt, const std::string& n) {
+  return named(n, [&] { return ember::cast(x, dt); });
+}
+Tensor square(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::mul(x, x); });
+}
+Tensor sqrt(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::sqrt(x); });
+}
+Tensor exp(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::exp(x); });
+}
+Tensor log(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::log(x); });
+}
+Tensor zeros(const Shape& shape, DType dt, const std::string& n) {
+  return named(n, [&] { return ember::zeros(shape, dt); });
+}
+Tensor ones(const Shape& shape, DType dt, const std::string& n) {
+  return named(n, [&] { return ember::ones(shape, dt); });
+}
+Tensor random_normal(const Shape& shape, double mean, double stddev, const std::string& n) {
+  return named(n, [&] { return ember::randn(shape) * static_cast<float>(stddev) + static_cast<float>(mean); });
+}
+
+namespace nn {
+Tensor relu(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::relu(x); });
+}
+Tensor sigmoid(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::sigmoid(x); });
+}
+Tensor tanh(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::tanh(x); });
+}
+Tensor softmax(const Tensor& x, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::softmax(x, axis); });
+}
+Tensor log_softmax(const Tensor& x, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::log_softmax(x, axis); });
+}
+Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& n) {
+  return named(n, [&] { return ember::add(value, bias); });
+}
+}  // namespace nn
+
+}  // namespace ember::compat::v1

@@ -1,0 +1,801 @@
+// Sessions: each distinct (fetches, feeds, feed shapes) gets a plan, built
+// once: the pruned subgraph, placed, its shapes inferred from the concrete
+// feeds, lowered to a capture GraphIR (the IR a trace makes) and compiled by
+// the capture layer (passes, executor with memory plan). A run then costs a
+// cache lookup, the feed checks and one executor replay.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+#include "compat/v1/state.h"
+#include "compiled.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/schema.h"
+
+namespace ember::compat::v1 {
+
+using dispatch::OpId;
+
+namespace detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The one place that says whether a GPU can take nodes.
+bool gpu_present() { return ember::cuda_available(); }
+
+// Re-throws the current ember error with `prefix` in front, keeping its type.
+[[noreturn]] void rethrow_with(const std::string& prefix) {
+  try {
+    throw;
+  } catch (const ShapeError& e) {
+    throw ShapeError(prefix + e.what());
+  } catch (const DTypeError& e) {
+    throw DTypeError(prefix + e.what());
+  } catch (const DeviceError& e) {
+    throw DeviceError(prefix + e.what());
+  } catch (const IndexError& e) {
+    throw IndexError(prefix + e.what());
+  } catch (const OutOfMemoryError& e) {
+    throw OutOfMemoryError(prefix + e.what());
+  } catch (const InternalError& e) {
+    throw InternalError(prefix + e.what());
+  } catch (const Error& e) {
+    throw ValueError(prefix + e.what());
+  }
+}
+
+Tensor stand_in(const Shape& shape, DType dtype) {
+  auto* impl = new ember::detail::TensorImpl;
+  ember::detail::Ref<ember::detail::TensorImpl> ref(impl);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  impl->device = Device::cpu();
+  impl->refresh();
+  return Tensor(std::move(ref));
+}
+
+std::string quoted_tensor(const Node& n) { return fmt::format("\"{}:0\" ({})", n.name, GraphState::type_str(n)); }
+
+}  // namespace
+
+/// What a run needs to know about one feed without touching the graph.
+struct FeedInfo {
+  std::string name;
+  Shape shape;  // static, -1 unknown
+  DType dtype;
+  std::string type;
+};
+
+struct Plan {
+  std::shared_ptr<const capture::detail::Compiled> compiled;
+  std::vector<int> out_pos;  // per fetch: index into the executor's outputs, -1 for an operation
+  std::vector<FeedInfo> feeds;
+  std::vector<std::pair<std::shared_ptr<SessVar>, std::string>> reads;  // (var, reading node's name)
+  std::vector<std::shared_ptr<SessVar>> writes;
+  // For traced runs: per lowered node, the shim node it came from.
+  std::vector<std::string> origin_name, origin_op, origin_device;
+};
+
+struct FetchRef {
+  int node;
+  bool is_op;
+};
+
+struct KeyHash {
+  std::size_t operator()(const std::vector<int64_t>& k) const {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t v : k) h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+
+struct SessionState {
+  std::shared_ptr<GraphState> g;
+  SessionOptions opts;
+  std::string default_device;
+  std::mutex mu;
+  std::atomic<bool> closed{false};
+  std::vector<std::shared_ptr<SessVar>> vars;  // by graph variable index
+  std::unordered_map<std::vector<int64_t>, std::shared_ptr<Plan>, KeyHash> plans;
+  std::vector<std::shared_ptr<Plan>> single;  // one tensor fetched, nothing fed: by node id
+
+  void check_open(const char* who) const {
+    if (closed.load(std::memory_order_acquire))
+      throw ValueError(fmt::format("{}: the session is closed", who));
+  }
+  /// Session value of graph variable `index` (made on first use). Caller holds mu.
+  std::shared_ptr<SessVar> var(int index);
+  /// The node id of a fetch or feed key; ValueError when it is not a tensor of this graph.
+  int node_of(const Tensor& t, const char* who, const char* what) const;
+  FetchRef fetch_of(const Fetch& f) const;
+  std::shared_ptr<Plan> plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
+                                 const std::vector<Tensor>& feeds);
+  std::shared_ptr<Plan> build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
+                              const std::vector<Tensor>& feeds);
+  std::vector<Tensor> execute(const Plan& p, const std::vector<Tensor>& feeds, bool trace,
+                              RunMetadata* md);
+};
+
+std::shared_ptr<SessVar> SessionState::var(int index) {
+  if (static_cast<std::size_t>(index) >= vars.size()) vars.resize(static_cast<std::size_t>(index) + 1);
+  auto& sv = vars[static_cast<std::size_t>(index)];
+  if (!sv) {
+    std::lock_guard<std::recursive_mutex> lk(g->mu);
+    const VarInfo& vi = g->vars.at(static_cast<std::size_t>(index));
+    sv = std::make_shared<SessVar>();
+    sv->name = vi.name;
+    if (vi.external) {
+      sv->state = vi.external;
+      sv->initialized = true;
+    } else {
+      sv->state = ember::Variable(ember::empty(vi.shape, vi.dtype), vi.name).state();
+    }
+  }
+  return sv;
+}
+
+int SessionState::node_of(const Tensor& t, const char* who, const char* what) const {
+  if (!t.defined()) throw ValueError(fmt::format("{}: a {} is an undefined tensor", who, what));
+  const NodeSymbol* s = symbol_of(t);
+  if (!s) throw ValueError(fmt::format("{}: a {} is an eager tensor, not a tensor of the session's graph", who, what));
+  if (s->graph_id != g->id)
+    throw ValueError(fmt::format("{}: {} {} is from another graph than the session's", who, what, s->describe()));
+  return s->node;
+}
+
+FetchRef SessionState::fetch_of(const Fetch& f) const {
+  if (f.op.defined()) {
+    if (f.op.graph_state() != g)
+      throw ValueError(fmt::format("Session::run: fetch \"{}\" is an operation of another graph than the session's",
+                                   f.op.name()));
+    return {f.op.node(), true};
+  }
+  return {node_of(f.tensor, "Session::run", "fetch"), false};
+}
+
+namespace {
+
+// Converts a feed to the node's dtype when no value changes; else DTypeError.
+Tensor convert_feed(const FeedInfo& fi, const Tensor& v) {
+  const DType from = v.dtype(), to = fi.dtype;
+  auto fail = [&](const std::string& what) {
+    throw DTypeError(fmt::format("Session::run: feed for {}: {}", fi.type, what));
+  };
+  if (from == DType::bool_ || to == DType::bool_ || itemsize(to) == 2 || itemsize(from) == 2)
+    fail(fmt::format("a {} value cannot be fed for a {} tensor", dtype_name(from), dtype_name(to)));
+  const std::vector<double> vals = v.to_vector<double>();
+  std::vector<int64_t> ivals;
+  if (!is_floating(from)) ivals = v.to_vector<int64_t>();
+  for (std::size_t i = 0; i < vals.size(); ++i) {
+    bool ok = true;
+    std::string shown = is_floating(from) ? fmt::format("{}", vals[i]) : fmt::format("{}", ivals[i]);
+    if (!is_floating(to)) {
+      double lo = 0, hi = 0;
+      if (to == DType::int32) {
+        lo = std::numeric_limits<int32_t>::min();
+        hi = std::numeric_limits<int32_t>::max();
+      } else if (to == DType::uint8) {
+        hi = 255;
+      } else {
+        lo = -9223372036854775808.0;
+        hi = 9223372036854775807.0;
+      }
+      if (is_floating(from))
+        ok = std::isfinite(vals[i]) && vals[i] == std::trunc(vals[i]) && vals[i] >= lo && vals[i] < hi + 1;
+      else
+        ok = (to == DType::int64) || (static_cast<double>(ivals[i]) >= lo && static_cast<double>(ivals[i]) <= hi);
+    } else if (to == DType::float32) {
+      if (is_floating(from))
+        ok = std::isnan(vals[i]) || static_cast<double>(static_cast<float>(vals[i])) == vals[i];
+      else
+        ok = static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i] &&
+             std::abs(static_cast<double>(ivals[i])) < 9.2e18;
+    } else if (!is_floating(from)) {  // float64 from an integer
+      ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
+           static_cast<int64_t>(static_cast<double>(ivals[i])) == ivals[i];
+    }
+    if (!ok)
+      fail(fmt::format("the {} value {} (at flat index {}) cannot be represented exactly as {}",
+                       dtype_name(from), shown, i, dtype_name(to)));
+  }
+  return ember::cast(v, to);
+}
+
+Tensor check_feed(const FeedInfo& fi, const Tensor& v) {
+  if (!v.defined()) throw ValueError(fmt::format("Session::run: the value fed for {} is undefined", fi.type));
+  if (!v.impl().storage)
+    throw ValueError(fmt::format("Session::run: the value fed for {} is a graph tensor; feed an eager tensor",
+                                 fi.type));
+  if (!v.device().is_cpu())
+    throw DeviceError(fmt::format("Session::run: the value fed for {} is on {}; feed CPU tensors", fi.type,
+                                  v.device().str()));
+  bool ok = v.dim() == static_cast<int64_t>(fi.shape.size());
+  for (std::size_t i = 0; ok && i < fi.shape.size(); ++i) ok = fi.shape[i] < 0 || fi.shape[i] == v.shape()[i];
+  if (!ok)
+    throw ShapeError(fmt::format("Session::run: cannot feed a value of shape {} for {}", shape_str(v.shape()),
+                                 fi.type));
+  return v.dtype() == fi.dtype ? v : convert_feed(fi, v);
+}
+
+void push_key(std::vector<int64_t>& key, const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
+              const std::vector<Tensor>& feeds) {
+  key.push_back(static_cast<int64_t>(fetches.size()));
+  for (const FetchRef& f : fetches) key.push_back(2 * static_cast<int64_t>(f.node) + f.is_op);
+  key.push_back(static_cast<int64_t>(feed_nodes.size()));
+  for (std::size_t i = 0; i < feed_nodes.size(); ++i) {
+    const Tensor& t = feeds[i];
+    key.push_back(feed_nodes[i]);
+    key.push_back(t.defined() ? static_cast<int64_t>(t.dtype()) : -1);
+    key.push_back(t.defined() ? t.dim() : -1);
+    if (t.defined())
+      for (int64_t d : t.shape()) key.push_back(d);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Plan> SessionState::plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
+                                             const std::vector<Tensor>& feeds) {
+  const bool single_fetch = feed_nodes.empty() && fetches.size() == 1 && !fetches[0].is_op;
+  std::vector<int64_t> key;
+  std::lock_guard<std::mutex> lk(mu);
+  check_open("Session::run");
+  if (single_fetch) {
+    const auto id = static_cast<std::size_t>(fetches[0].node);
+    if (id < single.size() && single[id]) return single[id];
+  } else {
+    push_key(key, fetches, feed_nodes, feeds);
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+  }
+  auto p = build(fetches, feed_nodes, feeds);
+  if (single_fetch) {
+    const auto id = static_cast<std::size_t>(fetches[0].node);
+    if (id >= single.size()) single.resize(id + 1);
+    single[id] = p;
+  } else {
+    plans.emplace(std::move(key), p);
+  }
+  return p;
+}
+
+std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
+                                          const std::vector<Tensor>& raw_feeds) {
+  std::lock_guard<std::recursive_mutex> glk(g->mu);
+  const std::size_t n_nodes = g->nodes.size();
+  auto plan = std::make_shared<Plan>();
+  std::vector<int> fed(n_nodes, -1);
+  std::vector<Tensor> feeds(raw_feeds.size());
+  for (std::size_t i = 0; i < feed_nodes.size(); ++i) {
+    const Node& n = g->nodes[static_cast<std::size_t>(feed_nodes[i])];
+    if (fed[static_cast<std::size_t>(feed_nodes[i])] >= 0)
+      throw ValueError(fmt::format("Session::run: \"{}:0\" is fed twice", n.name));
+    fed[static_cast<std::size_t>(feed_nodes[i])] = static_cast<int>(i);
+    FeedInfo fi{n.name, n.shape, n.dtype, quoted_tensor(n)};
+    feeds[i] = check_feed(fi, raw_feeds[i]);
+    plan->feeds.push_back(std::move(fi));
+  }
+  // Prune: what the fetches need, stopping at fed tensors.
+  std::vector<char> need(n_nodes, 0);
+  std::vector<int> stack;
+  for (const FetchRef& f : fetches) stack.push_back(f.node);
+  while (!stack.empty()) {
+    const int id = stack.back();
+    stack.pop_back();
+    if (need[static_cast<std::size_t>(id)]) continue;
+    need[static_cast<std::size_t>(id)] = 1;
+    if (fed[static_cast<std::size_t>(id)] >= 0) continue;
+    const Node& n = g->nodes[static_cast<std::size_t>(id)];
+    for (int in : n.inputs) stack.push_back(in);
+    for (int c : n.control) stack.push_back(c);
+  }
+  // Check and place.
+  for (std::size_t id = 0; id < n_nodes; ++id) {
+    if (!need[id]) continue;
+    const Node& n = g->nodes[id];
+    if (n.kind == Kind::placeholder && !n.with_default && fed[id] < 0)
+      throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
+                                   GraphState::type_str(n)));
+    std::string dev = n.device.empty() ? default_device : n.device;
+    if (dev != "/cpu:0") {
+      if (opts.allow_soft_placement)
+        dev = "/cpu:0";
+      else if (!gpu_present())
+        throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {} but no GPU is available; "
+                                      "set SessionOptions::allow_soft_placement to run it on the CPU",
+                                      n.name, dev));
+      else
+        throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {}, but session plans run on the "
+                                      "CPU executor; set SessionOptions::allow_soft_placement to run it there",
+                                      n.name, dev));
+    }
+    if (opts.log_device_placement) fmt::print(stderr, "{}: {}\n", n.name, dev);
+  }
+  // Concrete shapes and the lowered graph.
+  capture::GraphIR ir;
+  ir.input_names.resize(feeds.size());
+  ir.input_writeback.assign(feeds.size(), -1);
+  std::vector<int> low(n_nodes, -1);
+  std::vector<std::string> dev_of(n_nodes);
+  auto emit = [&](capture::Node cn, int origin) {
+    ir.nodes.push_back(std::move(cn));
+    const Node* o = origin >= 0 ? &g->nodes[static_cast<std::size_t>(origin)] : nullptr;
+    plan->origin_name.push_back(o ? o->name : "");
+    std::string op;
+    if (o) {
+      switch (o->kind) {
+        case Kind::placeholder: op = "placeholder"; break;
+        case Kind::constant: op = "const"; break;
+        case Kind::variable: op = "variable"; break;
+        case Kind::op: op = dispatch::op_name(o->op); break;
+        case Kind::identity: op = "identity"; break;
+        case Kind::assign: op = "assign"; break;
+        case Kind::no_op: op = "no_op"; break;
+      }
+    }
+    plan->origin_op.push_back(op);
+    plan->origin_device.push_back("/cpu:0");
+    return static_cast<int>(ir.nodes.size()) - 1;
+  };
+  auto info = [&](int lid) -> const capture::ValueInfo& { return ir.nodes[static_cast<std::size_t>(lid)].out; };
+  // Casts/broadcasts lowered value `id` to `want` (an assignment's conversion).
+  auto conform = [&](int id, const capture::ValueInfo& want, int origin) {
+    if (info(id).shape != want.shape) {
+      capture::Node e;
+      e.op = OpId::expand;
+      e.attrs.ints = want.shape;
+      e.inputs = {id};
+      e.out = {want.shape, info(id).dtype, want.device};
+      id = emit(std::move(e), origin);
+    }
+    if (info(id).dtype != want.dtype) {
+      capture::Node c;
+      c.op = OpId::copy;
+      c.attrs.dtype = want.dtype;
+      c.inputs = {id};
+      c.out = want;
+      id = emit(std::move(c), origin);
+    }
+    return id;
+  };
+  for (std::size_t id = 0; id < n_nodes; ++id) {
+    if (!need[id]) continue;
+    const Node& n = g->nodes[id];
+    const int self = static_cast<int>(id);
+    if (fed[id] >= 0) {
+      capture::Node cn;
+      cn.kind = capture::NodeKind::input;
+      cn.index = fed[id];
+      const Tensor& f = feeds[static_cast<std::size_t>(fed[id])];
+      cn.out = {f.shape(), f.dtype(), Device::cpu()};
+      ir.input_names[static_cast<std::size_t>(fed[id])] = n.name;
+      low[id] = emit(std::move(cn), self);
+      continue;
+    }
+    try {
+      switch (n.kind) {
+        case Kind::placeholder:  // with a default (an unfed plain one was refused above)
+        case Kind::identity: low[id] = low[static_cast<std::size_t>(n.inputs[0])]; break;
+        case Kind::no_op: break;
+        case Kind::constant: {
+          capture::Node cn;
+          cn.kind = capture::NodeKind::constant;
+          cn.value = n.value;
+          cn.out = {n.value.shape(), n.value.dtype(), Device::cpu()};
+          low[id] = emit(std::move(cn), self);
+          break;
+        }
+        case Kind::variable: {
+          auto sv = var(n.var);
+          plan->reads.emplace_back(sv, n.name);
+          capture::Node cn;
+          cn.kind = capture::NodeKind::variable_read;
+          cn.var = sv->state;
+          cn.out = {n.shape, n.dtype, Device::cpu()};
+          low[id] = emit(std::move(cn), self);
+          break;
+        }
+        case Kind::op: {
+          std::vector<Tensor> ins;
+          capture::Node cn;
+          cn.op = n.op;
+          cn.attrs = n.attrs;
+          for (int in : n.inputs) {
+            const int l = low[static_cast<std::size_t>(in)];
+            cn.inputs.push_back(l);
+            const capture::Node& ln = ir.nodes[static_cast<std::size_t>(l)];
+            ins.push_back(ln.kind == capture::NodeKind::constant ? ln.value : stand_in(ln.out.shape, ln.out.dtype));
+          }
+          // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
+          if (n.reshape_free_dim >= 0) {
+            int64_t rest = 1;
+            for (std::size_t i = 0; i < cn.attrs.ints.size(); ++i)
+              if (static_cast<int>(i) != n.reshape_free_dim) rest *= cn.attrs.ints[i];
+            const int64_t numel = ins[0].numel();
+            if (rest == 0 || numel % rest != 0)
+              throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {} with {} "
+                                           "inferred", shape_str(ins[0].shape()), shape_str(n.shape),
+                                           "the unknown dim"));
+            cn.attrs.ints[static_cast<std::size_t>(n.reshape_free_dim)] = numel / rest;
+          }
+          if (n.op == OpId::expand) {
+            const Shape& in0 = ins[0].shape();
+            const std::size_t off = cn.attrs.ints.size() - in0.size();
+            for (std::size_t i = 0; i < in0.size(); ++i)
+              if (cn.attrs.ints[off + i] == kStandIn) cn.attrs.ints[off + i] = in0[i];
+          }
+          const auto m = dispatch::schema(n.op).infer(n.op, dispatch::Inputs(ins.data(), ins.size()), cn.attrs);
+          cn.out = {m.shape, m.dtype, Device::cpu()};
+          low[id] = emit(std::move(cn), self);
+          break;
+        }
+        case Kind::assign: {
+          auto sv = var(n.var);
+          const capture::ValueInfo want{n.shape, n.dtype, Device::cpu()};
+          int src = low[static_cast<std::size_t>(n.inputs[0])];
+          if (n.assign_kind != OpId::copy) {
+            plan->reads.emplace_back(sv, n.name);
+            capture::Node r;
+            r.kind = capture::NodeKind::variable_read;
+            r.var = sv->state;
+            r.out = want;
+            const int rid = emit(std::move(r), self);
+            const Tensor pair[2] = {stand_in(want.shape, want.dtype), stand_in(info(src).shape, info(src).dtype)};
+            const auto m = dispatch::schema(n.assign_kind).infer(n.assign_kind, dispatch::Inputs(pair, 2), {});
+            capture::Node op;
+            op.op = n.assign_kind;
+            op.inputs = {rid, src};
+            op.out = {m.shape, m.dtype, Device::cpu()};
+            src = emit(std::move(op), self);
+          }
+          if (broadcast_shapes(info(src).shape, want.shape, "assign") != want.shape)
+            throw ShapeError(fmt::format("assign: a value of shape {} does not fit variable \"{}\" of shape {}",
+                                         shape_str(info(src).shape), sv->name, shape_str(want.shape)));
+          src = conform(src, want, self);
+          capture::Node a;
+          a.kind = capture::NodeKind::assign;
+          a.var = sv->state;
+          a.inputs = {src};
+          a.out = want;
+          emit(std::move(a), self);
+          plan->writes.push_back(sv);
+          low[id] = src;
+          break;
+        }
+      }
+    } catch (const Error&) {
+      rethrow_with(fmt::format("Session::run: node \"{}\": ", n.name));
+    }
+  }
+  for (const FetchRef& f : fetches) {
+    if (f.is_op) {
+      plan->out_pos.push_back(-1);
+      continue;
+    }
+    plan->out_pos.push_back(static_cast<int>(ir.outputs.size()));
+    ir.outputs.push_back(low[static_cast<std::size_t>(f.node)]);
+  }
+  ir.verify("Session::run");
+  plan->compiled = capture::detail::compile(std::move(ir), opts.optimizer);
+  return plan;
+}
+
+std::vector<Tensor> SessionState::execute(const Plan& p, const std::vector<Tensor>& raw_feeds, bool trace,
+                                          RunMetadata* md) {
+  std::vector<Tensor> feeds;
+  const std::vector<Tensor>* in = &raw_feeds;
+  for (std::size_t i = 0; i < raw_feeds.size(); ++i) {
+    const FeedInfo& fi = p.feeds[i];
+    const Tensor& v = raw_feeds[i];
+    // The plan was chosen by the feeds' dtypes and shapes, so only a value
+    // of another dtype needs work here.
+    if (v.dtype() != fi.dtype || !v.impl().storage || !v.device().is_cpu()) {
+      if (feeds.empty()) feeds = raw_feeds;
+      feeds[i] = check_feed(fi, v);
+      in = &feeds;
+    }
+  }
+  for (const auto& [sv, reader] : p.reads)
+    if (!sv->initialized.load(std::memory_order_acquire))
+      throw ValueError(fmt::format("Session::run: variable \"{}\" is not initialized (read by node \"{}\"); "
+                                   "run its initializer first", sv->name, reader));
+  const capture::detail::Compiled& c = *p.compiled;
+  std::vector<Tensor> outs;
+  if (!trace) {
+    outs = c.exec->run(c.optimized, *in);
+  } else {
+    // Node by node through the dispatcher, timing each (the unoptimized plan).
+    const capture::GraphIR& ir = c.traced;
+    std::vector<Tensor> v(ir.nodes.size());
+    std::vector<const capture::Node*> assigns;
+    const auto t0 = Clock::now();
+    auto us = [&](Clock::time_point t) { return std::chrono::duration<double, std::micro>(t - t0).count(); };
+    for (std::size_t id = 0; id < ir.nodes.size(); ++id) {
+      const capture::Node& n = ir.nodes[id];
+      const auto start = Clock::now();
+      switch (n.kind) {
+        case capture::NodeKind::input: v[id] = (*in)[static_cast<std::size_t>(n.index)]; break;
+        case capture::NodeKind::constant: v[id] = n.value; break;
+        case capture::NodeKind::variable_read: v[id] = n.var->value; break;
+        case capture::NodeKind::assign: assigns.push_back(&n); break;
+        case capture::NodeKind::op: {
+          std::vector<Tensor> args;
+          for (int i : n.inputs) args.push_back(v[static_cast<std::size_t>(i)]);
+          dispatch::Attrs a = n.attrs;
+          if (dispatch::schema(n.op).flags & dispatch::kRandom) {
+            Generator& gen = default_generator();
+            a.i0 = static_cast<int64_t>(gen.seed());
+            a.i1 = static_cast<int64_t>(gen.advance(static_cast<uint64_t>(shape_numel(n.out.shape))));
+          }
+          v[id] = dispatch::call(n.op, dispatch::Inputs(args.data(), args.size()), a);
+          break;
+        }
+        case capture::NodeKind::guard:
+        case capture::NodeKind::fused: throw InternalError("Session::run: unexpected node in a session plan");
+      }
+      const auto end = Clock::now();
+      if (md) {
+        NodeStats s;
+        s.name = p.origin_name[id];
+        s.op = n.kind == capture::NodeKind::op ? dispatch::op_name(n.op) : p.origin_op[id];
+        s.device = p.origin_device[id];
+        if (n.kind != capture::NodeKind::assign) {
+          s.shape = n.out.shape;
+          s.dtype = n.out.dtype;
+        }
+        s.start_us = us(start);
+        s.wall_us = std::chrono::duration<double, std::micro>(end - start).count();
+        md->step_stats.push_back(std::move(s));
+      }
+    }
+    for (const capture::Node* a : assigns) {
+      Tensor dst = a->var->value;
+      const Tensor& src = v[static_cast<std::size_t>(a->inputs[0])];
+      if (src.impl_ptr() != dst.impl_ptr()) dst.copy_(src);
+    }
+    for (int o : ir.outputs) {
+      const Tensor& t = v[static_cast<std::size_t>(o)];
+      outs.push_back(ir.nodes[static_cast<std::size_t>(o)].kind == capture::NodeKind::constant ? t.clone() : t);
+    }
+  }
+  for (const auto& sv : p.writes) sv->initialized.store(true, std::memory_order_release);
+  // A fetched variable value is a copy, as in TF (later assignments must not change it).
+  if (!p.reads.empty())
+    for (Tensor& o : outs)
+      for (const auto& r : p.reads)
+        if (o.impl().storage.get() == r.first->state->value.impl().storage.get()) {
+          o = o.clone();
+          break;
+        }
+  std::vector<Tensor> result;
+  result.reserve(p.out_pos.size());
+  for (int k : p.out_pos) result.push_back(k >= 0 ? outs[static_cast<std::size_t>(k)] : Tensor());
+  return result;
+}
+
+std::shared_ptr<SessVar> session_var(SessionState& s, int index) {
+  std::lock_guard<std::mutex> lk(s.mu);
+  s.check_open("Saver");
+  return s.var(index);
+}
+void check_session_open(const SessionState& s, const char* who) { s.check_open(who); }
+
+}  // namespace detail
+
+using detail::SessionState;
+
+// ---- Session -----------------------------------------------------------------------
+
+Session::Session(const Graph& g, const SessionOptions& options)
+    : graph_(g), s_(std::make_shared<SessionState>()) {
+  s_->g = g.state();
+  s_->opts = options;
+  const std::string d = options.device;
+  std::string low;
+  for (char ch : d) low += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (low == "/cpu:0" || low == "cpu" || low == "/device:cpu:0" || low.empty())
+    s_->default_device = "/cpu:0";
+  else if (low == "/gpu:0" || low == "gpu" || low == "/device:gpu:0" || low == "cuda" || low == "cuda:0")
+    s_->default_device = "/gpu:0";
+  else
+    throw ValueError(fmt::format("Session: device \"{}\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")", d));
+  if (options.intra_op_parallelism_threads < 0)
+    throw ValueError(fmt::format("Session: intra_op_parallelism_threads must be >= 0 (got {})",
+                                 options.intra_op_parallelism_threads));
+  if (options.intra_op_parallelism_threads > 0) ember::set_num_threads(options.intra_op_parallelism_threads);
+}
+
+Session::~Session() { close(); }
+
+void Session::close() {
+  std::lock_guard<std::mutex> lk(s_->mu);
+  s_->closed.store(true, std::memory_order_release);
+  // Plans and values are shared with runs still in flight; the last one frees them.
+  s_->plans.clear();
+  s_->single.clear();
+  s_->vars.clear();
+}
+
+Tensor Session::run(const Tensor& fetch, const FeedDict& feeds) {
+  return std::move(run(std::vector<Fetch>{Fetch(fetch)}, feeds).front());
+}
+
+Tensor Session::run(const Variable& fetch, const FeedDict& feeds) { return run(fetch.value(), feeds); }
+
+void Session::run(const Operation& target, const FeedDict& feeds) { run(std::vector<Fetch>{Fetch(target)}, feeds); }
+
+std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds) {
+  return run(fetches, feeds, RunOptions{}, nullptr);
+}
+
+std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds, const RunOptions& options,
+                                 RunMetadata* metadata) {
+  s_->check_open("Session::run");
+  // Ops the session runs are never graph-building calls, even inside a scope.
+  dispatch::RecorderGuard off(nullptr);
+  std::vector<detail::FetchRef> refs;
+  refs.reserve(fetches.size());
+  for (const Fetch& f : fetches) refs.push_back(s_->fetch_of(f));
+  std::vector<int> feed_nodes;
+  std::vector<Tensor> values;
+  feed_nodes.reserve(feeds.size());
+  values.reserve(feeds.size());
+  for (const auto& [k, v] : feeds) {
+    feed_nodes.push_back(s_->node_of(k, "Session::run", "feed key"));
+    values.push_back(v);
+  }
+  auto plan = s_->plan_for(refs, feed_nodes, values);
+  if (metadata) metadata->step_stats.clear();
+  return s_->execute(*plan, values, options.trace, metadata);
+}
+
+struct Callable::Impl {
+  std::shared_ptr<SessionState> s;
+  std::vector<detail::FetchRef> fetches;
+  std::vector<int> feed_nodes;
+  std::mutex mu;
+  std::shared_ptr<detail::Plan> last;
+  std::vector<int64_t> last_sig;  // dtype, rank, dims of each feed
+};
+
+Callable Session::make_callable(const std::vector<Fetch>& fetches, const std::vector<Tensor>& feeds) {
+  s_->check_open("Session::make_callable");
+  auto impl = std::make_shared<Callable::Impl>();
+  impl->s = s_;
+  for (const Fetch& f : fetches) impl->fetches.push_back(s_->fetch_of(f));
+  for (const Tensor& t : feeds) impl->feed_nodes.push_back(s_->node_of(t, "Session::make_callable", "feed key"));
+  return Callable(std::move(impl));
+}
+
+std::vector<Tensor> Callable::operator()(const std::vector<Tensor>& feed_values) const {
+  Impl& c = *impl_;
+  c.s->check_open("Callable");
+  if (feed_values.size() != c.feed_nodes.size())
+    throw ValueError(fmt::format("Callable: expects {} feed values, got {}", c.feed_nodes.size(), feed_values.size()));
+  dispatch::RecorderGuard off(nullptr);
+  std::shared_ptr<detail::Plan> plan;
+  {
+    std::lock_guard<std::mutex> lk(c.mu);
+    if (c.last) {
+      std::size_t k = 0;
+      bool same = true;
+      for (const Tensor& t : feed_values) {
+        if (!t.defined() || k + 2 + t.shape().size() > c.last_sig.size() ||
+            c.last_sig[k] != static_cast<int64_t>(t.dtype()) || c.last_sig[k + 1] != t.dim()) {
+          same = false;
+          break;
+        }
+        k += 2;
+        for (int64_t d : t.shape()) same = same && c.last_sig[k++] == d;
+        if (!same) break;
+      }
+      if (same) plan = c.last;
+    }
+  }
+  if (!plan) {
+    plan = c.s->plan_for(c.fetches, c.feed_nodes, feed_values);
+    std::vector<int64_t> sig;
+    for (const Tensor& t : feed_values) {
+      sig.push_back(static_cast<int64_t>(t.dtype()));
+      sig.push_back(t.dim());
+      for (int64_t d : t.shape()) sig.push_back(d);
+    }
+    std::lock_guard<std::mutex> lk(c.mu);
+    c.last = plan;
+    c.last_sig = std::move(sig);
+  }
+  return c.s->execute(*plan, feed_values, false, nullptr);
+}
+
+capture::Graph Session::to_capture(const std::vector<Tensor>& fetches, const FeedDict& example_feeds) {
+  s_->check_open("Session::to_capture");
+  dispatch::RecorderGuard off(nullptr);
+  std::vector<detail::FetchRef> refs;
+  for (const Tensor& t : fetches) refs.push_back({s_->node_of(t, "Session::to_capture", "fetch"), false});
+  std::vector<int> feed_nodes;
+  std::vector<Tensor> values;
+  for (const auto& [k, v] : example_feeds) {
+    feed_nodes.push_back(s_->node_of(k, "Session::to_capture", "feed key"));
+    values.push_back(v);
+  }
+  auto plan = s_->plan_for(refs, feed_nodes, values);
+  for (const auto& [sv, reader] : plan->reads)
+    if (!sv->initialized.load())
+      throw ValueError(fmt::format("Session::to_capture: variable \"{}\" is not initialized (read by node \"{}\"); "
+                                   "run its initializer first", sv->name, reader));
+  return capture::Graph(plan->compiled);
+}
+
+std::vector<std::string> report_uninitialized_variables(Session& sess, const std::vector<Variable>& vars) {
+  auto& s = *sess.state();
+  s.check_open("report_uninitialized_variables");
+  dispatch::RecorderGuard off(nullptr);
+  std::vector<int> idx;
+  if (vars.empty()) {
+    std::lock_guard<std::recursive_mutex> lk(s.g->mu);
+    for (std::size_t i = 0; i < s.g->vars.size(); ++i)
+      if (!s.g->vars[i].external) idx.push_back(static_cast<int>(i));
+  } else {
+    for (const Variable& v : vars) {
+      if (v.graph_state() != s.g)
+        throw ValueError(fmt::format("report_uninitialized_variables: \"{}\" is a variable of another graph", v.name()));
+      idx.push_back(v.index());
+    }
+  }
+  std::vector<std::string> out;
+  std::lock_guard<std::mutex> lk(s.mu);
+  for (int i : idx) {
+    auto sv = s.var(i);
+    if (!sv->initialized.load()) out.push_back(sv->name);
+  }
+  return out;
+}
+
+// ---- metadata -----------------------------------------------------------------------
+
+std::string RunMetadata::chrome_trace() const {
+  auto esc = [](const std::string& s) {
+    std::string o;
+    for (char c : s) {
+      if (c == '"' || c == '\\') o += '\\';
+      if (static_cast<unsigned char>(c) < 0x20) {
+        o += fmt::format("\\u{:04x}", static_cast<int>(c));
+        continue;
+      }
+      o += c;
+    }
+    return o;
+  };
+  std::string s = "{\"traceEvents\":[\n";
+  s += "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"ember session\"}}";
+  for (const NodeStats& n : step_stats) {
+    s += fmt::format(
+        ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},\"pid\":0,\"tid\":0,"
+        "\"args\":{{\"op\":\"{}\",\"device\":\"{}\",\"shape\":\"{}\",\"dtype\":\"{}\"}}}}",
+        esc(n.name.empty() ? n.op : n.name), esc(n.op), n.start_us, n.wall_us, esc(n.op), esc(n.device),
+        shape_str(n.shape), dtype_name(n.dtype));
+  }
+  s += "\n],\"displayTimeUnit\":\"ns\"}\n";
+  return s;
+}
+
+void RunMetadata::write_chrome_trace(const std::string& path) const {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw ValueError(fmt::format("RunMetadata::write_chrome_trace: {}: cannot open the file", path));
+  f << chrome_trace();
+  if (!f) throw ValueError(fmt::format("RunMetadata::write_chrome_trace: {}: write failed", path));
+}
+
+}  // namespace ember::compat::v1

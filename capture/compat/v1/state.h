@@ -1,0 +1,136 @@
+#pragma once
+// The shim's graph: a list of named nodes built in graph mode. A Session
+// lowers the part of it that a run needs to a capture GraphIR (the same IR a
+// trace makes) and runs it on the capture executor.
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <ember/compat/v1.h>
+
+#include "dispatch/attrs.h"
+#include "dispatch/op_id.h"
+#include "dispatch/recorder.h"
+
+namespace ember::compat::v1::detail {
+
+enum class Kind : uint8_t {
+  placeholder,  // fed; with_default: its input unless fed
+  constant,
+  variable,     // a variable's value (session-owned, or an ember::Variable read by reference)
+  op,           // a registered op
+  identity,     // its input's value
+  assign,       // writes input 0 (conformed to the variable's type) into variable `var`
+  no_op,        // nothing (control inputs only)
+};
+
+/// Note [Unknown dims]: a -1 dim is given a stand-in size while the graph is
+/// built, so that the ops' own shape rules run unchanged. The rule runs again
+/// with a second stand-in; output dims that differ are unknown (-1). A Session
+/// infers every shape again from the concrete feeds.
+inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
+inline constexpr int64_t kStandIn2 = 2 * 720720;
+
+struct Node {
+  Kind kind = Kind::op;
+  std::string name;
+  dispatch::OpId op = dispatch::OpId::copy;
+  dispatch::Attrs attrs;
+  std::vector<int> inputs;
+  std::vector<int> control;
+  Shape shape;  // static shape, -1 for unknown dims
+  DType dtype = DType::float32;
+  bool has_output = true;
+  Tensor value;                                       // constant
+  int var = -1;                                       // variable / assign: index into vars
+  dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
+  bool with_default = false;                          // placeholder_with_default
+  int reshape_free_dim = -1;  // reshape of an unknown input: the target dim inferred from numel
+  std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
+};
+
+struct VarInfo {
+  std::string name;
+  Shape shape;
+  DType dtype = DType::float32;
+  int node = -1;         // the variable node
+  int initializer = -1;  // its assign node
+  bool trainable = true;
+  std::shared_ptr<ember::Variable::State> external;  // an ember::Variable read by reference
+};
+
+struct GraphState {
+  mutable std::recursive_mutex mu;  // recursive: error messages describe nodes while it is held
+  uint64_t id = 0;
+  std::deque<Node> nodes;  // deque: references stay valid while nodes are added
+  std::vector<VarInfo> vars;
+  std::unordered_map<std::string, int> by_name;
+  std::unordered_map<std::string, int> name_counts;
+  bool finalized = false;
+  std::vector<int> inputs, outputs;  // from_capture
+
+  /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
+  std::string unique_name(const std::string& base);
+  /// Appends a node, naming it; throws when finalized. Caller holds mu.
+  int add(Node n, const char* who);
+  /// "float32 [-1,3]"
+  static std::string type_str(const Node& n);
+};
+
+/// A variable's value in one session.
+struct SessVar {
+  std::shared_ptr<ember::Variable::State> state;
+  std::atomic<bool> initialized{false};
+  std::string name;
+};
+struct SessionState;
+/// Session value of graph variable `index` (made on first use).
+std::shared_ptr<SessVar> session_var(SessionState& s, int index);
+void check_session_open(const SessionState& s, const char* who);
+
+/// The symbol of a graph tensor (Note [Symbolic tensors]).
+struct NodeSymbol final : ember::detail::Symbol {
+  std::weak_ptr<GraphState> g;
+  uint64_t graph_id = 0;
+  int node = -1;
+  std::string describe() const override;
+};
+
+/// The (graph, node) behind a tensor, or null when it is not a graph tensor.
+const NodeSymbol* symbol_of(const Tensor& t);
+/// A symbolic tensor for node `id` of `g`.
+Tensor symbolic(const std::shared_ptr<GraphState>& g, int id);
+
+/// The graph-mode recorder one scope installs on its thread.
+class ScopeRecorder final : public dispatch::Recorder {
+ public:
+  explicit ScopeRecorder(std::shared_ptr<GraphState> g) : g_(std::move(g)) {}
+  bool graph_mode() const override { return true; }
+  void record(dispatch::OpId, dispatch::Inputs, const dispatch::Attrs&, const Tensor&, bool) override {}
+  Tensor build(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
+               const dispatch::TensorMeta& meta) override;
+  Tensor on_variable_read(const ember::Variable& v, const Tensor& value) override;
+  void on_variable_assign(const ember::Variable& v, const Tensor& src, dispatch::OpId kind) override;
+
+  /// Node id of `t` in this graph (a concrete tensor becomes a constant). Caller holds mu.
+  int node_of(const Tensor& t, const char* who);
+  /// Adds `n` with this scope's device and control dependencies. Caller holds mu.
+  int add(Node n, const char* who);
+
+  const std::shared_ptr<GraphState>& graph() const { return g_; }
+  std::string device;
+  std::vector<int> control;
+
+ private:
+  std::shared_ptr<GraphState> g_;
+};
+
+/// The innermost scope's recorder on this thread, or null.
+ScopeRecorder* current_scope();
+/// The innermost scope's recorder; ValueError naming `who` outside any scope.
+ScopeRecorder& require_scope(const char* who);
+
+}  // namespace ember::compat::v1::detail

@@ -1,0 +1,397 @@
+#pragma once
+// ember::compat::v1: TensorFlow-1-style graphs and sessions, run on the
+// capture layer's graph executor. Ported code aliases the namespace:
+//
+//   namespace tf = ember::compat::v1;
+//   tf::Graph g;
+//   auto scope = g.as_default();            // ops now build nodes and run nothing
+//   auto x = tf::placeholder(em::float32, {-1, 3}, "x");
+//   tf::Variable w(em::randn({3, 2}), "w");
+//   auto y = tf::matmul(x, w);
+//   tf::Session sess(g);
+//   sess.run(tf::global_variables_initializer());
+//   em::Tensor r = sess.run(y, {{x, batch}});
+//
+// In graph mode every ember op (em::relu, a + b, ...) appends a node; the
+// tensors it returns are symbolic (a shape and a dtype, no values; see Note
+// [Symbolic tensors] in ember/tensor_impl.h). Dims that a placeholder leaves
+// unknown (-1) are shown as -1 by `static_shape`; `Tensor::shape()` of a
+// symbolic tensor holds a stand-in size there.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ember/capture.h>
+#include <ember/creation.h>
+#include <ember/ops.h>
+#include <ember/tensor.h>
+#include <ember/variable.h>
+
+namespace ember::compat::v1 {
+
+using ember::DType;
+using ember::Shape;
+using ember::Tensor;
+
+namespace detail {
+struct GraphState;
+struct SessionState;
+class ScopeRecorder;
+}  // namespace detail
+
+/// A graph node that is run for its effect, not fetched (initializers, no_op, group, assign ops).
+class Operation {
+ public:
+  Operation() = default;
+  bool defined() const { return static_cast<bool>(g_); }
+  /// The node's unique name ("init", "w/assign", "no_op_1").
+  std::string name() const;
+
+  Operation(std::shared_ptr<detail::GraphState> g, int node) : g_(std::move(g)), node_(node) {}
+  const std::shared_ptr<detail::GraphState>& graph_state() const { return g_; }
+  int node() const { return node_; }
+
+ private:
+  std::shared_ptr<detail::GraphState> g_;
+  int node_ = -1;
+};
+
+/// Installs a graph as this thread's default (graph mode); restores the previous one when destroyed.
+class GraphScope {
+ public:
+  explicit GraphScope(std::shared_ptr<detail::GraphState> g);
+  ~GraphScope();
+  GraphScope(const GraphScope&) = delete;
+  GraphScope& operator=(const GraphScope&) = delete;
+
+ private:
+  std::unique_ptr<detail::ScopeRecorder> rec_;
+  void* prev_ = nullptr;
+};
+
+/// A TF1 graph: nodes with unique names, built in graph mode. Copies share the graph.
+class Graph {
+ public:
+  Graph();
+  /// Graph mode for the calling thread until the returned scope ends (scopes nest).
+  [[nodiscard]] GraphScope as_default() const { return GraphScope(s_); }
+  /// The tensor named "node:0"; ValueError when there is no such tensor.
+  Tensor get_tensor_by_name(const std::string& name) const;
+  /// The node named `name`, as an Operation.
+  Operation get_operation_by_name(const std::string& name) const;
+  /// Names of all nodes, in creation order.
+  std::vector<std::string> node_names() const;
+  /// Number of nodes.
+  int num_nodes() const;
+  /// Makes the graph read-only: adding a node afterwards raises ValueError.
+  void finalize();
+  bool finalized() const;
+  /// One line per node: `add = add(a, b) : int32 []` (control inputs after `^`).
+  std::string str() const;
+
+  /// A graph holding a traced capture graph: its inputs become placeholders named
+  /// as the trace named them (see `inputs()`), its outputs identity nodes
+  /// "output", "output_1", ... (see `outputs()`), its Variables are read by reference.
+  static Graph from_capture(const capture::Graph& traced);
+  /// The placeholders made by from_capture, in input order.
+  std::vector<Tensor> inputs() const;
+  /// The outputs made by from_capture, in output order.
+  std::vector<Tensor> outputs() const;
+
+  const std::shared_ptr<detail::GraphState>& state() const { return s_; }
+  friend bool operator==(const Graph& a, const Graph& b) { return a.s_ == b.s_; }
+
+ private:
+  explicit Graph(std::shared_ptr<detail::GraphState> s) : s_(std::move(s)) {}
+  std::shared_ptr<detail::GraphState> s_;
+  friend Graph get_default_graph();
+};
+
+/// The graph of this thread's innermost scope (ValueError outside any scope).
+Graph get_default_graph();
+
+/// The static shape of a graph tensor, -1 for unknown dims (TF's `get_shape()`);
+/// an eager tensor's shape otherwise.
+Shape static_shape(const Tensor& t);
+/// The name of a graph tensor ("add:0").
+std::string tensor_name(const Tensor& t);
+/// The node that computes a graph tensor, as an Operation (to run it for its effect).
+Operation op_of(const Tensor& t);
+
+/// A TF1 variable: a graph node whose value lives in each Session (two
+/// sessions on one graph hold separate values). Copies refer to the same node.
+class Variable {
+ public:
+  Variable() = default;
+  /// A variable initialized (by its initializer) to `initial_value`, whose shape must be fully known.
+  explicit Variable(const Tensor& initial_value, const std::string& name = "", bool trainable = true);
+  /// The value as a graph tensor ("w:0").
+  Tensor value() const;
+  operator Tensor() const { return value(); }  // NOLINT: TF code uses a variable as a tensor
+  /// The op that sets the initial value.
+  Operation initializer() const;
+  /// An op writing `v` into the variable (cast and broadcast to its type); fetch it for the new value.
+  Tensor assign(const Tensor& v, const std::string& name = "") const;
+  /// An op adding `v` to the variable; fetch it for the new value.
+  Tensor assign_add(const Tensor& v, const std::string& name = "") const;
+  /// An op subtracting `v` from the variable; fetch it for the new value.
+  Tensor assign_sub(const Tensor& v, const std::string& name = "") const;
+  std::string name() const;
+  Shape shape() const;
+  DType dtype() const;
+  bool trainable() const;
+  bool defined() const { return static_cast<bool>(g_); }
+
+  Variable(std::shared_ptr<detail::GraphState> g, int index) : g_(std::move(g)), index_(index) {}
+  const std::shared_ptr<detail::GraphState>& graph_state() const { return g_; }
+  int index() const { return index_; }
+
+ private:
+  std::shared_ptr<detail::GraphState> g_;
+  int index_ = -1;
+};
+
+// ---- graph construction (these need a graph scope, except constant/identity on eager tensors) --
+
+/// A constant node holding a copy of `value` (eagerly: `value` itself).
+Tensor constant(const Tensor& value, const std::string& name = "");
+/// A 0-d constant of the C++ number's own dtype (int -> int32, float -> float32).
+template <class T>
+  requires std::is_arithmetic_v<T>
+Tensor constant(T value, const std::string& name = "") {
+  return constant(ember::tensor(std::vector<T>{value}, Shape{}), name);
+}
+/// A constant from values and a shape.
+template <class T>
+  requires std::is_arithmetic_v<T>
+Tensor constant(const std::vector<T>& values, const Shape& shape, const std::string& name = "") {
+  return constant(ember::tensor(values, shape), name);
+}
+/// A value that must be fed; -1 marks a dim of unknown size.
+Tensor placeholder(DType dtype, const Shape& shape, const std::string& name = "");
+/// `input` unless fed; a feed must match `shape` (-1: any size).
+Tensor placeholder_with_default(const Tensor& input, const Shape& shape, const std::string& name = "");
+/// The same value under a new node (also orders it after the control dependencies in scope).
+Tensor identity(const Tensor& x, const std::string& name = "");
+/// Does nothing; useful with control dependencies.
+Operation no_op(const std::string& name = "");
+
+/// Something to fetch or to run: a tensor (fetched) or an operation (run, fetches nothing).
+struct Fetch {
+  Fetch(const Tensor& t) : tensor(t) {}                        // NOLINT
+  Fetch(const Operation& o) : op(o) {}                         // NOLINT
+  Fetch(const Variable& v) : tensor(v.value()) {}              // NOLINT
+  Tensor tensor;
+  Operation op;
+};
+/// An op that runs all of `inputs` (tensors and operations).
+Operation group(const std::vector<Fetch>& inputs, const std::string& name = "");
+/// Initializes every variable of the default graph.
+Operation global_variables_initializer();
+/// Initializes the given variables.
+Operation variables_initializer(const std::vector<Variable>& vars, const std::string& name = "init");
+/// Every variable of the default graph, in creation order.
+std::vector<Variable> global_variables();
+/// The variables created with trainable = true.
+std::vector<Variable> trainable_variables();
+
+/// Nodes created while it lives run only after `deps` (tf.control_dependencies).
+class ControlDependencies {
+ public:
+  explicit ControlDependencies(const std::vector<Fetch>& deps);
+  ~ControlDependencies();
+  ControlDependencies(const ControlDependencies&) = delete;
+  ControlDependencies& operator=(const ControlDependencies&) = delete;
+
+ private:
+  void* scope_ = nullptr;
+  std::vector<int> saved_;
+};
+[[nodiscard]] inline ControlDependencies control_dependencies(const std::vector<Fetch>& deps) {
+  return ControlDependencies(deps);
+}
+
+/// Nodes created while it lives are pinned to `device` ("/cpu:0", "/gpu:0", "" to clear).
+class DeviceScope {
+ public:
+  explicit DeviceScope(const std::string& device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  void* scope_ = nullptr;
+  std::string saved_;
+};
+[[nodiscard]] inline DeviceScope device(const std::string& name) { return DeviceScope(name); }
+
+// ---- TF1 names of the core ops (graph mode: nodes; eager: they run) ----------
+
+Tensor add(const Operand& a, const Operand& b, const std::string& name = "");       ///< a + b
+Tensor subtract(const Operand& a, const Operand& b, const std::string& name = "");  ///< a - b
+Tensor multiply(const Operand& a, const Operand& b, const std::string& name = "");  ///< a * b
+Tensor divide(const Operand& a, const Operand& b, const std::string& name = "");    ///< true division
+Tensor maximum(const Operand& a, const Operand& b, const std::string& name = "");   ///< elementwise max
+Tensor minimum(const Operand& a, const Operand& b, const std::string& name = "");   ///< elementwise min
+Tensor equal(const Operand& a, const Operand& b, const std::string& name = "");     ///< a == b (bool)
+Tensor less(const Operand& a, const Operand& b, const std::string& name = "");      ///< a < b (bool)
+Tensor greater(const Operand& a, const Operand& b, const std::string& name = "");   ///< a > b (bool)
+/// cond ? x : y elementwise.
+Tensor where(const Tensor& cond, const Operand& x, const Operand& y, const std::string& name = "");
+/// a @ b, optionally transposing the last two dims of either first.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false,
+              const std::string& name = "");
+Tensor reduce_sum(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+Tensor reduce_mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+Tensor reduce_max(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+Tensor reduce_min(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+/// Index of the largest value along `axis` (int64).
+Tensor argmax(const Tensor& x, int64_t axis, const std::string& name = "");
+/// New shape with the same elements; one dim may be -1.
+Tensor reshape(const Tensor& x, const Shape& shape, const std::string& name = "");
+/// Permutes dims (default: reverses them).
+Tensor transpose(const Tensor& x, const Axes& perm = {}, const std::string& name = "");
+Tensor concat(const std::vector<Tensor>& values, int64_t axis, const std::string& name = "");
+Tensor stack(const std::vector<Tensor>& values, int64_t axis = 0, const std::string& name = "");
+Tensor cast(const Tensor& x, DType dtype, const std::string& name = "");
+Tensor square(const Tensor& x, const std::string& name = "");  ///< x * x
+Tensor sqrt(const Tensor& x, const std::string& name = "");
+Tensor exp(const Tensor& x, const std::string& name = "");
+Tensor log(const Tensor& x, const std::string& name = "");
+Tensor zeros(const Shape& shape, DType dtype = DType::float32, const std::string& name = "");
+Tensor ones(const Shape& shape, DType dtype = DType::float32, const std::string& name = "");
+/// Normal samples, drawn again on every run (a random initializer).
+Tensor random_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0,
+                     const std::string& name = "");
+
+namespace nn {
+Tensor relu(const Tensor& x, const std::string& name = "");
+Tensor sigmoid(const Tensor& x, const std::string& name = "");
+Tensor tanh(const Tensor& x, const std::string& name = "");
+Tensor softmax(const Tensor& logits, int64_t axis = -1, const std::string& name = "");
+Tensor log_softmax(const Tensor& logits, int64_t axis = -1, const std::string& name = "");
+/// value + bias along the last dim.
+Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& name = "");
+}  // namespace nn
+
+// ---- sessions -------------------------------------------------------------
+
+/// How a Session places and runs nodes.
+struct SessionOptions {
+  /// Where nodes without a device scope run: "/cpu:0" or "/gpu:0".
+  std::string device = "/cpu:0";
+  /// Nodes asking for a missing GPU run on the CPU instead of failing.
+  bool allow_soft_placement = false;
+  /// Threads for one op (sets ember's process-wide count when > 0, like torch.set_num_threads).
+  int intra_op_parallelism_threads = 0;
+  /// Prints each node's device to stderr when a run's plan is built.
+  bool log_device_placement = false;
+  /// Graph optimizations applied to each pruned plan.
+  capture::Options optimizer = {};
+};
+
+/// Options for one run.
+struct RunOptions {
+  /// Record per-node wall time and output shapes into RunMetadata (runs node by node, slower).
+  bool trace = false;
+};
+
+/// One node's part of a traced run.
+struct NodeStats {
+  std::string name;    ///< node name
+  std::string op;      ///< op name ("add", "const", "variable", ...)
+  std::string device;  ///< "/cpu:0"
+  Shape shape;         ///< output shape (empty for operations)
+  DType dtype = DType::float32;
+  double start_us = 0;  ///< from the start of the run
+  double wall_us = 0;
+};
+
+/// What a traced run recorded.
+struct RunMetadata {
+  std::vector<NodeStats> step_stats;
+  /// Chrome trace JSON ("traceEvents"), opened by chrome://tracing and Perfetto.
+  std::string chrome_trace() const;
+  /// Writes chrome_trace() to `path`.
+  void write_chrome_trace(const std::string& path) const;
+};
+
+/// Feeds: pairs of (graph tensor to replace, value).
+using FeedDict = std::vector<std::pair<Tensor, Tensor>>;
+
+class Session;
+
+/// A prepared run (tf Session.make_callable): fetches and feed keys fixed, the
+/// pruned plan built once per feed signature. Call with the feed values in order.
+class Callable {
+ public:
+  std::vector<Tensor> operator()(const std::vector<Tensor>& feed_values) const;
+  struct Impl;
+  explicit Callable(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Runs a graph (tf.Session). Holds the variables' values; `run` is thread-safe.
+class Session {
+ public:
+  explicit Session(const Graph& g, const SessionOptions& options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// The value of one tensor.
+  Tensor run(const Tensor& fetch, const FeedDict& feeds = {});
+  /// A variable's value.
+  Tensor run(const Variable& fetch, const FeedDict& feeds = {});
+  /// Runs an operation for its effect.
+  void run(const Operation& target, const FeedDict& feeds = {});
+  /// Values of the fetches in order; an Operation's place holds an undefined Tensor.
+  std::vector<Tensor> run(const std::vector<Fetch>& fetches, const FeedDict& feeds = {});
+  /// As above; with `options.trace` it fills `metadata` (when not null).
+  std::vector<Tensor> run(const std::vector<Fetch>& fetches, const FeedDict& feeds,
+                          const RunOptions& options, RunMetadata* metadata);
+  /// A prepared run of `fetches` with `feeds` as its arguments.
+  Callable make_callable(const std::vector<Fetch>& fetches, const std::vector<Tensor>& feeds = {});
+  /// The pruned plan of `fetches` for these example feeds as a capture::Graph
+  /// (its inputs are the feeds; it reads this session's variables by reference),
+  /// which saves and loads like any traced graph.
+  capture::Graph to_capture(const std::vector<Tensor>& fetches, const FeedDict& example_feeds = {});
+  /// Frees the plans and variable values; later runs raise ValueError.
+  void close();
+  const Graph& graph() const { return graph_; }
+
+  const std::shared_ptr<detail::SessionState>& state() const { return s_; }
+
+ private:
+  Graph graph_;
+  std::shared_ptr<detail::SessionState> s_;
+};
+
+/// Names of the variables (default: all of the session's graph) not yet initialized in `sess`.
+std::vector<std::string> report_uninitialized_variables(Session& sess,
+                                                        const std::vector<Variable>& vars = {});
+
+namespace train {
+/// Saves and restores variable values (format: capture/compat/checkpoint.md).
+class Saver {
+ public:
+  /// Saves `vars` (default: every variable of the default graph when constructed).
+  explicit Saver(std::vector<Variable> vars = {});
+  /// Writes the values the variables hold in `sess`; returns `path`.
+  std::string save(Session& sess, const std::string& path) const;
+  /// Reads the values into `sess` (they count as initialized); a variable missing
+  /// from the file or of another dtype/shape raises ValueError naming it.
+  void restore(Session& sess, const std::string& path) const;
+
+ private:
+  std::vector<Variable> vars_;
+};
+}  // namespace train
+
+}  // namespace ember::compat::v1
