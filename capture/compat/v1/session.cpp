@@ -309,6 +309,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
                                    GraphState::type_str(n)));
     std::string dev = n.device.empty() ? default_device : n.device;
+    // Constants and fed values are data on the host; placement is about compute.
+    if (n.kind == Kind::constant || n.kind == Kind::placeholder) dev = "/cpu:0";
     if (dev != "/cpu:0") {
       if (opts.allow_soft_placement)
         dev = "/cpu:0";
@@ -628,13 +630,9 @@ void Session::close() {
   s_->vars.clear();
 }
 
-Tensor Session::run(const Tensor& fetch, const FeedDict& feeds) {
-  return std::move(run(std::vector<Fetch>{Fetch(fetch)}, feeds).front());
+Tensor Session::run_one(const Fetch& fetch, const FeedDict& feeds) {
+  return std::move(run(std::vector<Fetch>{fetch}, feeds).front());
 }
-
-Tensor Session::run(const Variable& fetch, const FeedDict& feeds) { return run(fetch.value(), feeds); }
-
-void Session::run(const Operation& target, const FeedDict& feeds) { run(std::vector<Fetch>{Fetch(target)}, feeds); }
 
 std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds) {
   return run(fetches, feeds, RunOptions{}, nullptr);
