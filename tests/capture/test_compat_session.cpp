@@ -246,12 +246,28 @@ TEST_CASE("control dependencies run first", "[compat][session]") {
     out = tf::constant(42.f, "out");
   }
   auto grouped = tf::group({inc, tf::no_op()});
+  Tensor seen, seen_via_group, doubled;
+  {
+    auto deps = tf::control_dependencies({tf::op_of(inc)});
+    seen = tf::identity(c, "seen");  // reads c after the increment, as in TF1
+  }
+  {
+    auto deps = tf::control_dependencies({grouped});
+    seen_via_group = tf::identity(c);
+    doubled = tf::multiply(c, 2.f);
+  }
   tf::Session sess(g);
   sess.run(c.initializer());
   CHECK(sess.run(out).item<float>() == 42.f);
   CHECK(sess.run(c).item<float>() == 1.f);
   sess.run(grouped);
   CHECK(sess.run(c).item<float>() == 2.f);
+  CHECK(sess.run(seen).item<float>() == 3.f);
+  CHECK(sess.run(c).item<float>() == 3.f);
+  auto both = sess.run({seen_via_group, doubled});
+  CHECK(both[0].item<float>() == 4.f);
+  CHECK(both[1].item<float>() == 8.f);
+  CHECK(sess.run(c).item<float>() == 4.f);
 }
 
 TEST_CASE("placeholder_with_default", "[compat][session]") {
