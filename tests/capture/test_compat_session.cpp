@@ -226,6 +226,10 @@ TEST_CASE("variables: initializers, assign ops, values live in the session", "[c
   CHECK(vec(s1.run(v)) == std::vector<float>{10.f, 20.f});
   for (int i = 0; i < 3; ++i) s1.run(bump);
   CHECK(s1.run(n).item<int64_t>() == 3);
+  tf::RunMetadata md;  // a traced run applies assignments too
+  CHECK(s1.run({bump}, {}, tf::RunOptions{true}, &md)[0].item<int64_t>() == 4);
+  CHECK(s1.run(n).item<int64_t>() == 4);
+  CHECK_FALSE(md.step_stats.empty());
   // The second session has its own values.
   s2.run(v.initializer());
   CHECK(vec(s2.run(v)) == std::vector<float>{1.f, 2.f});
