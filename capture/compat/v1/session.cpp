@@ -197,11 +197,14 @@ Tensor convert_feed(const FeedInfo& fi, const Tensor& v) {
       else
         ok = (to == DType::int64) || (static_cast<double>(ivals[i]) >= lo && static_cast<double>(ivals[i]) <= hi);
     } else if (to == DType::float32) {
+      // Range checks first: an out-of-range conversion is undefined behaviour.
       if (is_floating(from))
-        ok = std::isnan(vals[i]) || static_cast<double>(static_cast<float>(vals[i])) == vals[i];
+        ok = std::isnan(vals[i]) || std::isinf(vals[i]) ||
+             (std::abs(vals[i]) <= std::numeric_limits<float>::max() &&
+              static_cast<double>(static_cast<float>(vals[i])) == vals[i]);
       else
-        ok = static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i] &&
-             std::abs(static_cast<double>(ivals[i])) < 9.2e18;
+        ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
+             static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i];
     } else if (!is_floating(from)) {  // float64 from an integer
       ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
            static_cast<int64_t>(static_cast<double>(ivals[i])) == ivals[i];
