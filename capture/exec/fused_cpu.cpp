@@ -24,7 +24,9 @@ struct InputPlan {
   Strides bstrides;        // element strides over the output shape (0 where broadcast)
 };
 
-// Copies elements [s, s+len) of the broadcast input (in output order) into dst.
+// Copies elements [s, s+len) of the broadcast input (in output order) into dst,
+// a run along the innermost dim at a time: a row broadcast (a bias) is one
+// memcpy per row, a column broadcast one fill per row.
 void gather(const InputPlan& ip, const Shape& oshape, int64_t s, int64_t len, char* dst, int64_t es) {
   const int nd = static_cast<int>(oshape.size());
   int64_t idx[64];
@@ -35,13 +37,27 @@ void gather(const InputPlan& ip, const Shape& oshape, int64_t s, int64_t len, ch
   }
   int64_t off = 0;
   for (int d = 0; d < nd; ++d) off += idx[d] * ip.bstrides[d];
-  for (int64_t i = 0; i < len; ++i) {
-    std::memcpy(dst + i * es, ip.base + off * es, static_cast<std::size_t>(es));
-    for (int d = nd - 1; d >= 0; --d) {
-      off += ip.bstrides[d];
-      if (++idx[d] < oshape[d]) break;
+  const int last = nd - 1;
+  const int64_t inner = ip.bstrides[last];
+  for (int64_t i = 0; i < len;) {
+    const int64_t run = std::min(len - i, oshape[last] - idx[last]);
+    char* o = dst + i * es;
+    const char* src = ip.base + off * es;
+    if (inner == 1) {
+      std::memcpy(o, src, static_cast<std::size_t>(run * es));
+    } else if (inner == 0) {
+      for (int64_t k = 0; k < run; ++k) std::memcpy(o + k * es, src, static_cast<std::size_t>(es));
+    } else {
+      for (int64_t k = 0; k < run; ++k) std::memcpy(o + k * es, src + k * inner * es, static_cast<std::size_t>(es));
+    }
+    i += run;
+    off += inner * run;
+    idx[last] += run;
+    for (int d = last; d > 0 && idx[d] == oshape[d]; --d) {
       off -= ip.bstrides[d] * oshape[d];
       idx[d] = 0;
+      off += ip.bstrides[d - 1];
+      ++idx[d - 1];
     }
   }
 }

@@ -39,6 +39,7 @@ class Tape final : public dispatch::Recorder {
   }
 
   bool graph_mode() const override { return prev_ && prev_->graph_mode(); }
+  bool builds(std::span<const Tensor> inputs) const override { return !prev_ || prev_->builds(inputs); }
 
   void before_inplace(OpId op, dispatch::Inputs inputs, const Tensor& out) override {
     if (active()) {

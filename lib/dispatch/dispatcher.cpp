@@ -57,7 +57,7 @@ Tensor call(OpId op, Inputs inputs, const Attrs& attrs) {
     for (std::size_t i = 0; i < inputs.size(); ++i)
       if (!inputs[i].impl().storage) throw_symbolic(op, i, inputs[i], rec && rec->graph_mode());
   TensorMeta meta = s.infer(op, inputs, attrs);
-  if (rec && rec->graph_mode()) [[unlikely]]
+  if (rec && rec->graph_mode() && rec->builds(inputs)) [[unlikely]]
     return rec->build(op, inputs, attrs, meta);
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].impl().storage) [[unlikely]]
@@ -127,7 +127,7 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
         "{}_: the destination has elements that share memory (an expanded view); clone() it first",
         name));
   Recorder* rec = detail::tls_recorder;
-  if (rec && rec->graph_mode()) [[unlikely]] {
+  if (rec && rec->graph_mode() && (!out.impl().storage || rec->builds(inputs))) [[unlikely]] {
     out = rec->build(op, inputs, attrs, {out.shape(), od, out.device()});
     return;
   }

@@ -20,6 +20,12 @@ class Recorder {
   virtual ~Recorder() = default;
   /// In graph mode, ops build nodes instead of running: `build` replaces the kernel.
   virtual bool graph_mode() const { return false; }
+  /// Graph mode: whether this call builds a node (true) or runs as usual (false),
+  /// e.g. the shim builds only ops that touch a graph tensor.
+  virtual bool builds(std::span<const Tensor> inputs) const {
+    (void)inputs;
+    return true;
+  }
   /// Called before an in-place kernel writes `out`: a recorder that cannot
   /// represent the write throws here, while nothing has changed yet.
   virtual void before_inplace(OpId op, Inputs inputs, const Tensor& out) {

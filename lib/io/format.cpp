@@ -186,7 +186,7 @@ std::string to_string(const Tensor& t, const PrintOptions& o) {
   if (!t.defined()) return "tensor(undefined)";
   // Note [Symbolic tensors]: a graph tensor prints what it stands for.
   if (!t.impl().storage)
-    return "<" + (t.impl().symbol ? t.impl().symbol->describe() : std::string("no storage")) + ">";
+    return fmt::format("<{}>", t.impl().symbol ? t.impl().symbol->describe() : std::string("no storage"));
   const DType dt = t.dtype();
   // Suffixes in PyTorch's order: device, then size (empty tensors), then dtype.
   std::string suffix;

@@ -602,7 +602,12 @@ Tensor make_assign(const std::shared_ptr<GraphState>& g, int index, const Tensor
   Shape a = s.shape, b = vi.shape;
   for (auto& d : a)
     if (d < 0) d = 1;
-  if (broadcast_shapes(a, b, who) != b || a.size() > b.size())
+  bool fits = a.size() <= b.size();
+  for (std::size_t i = 0; fits && i < a.size(); ++i) {
+    const int64_t da = a[a.size() - 1 - i], db = b[b.size() - 1 - i];
+    fits = da == db || da == 1;
+  }
+  if (!fits)
     throw ShapeError(fmt::format("{}: a value of shape {} does not fit variable \"{}\" of shape {}", who,
                                  shape_str(s.shape), vi.name, shape_str(vi.shape)));
   if (is_floating(s.dtype) && !is_floating(vi.dtype))
@@ -655,7 +660,8 @@ Tensor constant(const Tensor& value, const std::string& name) {
   ScopeRecorder* sc = detail::current_scope();
   if (!sc) return value;
   if (!value.defined()) throw ValueError("constant: the value is an undefined tensor");
-  if (detail::symbol_of(value)) throw ValueError("constant: the value is a graph tensor; use identity");
+  // em::ones(...) inside a scope is already a node: its value is computed by the graph.
+  if (detail::symbol_of(value)) return identity(value, name);
   std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
   Node n;
   n.kind = Kind::constant;
@@ -783,35 +789,35 @@ DeviceScope::~DeviceScope() {
 
 using detail::named;
 
-Tensor add(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::add(a, b); });
+Tensor add(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::add(a.operand(), b.operand()); });
 }
-Tensor subtract(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::sub(a, b); });
+Tensor subtract(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::sub(a.operand(), b.operand()); });
 }
-Tensor multiply(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::mul(a, b); });
+Tensor multiply(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::mul(a.operand(), b.operand()); });
 }
-Tensor divide(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::div(a, b); });
+Tensor divide(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::div(a.operand(), b.operand()); });
 }
-Tensor maximum(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::maximum(a, b); });
+Tensor maximum(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::maximum(a.operand(), b.operand()); });
 }
-Tensor minimum(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::minimum(a, b); });
+Tensor minimum(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::minimum(a.operand(), b.operand()); });
 }
-Tensor equal(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::eq(a, b); });
+Tensor equal(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::eq(a.operand(), b.operand()); });
 }
-Tensor less(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::lt(a, b); });
+Tensor less(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::lt(a.operand(), b.operand()); });
 }
-Tensor greater(const Operand& a, const Operand& b, const std::string& n) {
-  return named(n, [&] { return ember::gt(a, b); });
+Tensor greater(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::gt(a.operand(), b.operand()); });
 }
-Tensor where(const Tensor& cond, const Operand& x, const Operand& y, const std::string& n) {
-  return named(n, [&] { return ember::where(cond, x, y); });
+Tensor where(const Tensor& cond, const Value& x, const Value& y, const std::string& n) {
+  return named(n, [&] { return ember::where(cond, x.operand(), y.operand()); });
 }
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb, const std::string& n) {
   return named(n, [&] {
@@ -869,14 +875,34 @@ Tensor exp(const Tensor& x, const std::string& n) {
 Tensor log(const Tensor& x, const std::string& n) {
   return named(n, [&] { return ember::log(x); });
 }
+namespace {
+// Creation ops build nodes in graph mode even though they have no graph input.
+template <class F>
+Tensor built(F&& f) {
+  ScopeRecorder* sc = detail::current_scope();
+  if (!sc) return f();
+  ++sc->force;
+  try {
+    Tensor r = f();
+    --sc->force;
+    return r;
+  } catch (...) {
+    --sc->force;
+    throw;
+  }
+}
+}  // namespace
+
 Tensor zeros(const Shape& shape, DType dt, const std::string& n) {
-  return named(n, [&] { return ember::zeros(shape, dt); });
+  return named(n, [&] { return built([&] { return ember::zeros(shape, dt); }); });
 }
 Tensor ones(const Shape& shape, DType dt, const std::string& n) {
-  return named(n, [&] { return ember::ones(shape, dt); });
+  return named(n, [&] { return built([&] { return ember::ones(shape, dt); }); });
 }
 Tensor random_normal(const Shape& shape, double mean, double stddev, const std::string& n) {
-  return named(n, [&] { return ember::randn(shape) * static_cast<float>(stddev) + static_cast<float>(mean); });
+  return named(n, [&] {
+    return built([&] { return ember::randn(shape) * static_cast<float>(stddev) + static_cast<float>(mean); });
+  });
 }
 
 namespace nn {

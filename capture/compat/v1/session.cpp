@@ -197,11 +197,14 @@ Tensor convert_feed(const FeedInfo& fi, const Tensor& v) {
       else
         ok = (to == DType::int64) || (static_cast<double>(ivals[i]) >= lo && static_cast<double>(ivals[i]) <= hi);
     } else if (to == DType::float32) {
+      // Range checks first: an out-of-range conversion is undefined behaviour.
       if (is_floating(from))
-        ok = std::isnan(vals[i]) || static_cast<double>(static_cast<float>(vals[i])) == vals[i];
+        ok = std::isnan(vals[i]) || std::isinf(vals[i]) ||
+             (std::abs(vals[i]) <= std::numeric_limits<float>::max() &&
+              static_cast<double>(static_cast<float>(vals[i])) == vals[i]);
       else
-        ok = static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i] &&
-             std::abs(static_cast<double>(ivals[i])) < 9.2e18;
+        ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
+             static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i];
     } else if (!is_floating(from)) {  // float64 from an integer
       ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
            static_cast<int64_t>(static_cast<double>(ivals[i])) == ivals[i];
@@ -309,6 +312,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
                                    GraphState::type_str(n)));
     std::string dev = n.device.empty() ? default_device : n.device;
+    // Constants and fed values are data on the host; placement is about compute.
+    if (n.kind == Kind::constant || n.kind == Kind::placeholder) dev = "/cpu:0";
     if (dev != "/cpu:0") {
       if (opts.allow_soft_placement)
         dev = "/cpu:0";
@@ -370,6 +375,30 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     }
     return id;
   };
+  // Note [Reads after a control dependency]: a node that runs after an assign
+  // (a control input, directly or through a group) and reads the assigned
+  // variable sees the new value, as in TF1; the executor applies assignments at
+  // the end of a run, so such a read takes the assigned value instead.
+  auto input_of = [&](const Node& n, std::size_t k) {
+    const int in = n.inputs[k];
+    const Node& src = g->nodes[static_cast<std::size_t>(in)];
+    if (src.kind != Kind::variable || n.control.empty() || fed[static_cast<std::size_t>(in)] >= 0)
+      return low[static_cast<std::size_t>(in)];
+    std::vector<int> todo(n.control.begin(), n.control.end()), seen;
+    int found = -1;
+    while (!todo.empty()) {
+      const int c = todo.back();
+      todo.pop_back();
+      if (std::find(seen.begin(), seen.end(), c) != seen.end()) continue;
+      seen.push_back(c);
+      const Node& cn = g->nodes[static_cast<std::size_t>(c)];
+      if (cn.kind == Kind::assign && cn.var == src.var && low[static_cast<std::size_t>(c)] >= 0)
+        found = std::max(found, c);
+      if (cn.kind == Kind::no_op)
+        for (int cc : cn.control) todo.push_back(cc);
+    }
+    return found >= 0 ? low[static_cast<std::size_t>(found)] : low[static_cast<std::size_t>(in)];
+  };
   for (std::size_t id = 0; id < n_nodes; ++id) {
     if (!need[id]) continue;
     const Node& n = g->nodes[id];
@@ -387,7 +416,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     try {
       switch (n.kind) {
         case Kind::placeholder:  // with a default (an unfed plain one was refused above)
-        case Kind::identity: low[id] = low[static_cast<std::size_t>(n.inputs[0])]; break;
+        case Kind::identity: low[id] = input_of(n, 0); break;
         case Kind::no_op: break;
         case Kind::constant: {
           capture::Node cn;
@@ -412,8 +441,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           capture::Node cn;
           cn.op = n.op;
           cn.attrs = n.attrs;
-          for (int in : n.inputs) {
-            const int l = low[static_cast<std::size_t>(in)];
+          for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+            const int l = input_of(n, k);
             cn.inputs.push_back(l);
             const capture::Node& ln = ir.nodes[static_cast<std::size_t>(l)];
             ins.push_back(ln.kind == capture::NodeKind::constant ? ln.value : stand_in(ln.out.shape, ln.out.dtype));
@@ -628,13 +657,9 @@ void Session::close() {
   s_->vars.clear();
 }
 
-Tensor Session::run(const Tensor& fetch, const FeedDict& feeds) {
-  return std::move(run(std::vector<Fetch>{Fetch(fetch)}, feeds).front());
+Tensor Session::run_one(const Fetch& fetch, const FeedDict& feeds) {
+  return std::move(run(std::vector<Fetch>{fetch}, feeds).front());
 }
-
-Tensor Session::run(const Variable& fetch, const FeedDict& feeds) { return run(fetch.value(), feeds); }
-
-void Session::run(const Operation& target, const FeedDict& feeds) { run(std::vector<Fetch>{Fetch(target)}, feeds); }
 
 std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds) {
   return run(fetches, feeds, RunOptions{}, nullptr);

@@ -109,6 +109,14 @@ class ScopeRecorder final : public dispatch::Recorder {
  public:
   explicit ScopeRecorder(std::shared_ptr<GraphState> g) : g_(std::move(g)) {}
   bool graph_mode() const override { return true; }
+  /// Only ops that touch a graph tensor build nodes (or all, while `force` is set:
+  /// tf::zeros, tf::random_normal, ...); ops on eager tensors run as usual.
+  bool builds(dispatch::Inputs inputs) const override {
+    if (force) return true;
+    for (const Tensor& t : inputs)
+      if (!t.impl().storage) return true;
+    return false;
+  }
   void record(dispatch::OpId, dispatch::Inputs, const dispatch::Attrs&, const Tensor&, bool) override {}
   Tensor build(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                const dispatch::TensorMeta& meta) override;
@@ -123,6 +131,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   const std::shared_ptr<GraphState>& graph() const { return g_; }
   std::string device;
   std::vector<int> control;
+  int force = 0;
 
  private:
   std::shared_ptr<GraphState> g_;

@@ -12,9 +12,12 @@
 //   sess.run(tf::global_variables_initializer());
 //   em::Tensor r = sess.run(y, {{x, batch}});
 //
-// In graph mode every ember op (em::relu, a + b, ...) appends a node; the
-// tensors it returns are symbolic (a shape and a dtype, no values; see Note
-// [Symbolic tensors] in ember/tensor_impl.h). Dims that a placeholder leaves
+// In graph mode every ember op (em::relu, a + b, ...) that touches a graph
+// tensor appends a node; the tensors it returns are symbolic (a shape and a
+// dtype, no values; see Note [Symbolic tensors] in ember/tensor_impl.h). Ops
+// on eager tensors still run (so feed values can be made inside a scope);
+// an eager tensor used by a node becomes a constant. tf::zeros, tf::ones and
+// tf::random_normal always build nodes (random_normal draws on every run). Dims that a placeholder leaves
 // unknown (-1) are shown as -1 by `static_shape`; `Tensor::shape()` of a
 // symbolic tensor holds a stand-in size there.
 #include <cstdint>
@@ -155,6 +158,23 @@ class Variable {
   int index_ = -1;
 };
 
+/// What the TF1 op names take as an operand: a tensor, a tf::Variable (its value) or a C++ number.
+class Value {
+ public:
+  Value(const Tensor& t) : t_(t), tensor_(true) {}              // NOLINT
+  Value(const Variable& v) : t_(v.value()), tensor_(true) {}    // NOLINT
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  Value(T v) : s_(v) {}  // NOLINT
+  /// The ember operand it stands for (valid while this Value lives).
+  Operand operand() const { return tensor_ ? Operand(t_) : Operand(s_); }
+
+ private:
+  Tensor t_;
+  Scalar s_;
+  bool tensor_ = false;
+};
+
 // ---- graph construction (these need a graph scope, except constant/identity on eager tensors) --
 
 /// A constant node holding a copy of `value` (eagerly: `value` itself).
@@ -231,17 +251,17 @@ class DeviceScope {
 
 // ---- TF1 names of the core ops (graph mode: nodes; eager: they run) ----------
 
-Tensor add(const Operand& a, const Operand& b, const std::string& name = "");       ///< a + b
-Tensor subtract(const Operand& a, const Operand& b, const std::string& name = "");  ///< a - b
-Tensor multiply(const Operand& a, const Operand& b, const std::string& name = "");  ///< a * b
-Tensor divide(const Operand& a, const Operand& b, const std::string& name = "");    ///< true division
-Tensor maximum(const Operand& a, const Operand& b, const std::string& name = "");   ///< elementwise max
-Tensor minimum(const Operand& a, const Operand& b, const std::string& name = "");   ///< elementwise min
-Tensor equal(const Operand& a, const Operand& b, const std::string& name = "");     ///< a == b (bool)
-Tensor less(const Operand& a, const Operand& b, const std::string& name = "");      ///< a < b (bool)
-Tensor greater(const Operand& a, const Operand& b, const std::string& name = "");   ///< a > b (bool)
+Tensor add(const Value& a, const Value& b, const std::string& name = "");       ///< a + b
+Tensor subtract(const Value& a, const Value& b, const std::string& name = "");  ///< a - b
+Tensor multiply(const Value& a, const Value& b, const std::string& name = "");  ///< a * b
+Tensor divide(const Value& a, const Value& b, const std::string& name = "");    ///< true division
+Tensor maximum(const Value& a, const Value& b, const std::string& name = "");   ///< elementwise max
+Tensor minimum(const Value& a, const Value& b, const std::string& name = "");   ///< elementwise min
+Tensor equal(const Value& a, const Value& b, const std::string& name = "");     ///< a == b (bool)
+Tensor less(const Value& a, const Value& b, const std::string& name = "");      ///< a < b (bool)
+Tensor greater(const Value& a, const Value& b, const std::string& name = "");   ///< a > b (bool)
 /// cond ? x : y elementwise.
-Tensor where(const Tensor& cond, const Operand& x, const Operand& y, const std::string& name = "");
+Tensor where(const Tensor& cond, const Value& x, const Value& y, const std::string& name = "");
 /// a @ b, optionally transposing the last two dims of either first.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false,
               const std::string& name = "");
@@ -345,12 +365,21 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  /// The value of one tensor.
-  Tensor run(const Tensor& fetch, const FeedDict& feeds = {});
-  /// A variable's value.
-  Tensor run(const Variable& fetch, const FeedDict& feeds = {});
+  // The single-fetch overloads are templates so that a braced list,
+  // `sess.run({y}, feeds)`, always means the list overload (as `[y]` in TF).
+
+  /// The value of one tensor (or of a tf::Variable).
+  template <class T>
+    requires(std::is_same_v<T, Tensor> || std::is_same_v<T, Variable>)
+  Tensor run(const T& fetch, const FeedDict& feeds = {}) {
+    return run_one(Fetch(fetch), feeds);
+  }
   /// Runs an operation for its effect.
-  void run(const Operation& target, const FeedDict& feeds = {});
+  template <class T>
+    requires std::is_same_v<T, Operation>
+  void run(const T& target, const FeedDict& feeds = {}) {
+    run_one(Fetch(target), feeds);
+  }
   /// Values of the fetches in order; an Operation's place holds an undefined Tensor.
   std::vector<Tensor> run(const std::vector<Fetch>& fetches, const FeedDict& feeds = {});
   /// As above; with `options.trace` it fills `metadata` (when not null).
@@ -369,6 +398,7 @@ class Session {
   const std::shared_ptr<detail::SessionState>& state() const { return s_; }
 
  private:
+  Tensor run_one(const Fetch& fetch, const FeedDict& feeds);
   Graph graph_;
   std::shared_ptr<detail::SessionState> s_;
 };

@@ -1,0 +1,240 @@
+// compat::v1 graph mode: scopes, symbolic tensors, names, the TF1 surface
+// and the errors of building a graph (after TF1's ops_test / graph tests).
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+namespace em = ember;
+namespace tf = ember::compat::v1;
+using em::Tensor;
+
+TEST_CASE("graph mode builds nodes and runs nothing", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  const auto before = em::memory_stats().allocations;
+  auto a = tf::placeholder(em::float32, {2, 3}, "a");
+  auto b = em::relu(a * 2.f) + a;  // plain ember ops build nodes too
+  CHECK(em::memory_stats().allocations - before <= 2);  // only the wrapped scalar
+  CHECK(b.shape() == em::Shape{2, 3});
+  CHECK(b.dtype() == em::float32);
+  CHECK(tf::tensor_name(b) == "add:0");
+  CHECK(g.node_names() == std::vector<std::string>{"a", "const", "mul", "relu", "add"});
+  CHECK_THROWS_WITH(b.to_vector<float>(), Catch::Contains("cannot read the values of graph tensor \"add:0\""));
+  CHECK(b.str() == "<graph tensor \"add:0\" (float32 [2,3])>");
+}
+
+TEST_CASE("unique names follow TF: add, add_1, and a name given twice", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  auto a = tf::constant(1.f), b = tf::constant(2.f);
+  auto c1 = tf::add(a, b), c2 = tf::add(a, b), c3 = tf::add(a, b, "sum"), c4 = tf::add(a, b, "sum");
+  CHECK(tf::tensor_name(c1) == "add:0");
+  CHECK(tf::tensor_name(c2) == "add_1:0");
+  CHECK(tf::tensor_name(c3) == "sum:0");
+  CHECK(tf::tensor_name(c4) == "sum_1:0");
+  CHECK(tf::tensor_name(a) == "const:0");
+  CHECK(tf::tensor_name(b) == "const_1:0");
+  // A name on a call that returns an existing tensor gets an identity.
+  auto same = tf::reshape(c1, {}, "r");
+  CHECK(tf::tensor_name(same) == "r:0");
+  CHECK(tf::tensor_name(c1) == "add:0");
+  // get_tensor_by_name
+  Tensor t = g.get_tensor_by_name("add_1:0");
+  CHECK(tf::tensor_name(t) == "add_1:0");
+  CHECK_THROWS_WITH(g.get_tensor_by_name("nope:0"), "get_tensor_by_name: the graph has no node \"nope\"");
+  CHECK_THROWS_WITH(g.get_tensor_by_name("add"), Catch::Contains("names an operation"));
+  CHECK_THROWS_WITH(g.get_tensor_by_name("add:1"),
+                    "get_tensor_by_name: node \"add\" has 1 output, so \"add:1\" does not exist");
+  auto op = tf::no_op();
+  CHECK(op.name() == "no_op");
+  CHECK(g.get_operation_by_name("no_op").node() == op.node());
+  CHECK_THROWS_WITH(g.get_tensor_by_name("no_op:0"), Catch::Contains("is an operation without outputs"));
+}
+
+TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  auto x = tf::placeholder(em::float32, {-1, 3}, "x");
+  auto w = tf::constant(em::ones({3, 4}));
+  auto y = tf::matmul(x, w);
+  CHECK(tf::static_shape(y) == em::Shape{-1, 4});
+  CHECK(tf::static_shape(tf::reduce_sum(y, {1})) == em::Shape{-1});
+  CHECK(tf::static_shape(tf::reduce_sum(y, {0})) == em::Shape{4});
+  CHECK(tf::static_shape(tf::reshape(y, {-1, 2})) == em::Shape{-1, 2});
+  CHECK(tf::static_shape(tf::reshape(y, {-1})) == em::Shape{-1});
+  CHECK(tf::static_shape(tf::transpose(y)) == em::Shape{4, -1});
+  CHECK(tf::static_shape(tf::concat({y, y}, 1)) == em::Shape{-1, 8});
+  CHECK(tf::static_shape(tf::stack({y, y})) == em::Shape{2, -1, 4});
+  CHECK(tf::static_shape(tf::argmax(y, 1)) == em::Shape{-1});
+  CHECK(tf::static_shape(x) == em::Shape{-1, 3});
+  // Known shape errors are raised while building, as in TF.
+  CHECK_THROWS_AS(tf::matmul(x, tf::constant(em::ones({4, 2}))), em::ShapeError);
+  CHECK_THROWS_WITH(x.slice(0, 0, 2), Catch::Contains("slice: dim 0 has unknown size (-1) in graph mode"));
+  CHECK_THROWS_WITH(tf::placeholder(em::float32, {-2}), Catch::Contains("placeholder: invalid size -2"));
+}
+
+TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
+  tf::Graph g1, g2;
+  {
+    auto s1 = g1.as_default();
+    auto a = tf::constant(1.f, "a");
+    CHECK(tf::get_default_graph() == g1);
+    {
+      auto s2 = g2.as_default();
+      auto b = tf::constant(2.f, "b");
+      CHECK(tf::get_default_graph() == g2);
+      CHECK(g2.num_nodes() == 1);
+      // Tensors of different graphs cannot be mixed.
+      CHECK_THROWS_WITH(tf::add(a, b), Catch::Contains("add: graph tensor \"a:0\" (float32 []) is from another "
+                                                       "graph; tensors of different graphs cannot be mixed"));
+    }
+    CHECK(tf::get_default_graph() == g1);
+    auto c = a + 1.f;
+    CHECK(g1.num_nodes() == 3);
+    (void)c;
+  }
+  CHECK_THROWS_WITH(tf::get_default_graph(), Catch::Contains("get_default_graph: needs a graph"));
+  CHECK_THROWS_WITH(tf::placeholder(em::float32, {1}), Catch::Contains("placeholder: needs a graph"));
+  // Outside a scope the TF names are eager ops.
+  Tensor r = tf::add(em::tensor({1.f, 2.f}), 1.f);
+  CHECK(r.to_vector<float>() == std::vector<float>{2.f, 3.f});
+  CHECK(tf::nn::relu(em::tensor({-1.f, 2.f})).to_vector<float>() == std::vector<float>{0.f, 2.f});
+}
+
+TEST_CASE("a graph tensor used without its scope is an error, not an eager run", "[compat][graph]") {
+  tf::Graph g;
+  Tensor a;
+  {
+    auto scope = g.as_default();
+    a = tf::placeholder(em::float32, {2}, "a");
+  }
+  CHECK_THROWS_WITH(a + 1.f, Catch::Contains("add: input 0 is graph tensor \"a:0\" (float32 [2]), which has no "
+                                             "value here; ops on graph tensors must run inside the graph's scope"));
+  std::string err;
+  std::thread t([&] {
+    try {
+      (void)em::exp(a);
+    } catch (const em::ValueError& e) {
+      err = e.what();
+    }
+  });
+  t.join();
+  CHECK_THAT(err, Catch::Contains("exp: input 0 is graph tensor \"a:0\""));
+  Tensor dst = em::zeros({2});
+  CHECK_THROWS_WITH(dst.copy_(a), Catch::Contains("copy: input 0 is graph tensor \"a:0\""));
+  CHECK_THROWS_WITH(a.to_vector<float>(), Catch::Contains("cannot read the values of graph tensor \"a:0\""));
+  // A scope on another thread builds into the same graph.
+  std::thread t2([&] {
+    auto scope = g.as_default();
+    (void)tf::identity(a, "from_thread");
+  });
+  t2.join();
+  CHECK(g.get_operation_by_name("from_thread").defined());
+}
+
+TEST_CASE("the TF1 op names build the ops they name", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  auto a = tf::placeholder(em::float32, {2, 2}, "a");
+  auto b = tf::placeholder(em::float32, {2, 2}, "b");
+  std::vector<std::pair<Tensor, std::string>> made = {
+      {tf::add(a, b), "add"},          {tf::subtract(a, b), "sub"},        {tf::multiply(a, b), "mul"},
+      {tf::divide(a, b), "div"},       {tf::matmul(a, b), "matmul"},       {tf::reduce_sum(a), "sum"},
+      {tf::reduce_mean(a), "mean"},    {tf::reduce_max(a), "max"},         {tf::reduce_min(a), "min"},
+      {tf::argmax(a, 0), "argmax"},    {tf::cast(a, em::int32), "copy"},   {tf::square(a), "mul"},
+      {tf::sqrt(a), "sqrt"},           {tf::exp(a), "exp"},                {tf::log(a), "log"},
+      {tf::maximum(a, b), "maximum"},  {tf::minimum(a, b), "minimum"},     {tf::equal(a, b), "eq"},
+      {tf::less(a, b), "lt"},          {tf::greater(a, b), "gt"},          {tf::nn::relu(a), "relu"},
+      {tf::nn::sigmoid(a), "sigmoid"}, {tf::nn::tanh(a), "tanh"},          {tf::nn::softmax(a), "softmax"},
+      {tf::nn::log_softmax(a), "log_softmax"},
+  };
+  for (const auto& [t, op] : made) {
+    INFO(op);
+    CHECK(tf::tensor_name(t).rfind(op, 0) == 0);
+  }
+  CHECK(tf::static_shape(tf::where(tf::less(a, b), a, b)) == em::Shape{2, 2});
+  CHECK(tf::static_shape(tf::transpose(a)) == em::Shape{2, 2});
+  CHECK(tf::static_shape(tf::concat({a, b}, 0)) == em::Shape{4, 2});
+  CHECK(tf::static_shape(tf::stack({a, b}, 0)) == em::Shape{2, 2, 2});
+  CHECK(tf::static_shape(tf::nn::bias_add(a, tf::constant(em::ones({2})))) == em::Shape{2, 2});
+  CHECK(tf::matmul(a, b, true, false, "mt").dtype() == em::float32);
+}
+
+TEST_CASE("variables, assign ops, initializers and collections", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable w(em::ones({2, 2}), "w");
+  tf::Variable b(tf::zeros({2}), "b", /*trainable=*/false);
+  CHECK(w.name() == "w");
+  CHECK(w.shape() == em::Shape{2, 2});
+  CHECK(tf::tensor_name(w.value()) == "w:0");
+  CHECK(w.initializer().name() == "w/assign");
+  CHECK(tf::tensor_name(w.assign(em::zeros({2, 2}))) == "w/assign_1:0");
+  CHECK(tf::tensor_name(w.assign_add(tf::constant(1.f))) == "w/assign_add:0");
+  CHECK(tf::tensor_name(w.assign_sub(tf::constant(1.f), "dec")) == "dec:0");
+  CHECK(tf::global_variables().size() == 2);
+  CHECK(tf::trainable_variables().size() == 1);
+  CHECK(tf::global_variables_initializer().name() == "init");
+  CHECK(tf::variables_initializer({w}).name() == "init_1");
+  tf::Variable w2(em::ones({1}), "w");
+  CHECK(w2.name() == "w_1");
+  CHECK_THROWS_WITH(w.assign(em::zeros({3})),
+                    Catch::Contains("assign: a value of shape [3] does not fit variable \"w\" of shape [2,2]"));
+  auto x = tf::placeholder(em::float32, {-1}, "x");
+  CHECK_THROWS_WITH(tf::Variable(x, "v"), "Variable: the initial value of \"v\" has shape [-1]; a variable needs "
+                                          "a fully known shape");
+  tf::Variable ints(em::zeros({2}, em::int32), "i");
+  CHECK_THROWS_WITH(ints.assign(tf::constant(1.5f)),
+                    "assign: a float32 value cannot be stored in variable \"i\" of dtype int32");
+}
+
+TEST_CASE("control dependencies and device scopes apply to nodes made inside", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  auto a = tf::constant(1.f, "a");
+  auto op = tf::no_op("first");
+  Tensor b, c;
+  {
+    auto deps = tf::control_dependencies({op, a});
+    b = tf::identity(a, "b");
+    {
+      auto dev = tf::device("/gpu:0");
+      c = tf::add(a, 1.f, "c");
+    }
+  }
+  auto d = tf::add(a, 2.f, "d");
+  const std::string s = g.str();
+  CHECK_THAT(s, Catch::Contains("b = identity(a, ^first, ^a) : float32 []\n"));
+  CHECK_THAT(s, Catch::Contains("c = add(a, const, ^first, ^a) : float32 [] @/gpu:0\n"));
+  CHECK_THAT(s, Catch::Contains("d = add(a, const_1) : float32 []\n"));
+  CHECK_THROWS_WITH(tf::device("/tpu:0"), "device: \"/tpu:0\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")");
+  (void)d;
+}
+
+TEST_CASE("a finalized graph refuses new nodes", "[compat][graph]") {
+  const Tensor one = em::ones({1});
+  tf::Graph g;
+  auto scope = g.as_default();
+  auto a = tf::constant(1.f);
+  g.finalize();
+  CHECK(g.finalized());
+  CHECK_THROWS_WITH(a + 1.f, Catch::Contains("the graph is finalized and cannot be modified"));
+  CHECK_THROWS_WITH(tf::placeholder(em::float32, {1}), "placeholder: the graph is finalized and cannot be modified");
+  CHECK_THROWS_WITH(tf::Variable(one), "Variable: the graph is finalized and cannot be modified");
+}
+
+TEST_CASE("ember::Variable in graph mode is read by reference and cannot be assigned", "[compat][graph]") {
+  em::Variable v(em::tensor({1.f, 2.f}), "ev");
+  const Tensor three = em::ones({3});
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor r = v.value();
+  CHECK(tf::tensor_name(r) == "ev:0");
+  CHECK_THROWS_WITH(v.assign(em::zeros({2})), Catch::Contains("Variable::assign: ember::Variable \"ev\" cannot be "
+                                                              "written in graph mode"));
+  CHECK_THROWS_WITH(em::index_select(three, 0, tf::placeholder(em::int64, {1})),
+                    Catch::Contains("index_select: input 1 is graph tensor \"placeholder:0\""));
+}
