@@ -6,8 +6,9 @@
 //
 //   em::Variable w(em::randn({3, 1}));
 //   em::GradientTape tape;                     // records from here on
-//   em::Tensor loss = em::mean(em::square...);
-//   auto g = tape.gradient(loss, {w});         // d loss / d w
+//   em::Tensor d = em::matmul(x, w.value()) - y;
+//   em::Tensor loss = em::mean(d * d);
+//   auto g = tape.gradient(loss, std::vector<em::Variable>{w});  // d loss / d w
 //   w.assign_sub(g[0] * 0.1f);
 #include <cstddef>
 #include <memory>
