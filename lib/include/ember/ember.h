@@ -2,6 +2,7 @@
 // The umbrella header: everything a user of the eager core needs.
 #include <ember/autograd.h>
 #include <ember/creation.h>
+#include <ember/cuda.h>
 #include <ember/data/dataset.h>
 #include <ember/device.h>
 #include <ember/dtype.h>
