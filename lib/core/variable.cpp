@@ -13,13 +13,14 @@ namespace {
 std::atomic<uint64_t> g_next_id{1};
 }
 
-Variable::Variable(const Tensor& initial, std::string name) {
+Variable::Variable(const Tensor& initial, std::string name, bool trainable) {
   if (!initial.defined()) throw ValueError("Variable: the initial value is an undefined tensor");
   auto s = std::make_shared<State>();
   // The initial value is copied outside any trace: it is state, not a traced op.
   dispatch::RecorderGuard off(nullptr);
   s->value = initial.clone();
   s->id = g_next_id.fetch_add(1);
+  s->trainable = trainable;
   s->name = name.empty() ? fmt::format("variable_{}", s->id) : std::move(name);
   state_ = std::move(s);
 }
@@ -77,6 +78,7 @@ void Variable::assign_sub(const Tensor& v) {
 }
 
 const std::string& Variable::name() const { return st("name").name; }
+bool Variable::trainable() const { return st("trainable").trainable; }
 const Shape& Variable::shape() const { return st("shape").value.shape(); }
 DType Variable::dtype() const { return st("dtype").value.dtype(); }
 Device Variable::device() const { return st("device").value.device(); }

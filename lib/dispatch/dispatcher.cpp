@@ -153,6 +153,8 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
     const Tensor src[1] = {tmp};
     kernel_for(OpId::copy, out.device())(OpId::copy, Inputs(src, 1), ca, out);
   }
+  // Note [Version counter]: saved tensors of a gradient tape see this write.
+  out.impl().storage->bump_version();
   if (rec) [[unlikely]]
     rec->record(op, inputs, attrs, out, true);
 }

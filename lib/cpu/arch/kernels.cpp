@@ -147,13 +147,41 @@ void binary_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   }
 }
 
+// Branch-free select: a branch on random conditions mispredicts half the
+// time (where() on 1M random floats was 35x slower than a multiply).
+template <class T>
+inline T select_bits(bool c, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 1, uint8_t,
+                               std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
+  static_assert(sizeof(U) == sizeof(T));
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
+  const U m = static_cast<U>(U(0) - static_cast<U>(c));
+  const U r = static_cast<U>((ua & m) | (ub & static_cast<U>(~m)));
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
 template <class T>
 void where_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   T* out = reinterpret_cast<T*>(p[0]);
   const bool* c = reinterpret_cast<const bool*>(p[1]);
   const T* a = reinterpret_cast<const T*>(p[2]);
   const T* b = reinterpret_cast<const T*>(p[3]);
-  for (int64_t i = 0; i < n; ++i) out[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];
+  if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], b[i]);
+  } else if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0) {
+    const T bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], bv);
+  } else if (s[0] == 1 && s[1] == 1 && s[2] == 0 && s[3] == 1) {
+    const T av = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      out[i * s[0]] = select_bits(c[i * s[1]], a[i * s[2]], b[i * s[3]]);
+  }
 }
 
 // extra points to {min, max, flags} as doubles.

@@ -1,5 +1,6 @@
 #pragma once
 // The umbrella header: everything a user of the eager core needs.
+#include <ember/autograd.h>
 #include <ember/creation.h>
 #include <ember/cuda.h>
 #include <ember/data/dataset.h>

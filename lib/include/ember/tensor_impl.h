@@ -69,6 +69,10 @@ class Storage : public RefCounted {
   void* data() const { return block_.ptr; }
   std::size_t nbytes() const { return block_.size; }
   Device device() const { return device_; }
+  /// Bumped by every in-place write into these bytes (any view): autograd
+  /// compares it with the value it saw when it saved a tensor for a gradient.
+  uint32_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
   /// The allocator that owns the bytes (nullptr for borrowed memory).
   const Allocator* allocator() const { return alloc_; }
 
@@ -81,6 +85,21 @@ class Storage : public RefCounted {
   Device device_;
   void (*release_)(void*) = nullptr;
   void* ctx_ = nullptr;
+  std::atomic<uint32_t> version_{0};
+};
+
+/// What a symbolic tensor stands for (a graph node's output).
+///
+/// Note [Symbolic tensors]: in graph mode (the compat::v1 shim) ops return
+/// tensors with a shape and a dtype but no storage; `symbol` says which graph
+/// node they are. Every path that would touch the bytes (the dispatcher's
+/// kernel call, host reads, printing) checks for a missing storage first and
+/// throws a ValueError naming the node, so a symbolic tensor never runs
+/// eagerly by accident (e.g. on a thread without the graph's scope).
+struct Symbol : RefCounted {
+  virtual ~Symbol() = default;
+  /// How errors and printing name it, e.g. `graph tensor "add:0" (float32 [-1,3])`.
+  virtual std::string describe() const = 0;
 };
 
 /// What a symbolic tensor stands for (a graph node's output).

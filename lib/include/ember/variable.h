@@ -14,8 +14,9 @@ class Variable {
  public:
   /// An undefined variable.
   Variable() = default;
-  /// A variable holding a private copy of `initial`.
-  explicit Variable(const Tensor& initial, std::string name = "");
+  /// A variable holding a private copy of `initial`. A trainable one is watched
+  /// by every active GradientTape that sees it read (see ember/autograd.h).
+  explicit Variable(const Tensor& initial, std::string name = "", bool trainable = true);
 
   bool defined() const { return static_cast<bool>(state_); }
   /// The current value (shares storage with the variable: it sees later assignments).
@@ -28,6 +29,8 @@ class Variable {
   void assign_sub(const Tensor& v);
 
   const std::string& name() const;
+  /// Whether gradient tapes watch this variable automatically.
+  bool trainable() const;
   const Shape& shape() const;
   DType dtype() const;
   Device device() const;
@@ -41,6 +44,7 @@ class Variable {
     Tensor value;
     std::string name;
     uint64_t id = 0;
+    bool trainable = true;
   };
   explicit Variable(std::shared_ptr<State> s) : state_(std::move(s)) {}
   const std::shared_ptr<State>& state() const { return state_; }

@@ -425,3 +425,6 @@ class Saver {
 }  // namespace train
 
 }  // namespace ember::compat::v1
+
+// Gradients and optimizers (tf::gradients, tf::train::*Optimizer).
+#include <ember/compat/v1/train.h>

@@ -1,0 +1,214 @@
+// tf::gradients and the TF1 optimizers against eager GradientTape and
+// hand-written eager updates; slots saved by Saver.
+#include <cstdio>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+namespace em = ember;
+namespace tf = ember::compat::v1;
+using em::Tensor;
+
+namespace {
+
+struct Data {
+  Tensor x, y, w0, b0;
+};
+
+Data make_data() {
+  em::manual_seed(11);
+  return {em::randn({8, 3}), em::randn({8, 2}), em::randn({3, 2}) * 0.5f, em::randn({2}) * 0.1f};
+}
+
+// The model both ways: loss = mean((tanh(x w + b) - y)^2).
+Tensor model_loss(const Tensor& x, const Tensor& y, const Tensor& w, const Tensor& b) {
+  Tensor d = em::tanh(em::matmul(x, w) + b) - y;
+  return em::mean(d * d);
+}
+
+// Eager reference gradients with GradientTape.
+std::pair<Tensor, Tensor> eager_grads(const Data& d, const Tensor& w, const Tensor& b) {
+  em::GradientTape tape;
+  tape.watch(w);
+  tape.watch(b);
+  auto g = tape.gradient(model_loss(d.x, d.y, w, b), {w, b});
+  return {g[0], g[1]};
+}
+
+}  // namespace
+
+TEST_CASE("tf::gradients equals the eager tape, with an unknown batch dim", "[autograd][compat]") {
+  const Data d = make_data();
+  tf::Graph g;
+  Tensor loss, gw, gb, gx;
+  tf::Operation init;
+  tf::Variable w, b;
+  Tensor x, y;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    y = tf::placeholder(em::float32, {-1, 2}, "y");
+    w = tf::Variable(d.w0, "w");
+    b = tf::Variable(d.b0, "b");
+    loss = model_loss(x, y, w, b);
+    auto gs = tf::gradients({loss}, {w.value(), b.value(), x});
+    gw = gs[0];
+    gb = gs[1];
+    gx = gs[2];
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  for (int64_t n : {8, 5}) {
+    INFO("batch " << n);
+    Data dn = d;
+    dn.x = d.x.slice(0, 0, n).contiguous();
+    dn.y = d.y.slice(0, 0, n).contiguous();
+    auto r = sess.run({gw, gb, gx, loss}, {{x, dn.x}, {y, dn.y}});
+    auto [ew, eb] = eager_grads(dn, d.w0, d.b0);
+    CHECK(em::allclose(r[0], ew, 1e-5, 1e-6));
+    CHECK(em::allclose(r[1], eb, 1e-5, 1e-6));
+    CHECK(r[2].shape() == em::Shape{n, 3});
+    CHECK(r[3].item<float>() == Approx(model_loss(dn.x, dn.y, d.w0, d.b0).item<float>()));
+  }
+}
+
+TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
+  tf::Graph g, other;
+  Tensor foreign;
+  {
+    auto scope = other.as_default();
+    foreign = tf::placeholder(em::float32, {2}, "f");
+  }
+  auto scope = g.as_default();
+  Tensor i = tf::placeholder(em::int64, {2}, "i");
+  Tensor f = tf::placeholder(em::float32, {2}, "x");
+  Tensor y = tf::reduce_sum(f * 2.0f);
+  CHECK_THROWS_AS(tf::gradients({y}, {i}), em::DTypeError);
+  CHECK_THROWS_WITH(tf::gradients({y}, {foreign}), Catch::Contains("is from another graph"));
+}
+
+TEST_CASE("GradientDescentOptimizer.minimize trains as the eager update does", "[autograd][compat]") {
+  const Data d = make_data();
+  tf::Graph g;
+  Tensor x, y, loss;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    y = tf::placeholder(em::float32, {-1, 2}, "y");
+    tf::Variable w(d.w0, "w"), b(d.b0, "b");
+    loss = model_loss(x, y, w, b);
+    train = tf::train::GradientDescentOptimizer(0.5).minimize(loss);
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  Tensor w = d.w0.clone(), b = d.b0.clone();
+  float first = 0, last = 0;
+  for (int step = 0; step < 5; ++step) {
+    const float l = sess.run(loss, {{x, d.x}, {y, d.y}}).item<float>();
+    sess.run(train, {{x, d.x}, {y, d.y}});
+    CHECK(l == Approx(model_loss(d.x, d.y, w, b).item<float>()).epsilon(1e-5));
+    auto [gw, gb] = eager_grads(d, w, b);
+    w = w - gw * 0.5f;
+    b = b - gb * 0.5f;
+    (step == 0 ? first : last) = l;
+  }
+  CHECK(last < first);
+  CHECK(em::allclose(sess.run(g.get_tensor_by_name("w:0")), w, 1e-5, 1e-6));
+}
+
+TEST_CASE("MomentumOptimizer and AdamOptimizer follow TF1's update rules", "[autograd][compat]") {
+  const Data d = make_data();
+  for (std::string which : {"momentum", "nesterov", "adam"}) {
+    INFO(which);
+    tf::Graph g;
+    Tensor x, y;
+    tf::Operation train, init;
+    std::unique_ptr<tf::train::Optimizer> opt;
+    tf::Variable w, b;
+    {
+      auto scope = g.as_default();
+      x = tf::placeholder(em::float32, {8, 3}, "x");
+      y = tf::placeholder(em::float32, {8, 2}, "y");
+      w = tf::Variable(d.w0, "w");
+      b = tf::Variable(d.b0, "b");
+      Tensor loss = model_loss(x, y, w, b);
+      if (which == "adam")
+        opt = std::make_unique<tf::train::AdamOptimizer>(0.05);
+      else
+        opt = std::make_unique<tf::train::MomentumOptimizer>(0.1, 0.9, "Momentum", which == "nesterov");
+      // compute/apply split, as ported code often does (e.g. to clip).
+      train = opt->apply_gradients(opt->compute_gradients(loss));
+      init = tf::global_variables_initializer();
+    }
+    tf::Session sess(g);
+    sess.run(init);
+    Tensor ew = d.w0.clone(), eb = d.b0.clone();
+    Tensor mw = em::zeros_like(ew), mb = em::zeros_like(eb), vw = em::zeros_like(ew), vb = em::zeros_like(eb);
+    for (int t = 1; t <= 3; ++t) {
+      sess.run(train, {{x, d.x}, {y, d.y}});
+      auto [gw, gb] = eager_grads(d, ew, eb);
+      auto update = [&](Tensor& p, Tensor& m, Tensor& v, const Tensor& gr) {
+        if (which == "adam") {
+          m = m * 0.9f + gr * 0.1f;
+          v = v * 0.999f + gr * gr * 0.001f;
+          const double lr_t = 0.05 * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
+          p = p - m * lr_t / (em::sqrt(v) + 1e-8);
+        } else {
+          m = m * 0.9f + gr;
+          p = p - (which == "nesterov" ? (gr + m * 0.9f) : m) * 0.1f;
+        }
+      };
+      update(ew, mw, vw, gw);
+      update(eb, mb, vb, gb);
+    }
+    CHECK(em::allclose(sess.run(w), ew, 1e-4, 1e-5));
+    CHECK(em::allclose(sess.run(b), eb, 1e-4, 1e-5));
+    const std::string slot = which == "adam" ? "m" : "momentum";
+    CHECK(em::allclose(sess.run(opt->get_slot(w, slot)), mw, 1e-4, 1e-5));
+  }
+}
+
+TEST_CASE("optimizer slots are variables that Saver saves and restores", "[autograd][compat]") {
+  const Data d = make_data();
+  tf::Graph g;
+  Tensor x, y;
+  tf::Operation train, init;
+  tf::train::AdamOptimizer adam(0.01);
+  tf::Variable w;
+  std::unique_ptr<tf::train::Saver> saver;
+  std::vector<std::string> names;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {8, 3}, "x");
+    y = tf::placeholder(em::float32, {8, 2}, "y");
+    w = tf::Variable(d.w0, "w");
+    tf::Variable b(d.b0, "b");
+    train = adam.minimize(model_loss(x, y, w, b));
+    saver = std::make_unique<tf::train::Saver>();
+    init = tf::global_variables_initializer();
+    for (const auto& v : tf::global_variables()) names.push_back(v.name());
+    CHECK(tf::trainable_variables().size() == 2);
+  }
+  CHECK(std::find(names.begin(), names.end(), "w/Adam") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "w/Adam_1") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "beta1_power") != names.end());
+  const std::string path = "/tmp/ember_test_train_slots.ckpt";
+  Tensor m_before;
+  {
+    tf::Session sess(g);
+    sess.run(init);
+    for (int i = 0; i < 3; ++i) sess.run(train, {{x, d.x}, {y, d.y}});
+    m_before = sess.run(adam.get_slot(w, "m"));
+    saver->save(sess, path);
+  }
+  tf::Session fresh(g);
+  saver->restore(fresh, path);
+  CHECK(em::equal(fresh.run(adam.get_slot(w, "m")), m_before));
+  std::remove(path.c_str());
+}
