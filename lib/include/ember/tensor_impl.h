@@ -102,20 +102,6 @@ struct Symbol : RefCounted {
   virtual std::string describe() const = 0;
 };
 
-/// What a symbolic tensor stands for (a graph node's output).
-///
-/// Note [Symbolic tensors]: in graph mode (the compat::v1 shim) ops return
-/// tensors with a shape and a dtype but no storage; `symbol` says which graph
-/// node they are. Every path that would touch the bytes (the dispatcher's
-/// kernel call, host reads, printing) checks for a missing storage first and
-/// throws a ValueError naming the node, so a symbolic tensor never runs
-/// eagerly by accident (e.g. on a thread without the graph's scope).
-struct Symbol : RefCounted {
-  virtual ~Symbol() = default;
-  /// How errors and printing name it, e.g. `graph tensor "add:0" (float32 [-1,3])`.
-  virtual std::string describe() const = 0;
-};
-
 /// Sizes, strides (in elements) and offset over a Storage.
 struct TensorImpl : RefCounted {
   Ref<Storage> storage;  // null for a symbolic tensor, see Note [Symbolic tensors]
