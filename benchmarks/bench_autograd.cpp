@@ -23,19 +23,7 @@ namespace em = ember;
 
 namespace {
 
-// The chain of bench_capture (10 elementwise ops, x read three times).
-em::Tensor chain(const em::Tensor& x) {
-  auto t = x * 1.5f;
-  t = t + 0.5f;
-  t = em::relu(t);
-  t = t * x;
-  t = t - 0.25f;
-  t = em::tanh(t);
-  t = t * 0.75f;
-  t = t + x;
-  t = em::sigmoid(t);
-  return t * t;
-}
+using bench::chain;
 
 #ifdef EMBER_BENCH_TORCH
 torch::Tensor to_torch(const em::Tensor& t) {

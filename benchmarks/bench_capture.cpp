@@ -22,18 +22,7 @@ namespace cap = ember::capture;
 
 namespace {
 
-em::Tensor chain(em::Tensor x) {
-  auto t = x * 1.5f;
-  t = t + 0.5f;
-  t = em::relu(t);
-  t = t * x;
-  t = t - 0.25f;
-  t = em::tanh(t);
-  t = t * 0.75f;
-  t = t + x;
-  t = em::sigmoid(t);
-  return t * t;
-}
+using bench::chain;
 
 // The same chain written by hand as one pass with xsimd (hand_chain.cpp,
 // compiled for AVX-512 and for the baseline): the reference a fused kernel is

@@ -17,9 +17,26 @@
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <ember/ember.h>
 #include <vector>
 
 namespace bench {
+
+/// The 10-op elementwise chain of bench_capture and bench_autograd (x read three times).
+inline ember::Tensor chain(const ember::Tensor& x) {
+  namespace em = ember;
+  auto t = x * 1.5f;
+  t = t + 0.5f;
+  t = em::relu(t);
+  t = t * x;
+  t = t - 0.25f;
+  t = em::tanh(t);
+  t = t * 0.75f;
+  t = t + x;
+  t = em::sigmoid(t);
+  return t * t;
+}
 
 using Clock = std::chrono::steady_clock;
 using Fn = std::function<void()>;

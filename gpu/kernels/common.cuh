@@ -62,18 +62,6 @@ void visit(DType dt, F&& f) {
   }
 }
 
-/// Element offsets of one operand from a linear output index.
-struct Offsets {
-  int ndim;
-  int64_t size[kMaxDims];
-  __device__ __forceinline__ void split(int64_t i, int64_t* idx) const {
-    for (int d = ndim - 1; d >= 0; --d) {
-      idx[d] = i % size[d];
-      i /= size[d];
-    }
-  }
-};
-
 inline constexpr int kThreads = 256;
 
 inline unsigned grid_for(int64_t n, int64_t per_thread = 1) {
