@@ -1,8 +1,10 @@
-// Fused elementwise evaluation on the CPU: the output is produced in tiles
-// small enough to stay in L1; each instruction of the program runs the same
-// SIMD inner loop eager code uses, over the tile. Inputs are read once and the
-// output written once, whatever the number of ops, and every element goes
-// through the same per-element code as in eager mode (bit-identical results).
+// Fused elementwise evaluation on the CPU. The program is rewritten into
+// accumulator form (prepare) and run by the arch's fused loop
+// (lib/cpu/arch/kernels.cpp), which keeps a block of elements in registers
+// through all the ops. Inputs are read once and the output written once,
+// whatever the number of ops, and every element goes through the same
+// per-element SIMD code as in eager mode (bit-identical results). Inputs
+// broadcast along some dims are gathered here, tile by tile, into L1 buffers.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -64,7 +66,12 @@ void gather(const InputPlan& ip, const Shape& oshape, int64_t s, int64_t len, ch
 
 }  // namespace
 
+// Note [Accumulator-form fused programs] (lib/cpu/arch/arch.h): the register
+// program becomes a list of accumulator updates. A value the accumulator holds
+// that a later instruction still needs (one side of a binary op whose other
+// side is computed next) is spilled to a slot first.
 bool FusedProgram::prepare() {
+  using F = cpu::FusedInstr;
   const int n_instr = static_cast<int>(instrs.size());
   const int n_regs = n_inputs + n_instr;
   std::vector<int> last_use(n_regs, -1);
@@ -72,32 +79,53 @@ bool FusedProgram::prepare() {
     last_use[instrs[i].a] = i;
     if (instrs[i].b >= 0) last_use[instrs[i].b] = i;
   }
-  std::vector<int> slot(n_regs, -1);
+  std::vector<int> operand_of(n_regs, -1);  // inputs: themselves; spilled values: their slot
+  for (int r = 0; r < n_inputs; ++r) operand_of[r] = r;
   std::vector<int> free_slots;
-  int used = n_inputs;
-  for (int r = 0; r < n_inputs; ++r) slot[r] = r;
+  int n_operands = n_inputs;
+  int acc = -1;  // the register the accumulator holds (none yet)
   code.clear();
+  auto emit = [&](uint16_t c, int operand) {
+    F f;
+    f.code = c;
+    f.operand = static_cast<int8_t>(operand);
+    code.push_back(f);
+  };
   for (int i = 0; i < n_instr; ++i) {
-    cpu::FusedInstr c;
-    c.op = instrs[i].op;
-    c.a = static_cast<int8_t>(slot[instrs[i].a]);
-    c.b = static_cast<int8_t>(instrs[i].b >= 0 ? slot[instrs[i].b] : -1);
-    // Intermediate sources dead after this instruction free their slots first:
-    // writing an elementwise result over an operand it has just read is safe.
-    for (int src : {instrs[i].a, instrs[i].b})
-      if (src >= n_inputs && last_use[src] == i && std::find(free_slots.begin(), free_slots.end(), slot[src]) == free_slots.end())
-        free_slots.push_back(slot[src]);
-    int d;
-    if (!free_slots.empty()) {
-      d = free_slots.back();
-      free_slots.pop_back();
-    } else {
-      d = used++;
+    const int a = instrs[i].a, b = instrs[i].b;
+    if (acc < 0 || (a != acc && b != acc)) {
+      // The accumulator is about to be overwritten: keep its value if an
+      // intermediate still needs it (inputs stay readable in memory).
+      if (acc >= n_inputs && last_use[acc] > i) {
+        int s;
+        if (!free_slots.empty()) {
+          s = free_slots.back();
+          free_slots.pop_back();
+        } else {
+          s = n_operands++;
+        }
+        if (n_operands > cpu::kMaxFusedSlots) return false;
+        operand_of[acc] = s;
+        emit(F::kSpill, s);
+      }
+      emit(F::kLoad, operand_of[a]);
+      acc = a;
     }
-    if (used > cpu::kMaxFusedSlots) return false;
-    slot[n_inputs + i] = d;
-    c.dst = static_cast<int8_t>(d);
-    code.push_back(c);
+    const dispatch::OpId op = instrs[i].op;
+    if (b < 0)
+      emit(cpu::fused_code(op, F::kUnary), -1);
+    else if (a == acc && b == acc)
+      emit(cpu::fused_code(op, F::kSelf), -1);
+    else if (a == acc)
+      emit(cpu::fused_code(op, F::kAccLeft), operand_of[b]);
+    else
+      emit(cpu::fused_code(op, F::kAccRight), operand_of[a]);
+    // A spilled value read for the last time frees its slot.
+    for (int src : {a, b})
+      if (src >= n_inputs && last_use[src] == i && operand_of[src] >= n_inputs &&
+          std::find(free_slots.begin(), free_slots.end(), operand_of[src]) == free_slots.end())
+        free_slots.push_back(operand_of[src]);
+    acc = n_inputs + i;
   }
   return true;
 }
@@ -108,7 +136,7 @@ void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor
   const int64_t es = static_cast<int64_t>(itemsize(p.dtype));
   const Shape& oshape = out.shape();
   const cpu::FusedFn fn = cpu::arch().fused[static_cast<int>(p.dtype)];
-  const int n_instr = static_cast<int>(p.code.size());
+  const int n_code = static_cast<int>(p.code.size());
 
   thread_local std::vector<InputPlan> tls_ips;  // reused: no allocation per replay
   // A plain reference: pool threads must read the caller's plans, not their own.
@@ -159,7 +187,7 @@ void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor
           stride[i] = ip.stride;
         }
       }
-      fn(p.code.data(), n_instr, n_inputs, ptr, stride, obase + s * es, len);
+      fn(p.code.data(), n_code, n_inputs, ptr, stride, obase + s * es, len);
     }
   };
   if (n < cpu::kParallelMinElements) {

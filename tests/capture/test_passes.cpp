@@ -301,6 +301,90 @@ TEST_CASE("fusion fuses trees with broadcasting operands and scalars", "[capture
   CHECK(em::equal(o3[1], e2));
 }
 
+/// The accumulator-form code of the graph's only fused node, as a count of
+/// loads and spills (Note [Accumulator-form fused programs]).
+std::pair<int, int> loads_and_spills(const cap::Graph& g) {
+  int loads = 0, spills = 0, fused = 0;
+  for (const auto& nd : g.impl().optimized.nodes) {
+    if (nd.kind != cap::NodeKind::fused) continue;
+    ++fused;
+    for (const auto& c : nd.fused->code) {
+      loads += c.code == em::cpu::FusedInstr::kLoad;
+      spills += c.code == em::cpu::FusedInstr::kSpill;
+    }
+  }
+  REQUIRE(fused == 1);
+  return {loads, spills};
+}
+
+TEST_CASE("fused programs keep the running value in registers and spill only where a tree needs it",
+          "[capture][passes][fuse]") {
+  auto x0 = rnd({1000}, 1);
+  // A chain: one load of x, no spill (x is read again from memory, not kept).
+  auto chain = graph_of(chain10, only(Pass::fuse), {x0});
+  CHECK(loads_and_spills(chain) == std::make_pair(1, 0));
+
+  // The accumulator on the right of non-commutative ops, and on both sides (t * t).
+  auto right = [](Tensor a, Tensor b) {
+    Tensor t = em::exp(a * 0.5f);
+    t = 2.f - t;
+    t = b / t;
+    t = em::maximum(b, t * t);
+    t = em::pow(em::abs(t) + 0.5f, b);
+    return em::remainder(a, t + 0.5f);
+  };
+  // A tree: both sides of a binary op are intermediates, so one side is spilled.
+  // (Every intermediate has one reader, else it would be materialized.)
+  auto tree = [](Tensor a, Tensor b) {
+    Tensor l = (a + b) * (a - b);  // a + b waits in a slot while a - b is computed
+    Tensor r = (em::exp(a * 0.1f) - b * 3.f) * em::tanh(a * b);
+    return l / (r * r + 1.f) - em::sigmoid(a - 1.f) * (b + 2.f);
+  };
+  for (auto fn : {+right, +tree}) {
+    auto b0 = rnd({1000}, 2);
+    auto g = graph_of(fn, only(Pass::fuse), {x0, b0});
+    CHECK(g.count("fused") == 1);
+    const auto [loads, spills] = loads_and_spills(g);
+    CHECK(loads >= 1);
+    if (fn == +right) CHECK(spills == 0);
+    if (fn == +tree) CHECK(spills >= 1);
+    // Sizes around the register block (64 float32 with AVX-512, 8 with SSE2)
+    // and the tile of broadcast inputs; row-broadcast and scalar operands.
+    for (int64_t n : {1, 15, 16, 63, 64, 65, 200, 513, 4099}) {
+      auto a = rnd({3, n}, static_cast<uint32_t>(n)), b = rnd({3, n}, static_cast<uint32_t>(n + 7));
+      auto gn = graph_of(fn, only(Pass::fuse), {a, b});
+      INFO("n = " << n);
+      CHECK(em::equal(gn.run({a, b})[0], fn(a, b)));
+      auto brow = rnd({n}, static_cast<uint32_t>(n + 9));
+      auto gr = graph_of(fn, only(Pass::fuse), {a, brow});
+      CHECK(em::equal(gr.run({a, brow})[0], fn(a, brow)));
+      auto b1 = rnd({1}, static_cast<uint32_t>(n + 11));
+      auto g1 = graph_of(fn, only(Pass::fuse), {a, b1});
+      CHECK(em::equal(g1.run({a, b1})[0], fn(a, b1)));
+      auto a64 = a.to(em::float64), b64 = b.to(em::float64);
+      auto g64 = graph_of(fn, only(Pass::fuse), {a64, b64});
+      CHECK(em::equal(g64.run({a64, b64})[0], fn(a64, b64)));
+    }
+  }
+
+  // More values waiting at once than the fused loop has slots: the group is
+  // left unfused (and right).
+  auto wide = [](Tensor a) {
+    std::vector<Tensor> leaves;
+    for (int i = 0; i < 40; ++i) leaves.push_back(em::exp(a * (0.01f * static_cast<float>(i))));
+    while (leaves.size() > 1) {
+      std::vector<Tensor> next;
+      for (std::size_t i = 0; i + 1 < leaves.size(); i += 2) next.push_back(leaves[i] + leaves[i + 1]);
+      if (leaves.size() % 2) next.push_back(leaves.back());
+      leaves = next;
+    }
+    return leaves[0];
+  };
+  auto gw = graph_of(wide, only(Pass::fuse), {x0});
+  CHECK(gw.count("fused") == 0);
+  CHECK(em::equal(gw.run({x0})[0], wide(x0)));
+}
+
 TEST_CASE("memory planning: the fused 10-op chain on 1M floats holds inputs + output + one temporary",
           "[capture][passes][memory]") {
   auto x = rnd({1 << 20}, 7);

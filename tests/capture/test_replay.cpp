@@ -113,8 +113,10 @@ void check_case(const Case& c) {
         const std::string d = bit_diff(replay[j], eager[j]);
         INFO(d);
         if (!o.fuse || k < 2) {
-          // Fusion off: bit-identical. Fusion on, contiguous inputs: fused_cpu.cpp
-          // runs the eager SIMD loop per tile, so bit-identical as well.
+          // Fusion off: bit-identical. Fusion on, contiguous inputs: the fused
+          // loop applies each op's eager SIMD functor to the same batches, so
+          // bit-identical as well (this also guards against the compiler
+          // contracting a*b+c differently once the functors are inlined).
           CHECK(d.empty());
         } else {
           // Fusion on, non-contiguous inputs: the fused kernel gathers them into

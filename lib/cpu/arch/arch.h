@@ -40,14 +40,35 @@ using SoftmaxFn = void (*)(const char* in, char* out, int64_t n, bool log);
 using GemmFn = void (*)(int64_t m, int64_t n, int64_t k, const char* a, int64_t lda,
                         const char* b, int64_t ldb, char* c, int64_t ldc);
 
-/// One instruction of a fused elementwise program: slots[dst] = op(slots[a], slots[b]).
+/// One instruction of a fused elementwise program, in accumulator form: the
+/// fused loop keeps the running value of a block of elements in registers
+/// (the accumulator) and each instruction updates it in place. Operands are
+/// numbered inputs first (0..n_in-1), then spill slots (n_in..).
+/// Note [Accumulator-form fused programs]: capture's fusion builds trees in
+/// which each intermediate has one reader, so most instructions take the
+/// previous result from the accumulator and at most one operand from memory;
+/// only a binary op whose both sides are intermediates spills one side.
 struct FusedInstr {
-  dispatch::OpId op;
-  int8_t a = -1, b = -1, dst = -1;
+  enum Form : uint8_t {
+    kLoad,     // acc = operand
+    kSpill,    // operand (a slot) = acc
+    kUnary,    // acc = op(acc)
+    kAccLeft,  // acc = op(acc, operand)
+    kAccRight, // acc = op(operand, acc)
+    kSelf,     // acc = op(acc, acc)
+  };
+  uint16_t code = 0;    // fused_code(op, form), or kLoad / kSpill
+  int8_t operand = -1;  // -1 when the form takes none
 };
-inline constexpr int kMaxFusedSlots = 32;
-/// Runs a fused program over n elements: slots 0..n_in-1 are the inputs (stride 1
-/// or 0 for one broadcast element); the last instruction's result goes to out.
+inline constexpr int kMaxFusedSlots = 32;  // inputs + spill slots
+/// The switch label of (op, form) in the fused loop: loads and spills first,
+/// then four forms per op.
+constexpr uint16_t fused_code(dispatch::OpId op, FusedInstr::Form form) {
+  return static_cast<uint16_t>(2 + dispatch::op_index(op) * 4 + (form - FusedInstr::kUnary));
+}
+/// Runs a fused program over n elements: operand i < n_in is input i (stride 1,
+/// or 0 for one broadcast element); the accumulator after the last instruction
+/// goes to out.
 using FusedFn = void (*)(const FusedInstr* code, int n_instr, int n_in, const char* const* in,
                          const int64_t* in_stride, char* out, int64_t n);
 

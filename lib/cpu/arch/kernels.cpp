@@ -510,53 +510,101 @@ enum class Rule { same, to_float, compare, logical };
 constexpr Rule same = Rule::same, to_float = Rule::to_float, compare = Rule::compare,
                logical = Rule::logical;
 
-// A fused program runs tile by tile: each instruction is the same inner loop
-// eager code uses (so every element is computed exactly as in eager mode),
-// applied to a tile that stays in L1; only the inputs are read from memory and
-// only the last result is written to it.
-template <class T>
-inline void fused_op(OpId op, char* const* p, const int64_t* s, int64_t n) {
-  switch (op) {
-#define EMBER_UNARY(name, F, rule, dtypes)                                                    \
-  case OpId::name:                                                                            \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
-      unary_loop<ops::F, T, T>(p, s, n, nullptr);                                             \
-    break;
-#define EMBER_BINARY(name, F, rule, dtypes)                                                   \
-  case OpId::name:                                                                            \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
-      binary_loop<ops::F, T, T>(p, s, n, nullptr);                                            \
-    break;
-#include "ops/elementwise.def"
-    default:
-      break;
-  }
-}
+// A fused program runs block by block (kBlock vectors): the block's running
+// value stays in registers while the instructions update it (Note
+// [Accumulator-form fused programs] in arch.h). Each op applies the same
+// F::apply to the same SIMD batches as eager code, so every element is
+// computed exactly as in eager mode; only the inputs are read from memory and
+// only the result is written to it.
+// Four vectors: enough independent work to hide exp/tanh latency, few enough
+// to stay in registers (8 spills with AVX-512; 2 leaves the loop slower).
+constexpr int kBlock = 4;
+
+// gnu::flatten inlines the functors (xsimd's exp and friends included) so the
+// block stays in registers across ops: an out-of-line call would force it to
+// memory. See lib/meson.build for the sanitizer builds.
+#ifdef EMBER_FUSED_NO_FLATTEN
+#define EMBER_FUSED_INLINE
+#else
+#define EMBER_FUSED_INLINE [[gnu::flatten]]
+#endif
 
 template <class T>
-void fused_loop(const FusedInstr* code, int n_instr, int n_in, const char* const* in,
-                const int64_t* in_stride, char* out, int64_t n) {
-  constexpr int64_t kTile = 2048 / static_cast<int64_t>(sizeof(T));
-  alignas(64) T bufs[kMaxFusedSlots][kTile];
-  for (int64_t t0 = 0; t0 < n; t0 += kTile) {
-    const int64_t len = std::min(kTile, n - t0);
-    auto slot_ptr = [&](int slot, int64_t* stride) -> char* {
-      if (slot < n_in) {
-        *stride = in_stride[slot];
-        return const_cast<char*>(in[slot]) + in_stride[slot] * t0 * static_cast<int64_t>(sizeof(T));
+EMBER_FUSED_INLINE void fused_loop(const FusedInstr* code, int n_instr, int n_in, const char* const* in,
+                const int64_t* in_stride, char* out_bytes, int64_t n) {
+  constexpr int64_t L = kLanes<T>;
+  constexpr int64_t kB = kBlock * L;
+  alignas(64) T slots[kMaxFusedSlots][kB];      // spill slots, and splat inputs
+  alignas(64) T tail_in[kMaxFusedSlots][kB];    // stride-1 inputs of a short last block
+  alignas(64) T tail_out[kB];
+  T* base[kMaxFusedSlots];
+  T* ptr[kMaxFusedSlots];
+  for (int i = 0; i < n_in; ++i) {
+    base[i] = reinterpret_cast<T*>(const_cast<char*>(in[i]));
+    if (in_stride[i] == 0) {
+      std::fill(slots[i], slots[i] + kB, base[i][0]);
+      ptr[i] = slots[i];
+    }
+  }
+  for (int s = n_in; s < kMaxFusedSlots; ++s) ptr[s] = slots[s];
+  T* out = reinterpret_cast<T*>(out_bytes);
+  for (int64_t t0 = 0; t0 < n; t0 += kB) {
+    const int64_t len = std::min(kB, n - t0);
+    T* dst = out + t0;
+    for (int i = 0; i < n_in; ++i) {
+      if (in_stride[i] == 0) continue;
+      ptr[i] = base[i] + t0;
+      if (len < kB) {  // pad like simd_apply's tail: lanes past n hold 1
+        std::fill(tail_in[i], tail_in[i] + kB, T(1));
+        std::memcpy(tail_in[i], ptr[i], static_cast<std::size_t>(len) * sizeof(T));
+        ptr[i] = tail_in[i];
       }
-      *stride = 1;
-      return reinterpret_cast<char*>(bufs[slot]);
+    }
+    if (len < kB) dst = tail_out;
+    // Four named registers, not an array: GCC keeps them out of memory.
+    B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+    auto each = [&](auto&& f) {
+      a0 = f(a0, 0);
+      a1 = f(a1, 1);
+      a2 = f(a2, 2);
+      a3 = f(a3, 3);
     };
     for (int k = 0; k < n_instr; ++k) {
-      const FusedInstr& c = code[k];
-      char* p[3];
-      int64_t st[3] = {1, 0, 0};
-      p[0] = k + 1 == n_instr ? out + t0 * static_cast<int64_t>(sizeof(T)) : reinterpret_cast<char*>(bufs[c.dst]);
-      p[1] = slot_ptr(c.a, &st[1]);
-      p[2] = c.b >= 0 ? slot_ptr(c.b, &st[2]) : nullptr;
-      fused_op<T>(c.op, p, st, len);
+      const FusedInstr c = code[k];
+      T* o = c.operand >= 0 ? ptr[c.operand] : nullptr;
+      auto opnd = [o](int j) { return B<T>::load_unaligned(o + j * L); };
+      switch (c.code) {
+        case FusedInstr::kLoad:
+          each([&](B<T>, int j) { return opnd(j); });
+          break;
+        case FusedInstr::kSpill:
+          each([&](B<T> x, int j) { x.store_unaligned(o + j * L); return x; });
+          break;
+#define EMBER_UNARY(name, F, rule, dtypes)                                                    \
+  case fused_code(OpId::name, FusedInstr::kUnary):                                            \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      each([](B<T> x, int) { return ops::F::apply(x); });                                    \
+    break;
+#define EMBER_BINARY(name, F, rule, dtypes)                                                   \
+  case fused_code(OpId::name, FusedInstr::kAccLeft):                                          \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      each([&](B<T> x, int j) { return ops::F::apply(x, opnd(j)); });                         \
+    break;                                                                                    \
+  case fused_code(OpId::name, FusedInstr::kAccRight):                                         \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      each([&](B<T> x, int j) { return ops::F::apply(opnd(j), x); });                         \
+    break;                                                                                    \
+  case fused_code(OpId::name, FusedInstr::kSelf):                                             \
+    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+      each([](B<T> x, int) { return ops::F::apply(x, x); });                                 \
+    break;
+#include "ops/elementwise.def"
+        default:
+          break;
+      }
     }
+    each([&](B<T> x, int j) { x.store_unaligned(dst + j * L); return x; });
+    if (len < kB) std::memcpy(out + t0, tail_out, static_cast<std::size_t>(len) * sizeof(T));
   }
 }
 
