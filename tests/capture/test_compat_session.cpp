@@ -98,6 +98,13 @@ TEST_CASE("feeds: placeholders, any tensor, intermediates cut off their producer
   auto pairs = tf::reshape(x, {-1, 1, 3}, "pairs");
   CHECK(sess.run(flat, {{x, batch}}).shape() == em::Shape{6});
   CHECK(sess.run(pairs, {{x, em::zeros({4, 3})}}).shape() == em::Shape{4, 1, 3});
+  // A feed that no fetch needs is accepted (as in TF1), and still checked.
+  CHECK(sess.run(kk, {{x, batch}}).item<float>() == 8.f);
+  CHECK(vec(sess.run(std::vector<tf::Fetch>{kk, z}, {{x, batch}, {k, em::scalar_tensor(2.f)}})[1]) ==
+        std::vector<float>{12.f, 30.f});
+  CHECK(sess.run(std::vector<tf::Fetch>{kk}, {{x, batch}, {k, em::scalar_tensor(2.f)}})[0].item<float>() == 3.f);
+  CHECK_THROWS_WITH(sess.run(kk, {{x, em::zeros({2, 4})}}),
+                    Catch::Contains("cannot feed a value of shape [2,4] for \"x:0\""));
 }
 
 TEST_CASE("only the subgraph the fetches need runs", "[compat][session]") {

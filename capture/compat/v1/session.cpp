@@ -400,7 +400,9 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     return found >= 0 ? low[static_cast<std::size_t>(found)] : low[static_cast<std::size_t>(in)];
   };
   for (std::size_t id = 0; id < n_nodes; ++id) {
-    if (!need[id]) continue;
+    // A feed no fetch needs is still an input of the plan (TF1 accepts it and
+    // checks its value); nothing reads it.
+    if (!need[id] && fed[id] < 0) continue;
     const Node& n = g->nodes[id];
     const int self = static_cast<int>(id);
     if (fed[id] >= 0) {

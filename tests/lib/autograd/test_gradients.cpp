@@ -53,6 +53,17 @@ std::vector<double> draw(int64_t n, Domain d, std::mt19937& rng) {
 
 Tensor make(const std::vector<double>& v, const em::Shape& s) { return em::tensor(v, s); }
 
+/// One random float64 input per shape of the case, drawn from its domain.
+std::vector<Tensor> random_inputs(const GradCase& c, std::mt19937& rng) {
+  std::vector<Tensor> in;
+  for (const auto& s : c.shapes) {
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    in.push_back(make(draw(n, c.domain, rng), s));
+  }
+  return in;
+}
+
 // L(inputs) = sum(fn(inputs) * w) for fixed random weights w (no cancellation by symmetry).
 double loss_of(const GradCase& c, const std::vector<Tensor>& in, const Tensor& w) {
   return em::sum(c.fn(in) * w).item<double>();
@@ -200,12 +211,7 @@ TEST_CASE("gradients match central finite differences in float64", "[autograd][f
   std::mt19937 rng(7);
   for (const GradCase& c : cases()) {
     INFO(c.op << " (" << c.label << ")");
-    std::vector<Tensor> in;
-    for (const auto& s : c.shapes) {
-      int64_t n = 1;
-      for (int64_t d : s) n *= d;
-      in.push_back(make(draw(n, c.domain, rng), s));
-    }
+    std::vector<Tensor> in = random_inputs(c, rng);
     Tensor probe = c.fn(in);
     const Tensor w = make(draw(probe.numel(), Domain::any, rng), probe.shape());
     std::vector<Tensor> grads;
@@ -245,12 +251,7 @@ TEST_CASE("every rule also builds graph nodes: tf::gradients equals the tape", "
   std::set<std::string> graph_ops;
   for (const GradCase& c : cases()) {
     INFO(c.op << " (" << c.label << ")");
-    std::vector<Tensor> in;
-    for (const auto& s : c.shapes) {
-      int64_t n = 1;
-      for (int64_t d : s) n *= d;
-      in.push_back(make(draw(n, c.domain, rng), s));
-    }
+    std::vector<Tensor> in = random_inputs(c, rng);
     const Tensor w = make(draw(c.fn(in).numel(), Domain::any, rng), c.fn(in).shape());
     std::vector<Tensor> want;
     {
