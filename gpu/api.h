@@ -28,6 +28,9 @@ void empty_cache(int device);
 
 /// A copy of `src` on `dst` (at least one of them a GPU), synchronous.
 Tensor copy_to_device(const Tensor& src, Device dst);
+/// Copies `src` (any device, any layout) into `dst`, a contiguous tensor of the
+/// same shape and dtype on another device; synchronous.
+void copy_across(Tensor& dst, const Tensor& src);
 /// Waits for the work queued on `d`'s current stream.
 void synchronize(Device d);
 

@@ -7,6 +7,7 @@
 #include <ember/error.h>
 
 #include "api.h"
+#include "dispatch/recorder.h"
 #include "kernels/launch.h"
 #include "runtime/allocator.h"
 #include "runtime/runtime.h"
@@ -17,31 +18,39 @@ Tensor contiguous(const Tensor& t);  // ops.cpp
 
 // ---- copies between devices --------------------------------------------------
 
-Tensor copy_to_device(const Tensor& src, Device dst) {
-  check_device(dst, "to");
+void copy_across(Tensor& dst, const Tensor& src) {
+  check_device(dst.device(), "to");
   check_device(src.device(), "to");
+  // The contiguous copy below is this kernel's own work, not an op of the
+  // traced program that called to().
+  dispatch::RecorderGuard quiet(nullptr);
   const std::size_t bytes = static_cast<std::size_t>(src.numel()) * itemsize(src.dtype());
   if (src.device().is_cpu()) {  // host -> device
     const Tensor host = src.contiguous();
-    Tensor out = ember::detail::make_tensor(src.shape(), src.dtype(), dst);
-    cudaStream_t s = enter(dst);
+    cudaStream_t s = enter(dst.device());
     if (bytes) {
-      EMBER_CUDA_CHECK(cudaMemcpyAsync(out.impl().data(), host.impl().data(), bytes, cudaMemcpyHostToDevice, s));
+      EMBER_CUDA_CHECK(cudaMemcpyAsync(dst.impl().data(), host.impl().data(), bytes, cudaMemcpyHostToDevice, s));
       EMBER_CUDA_CHECK(cudaStreamSynchronize(s));
     }
-    return out;
+    return;
   }
   const Tensor dev = contiguous(src);
-  Tensor out = ember::detail::make_tensor(src.shape(), src.dtype(), dst);
   cudaStream_t s = enter(src.device());
   if (bytes) {
-    if (dst.is_cpu())
-      EMBER_CUDA_CHECK(cudaMemcpyAsync(out.impl().data(), dev.impl().data(), bytes, cudaMemcpyDeviceToHost, s));
+    if (dst.device().is_cpu())
+      EMBER_CUDA_CHECK(cudaMemcpyAsync(dst.impl().data(), dev.impl().data(), bytes, cudaMemcpyDeviceToHost, s));
     else
-      EMBER_CUDA_CHECK(
-          cudaMemcpyPeerAsync(out.impl().data(), dst.index, dev.impl().data(), src.device().index, bytes, s));
+      EMBER_CUDA_CHECK(cudaMemcpyPeerAsync(dst.impl().data(), dst.device().index, dev.impl().data(),
+                                           src.device().index, bytes, s));
     EMBER_CUDA_CHECK(cudaStreamSynchronize(s));
   }
+}
+
+Tensor copy_to_device(const Tensor& src, Device dst) {
+  check_device(dst, "to");
+  check_device(src.device(), "to");
+  Tensor out = ember::detail::make_tensor(src.shape(), src.dtype(), dst);
+  copy_across(out, src);
   return out;
 }
 

@@ -373,6 +373,7 @@ void register_kernels(dispatch::Registry& r) {
   for (OpId op : {OpId::reshape, OpId::permute, OpId::slice, OpId::select, OpId::expand})
     r.set(cuda, op, &cpu::view_kernel);
   r.set(cuda, OpId::copy, &copy_kernel);
+  r.set(cuda, OpId::to_device, &cpu::to_device_kernel);  // copies from any device
   r.set(cuda, OpId::where, &where_kernel);
   r.set(cuda, OpId::clamp, &clamp_kernel);
   r.set(cuda, OpId::softmax, &softmax_kernel);

@@ -105,6 +105,9 @@ void register_structural_rules(RuleTable& t) {
         [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = sum_to(g, c.in[0].shape()); });
   // A dtype conversion: the engine casts the gradient back to the input's dtype.
   t.set(OpId::copy, kUsesNothing, [](const GradCtx&, const Tensor& g, Tensor* gx) { gx[0] = g; });
+  // A move between devices: the gradient moves back.
+  t.set(OpId::to_device, kUsesNothing,
+        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g.to(c.in[0].device()); });
   t.set(OpId::where, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& cond = c.in[0];
     if (c.need(1)) gx[1] = where(cond, g, 0);

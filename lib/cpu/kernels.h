@@ -12,6 +12,7 @@ EMBER_CPU_KERNEL(clamp_kernel);
 EMBER_CPU_KERNEL(copy_kernel);
 EMBER_CPU_KERNEL(reduce_kernel);
 EMBER_CPU_KERNEL(view_kernel);
+EMBER_CPU_KERNEL(to_device_kernel);  // serves the CUDA backend too
 EMBER_CPU_KERNEL(concat_kernel);
 EMBER_CPU_KERNEL(index_select_kernel);
 EMBER_CPU_KERNEL(softmax_kernel);

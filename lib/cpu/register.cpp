@@ -49,6 +49,7 @@ void register_cpu_kernels(dispatch::Registry& r) {
   for (OpId op : {OpId::reshape, OpId::permute, OpId::slice, OpId::select, OpId::expand})
     r.set(cpu, op, &view_kernel);
   r.set(cpu, OpId::copy, &copy_kernel);
+  r.set(cpu, OpId::to_device, &to_device_kernel);
   r.set(cpu, OpId::where, &widened<&where_kernel>);
   r.set(cpu, OpId::clamp, &widened<&clamp_kernel>);
   r.set(cpu, OpId::softmax, &widened<&softmax_kernel>);

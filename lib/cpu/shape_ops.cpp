@@ -1,11 +1,16 @@
-// View kernels (reshape, permute, slice, select, expand) and the copying
-// structural ops (concat, index_select).
+// View kernels (reshape, permute, slice, select, expand), copies between
+// devices (to_device) and the copying structural ops (concat, index_select).
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "cpu/kernels.h"
 #include "dispatch/dispatcher.h"
 #include "cpu/loops.h"
 #include "ops/infer.h"
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember::cpu {
 
@@ -137,6 +142,22 @@ void index_select_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Te
         out, s, os, out.storage_offset() + static_cast<int64_t>(i) * out.strides()[d]);
     copy_into(dst, src);
   }
+}
+
+// to(Device): the destination's kernel runs, so this one is registered for
+// the CPU and for CUDA; `out` is a fresh contiguous tensor on the destination.
+void to_device_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+  const Tensor& x = in[0];
+  if (x.device().is_cpu() && out.device().is_cpu()) {
+    copy_into(out, x);
+    return;
+  }
+#ifdef EMBER_WITH_CUDA
+  gpu::copy_across(out, x);
+#else
+  throw DeviceError(fmt::format("to: moving from {} to {} is not supported in this build", x.device().str(),
+                                out.device().str()));
+#endif
 }
 
 }  // namespace ember::cpu

@@ -186,6 +186,12 @@ TensorMeta infer_copy(OpId op, Inputs in, const Attrs& a) {
   return {in[0].shape(), a.dtype, in[0].device()};
 }
 
+// A copy to another device; the kernel of the destination's device runs it.
+TensorMeta infer_to_device(OpId op, Inputs in, const Attrs& a) {
+  check_arity(op, in, 1);
+  return {in[0].shape(), in[0].dtype(), a.device};
+}
+
 TensorMeta infer_where(OpId op, Inputs in, const Attrs&) {
   check_arity(op, in, 3);
   Device dev = common_device("where", in);
@@ -334,7 +340,7 @@ struct Table {
   set(OpId::name, #name, kReduction, 1, dtypes, &infer_reduce<rule##_rule, dtypes>);
 #include "ops/reduce.def"
     InferFn structural[] = {&infer_reshape,      &infer_permute, &infer_slice,   &infer_select,
-                            &infer_expand,       &infer_copy,    &infer_where,   &infer_clamp,
+                            &infer_expand,       &infer_copy,    &infer_to_device, &infer_where, &infer_clamp,
                             &infer_softmax,      &infer_softmax, &infer_matmul,  &infer_concat,
                             &infer_index_select, &infer_creation, &infer_creation,
                             &infer_creation,     &infer_creation, &infer_creation,

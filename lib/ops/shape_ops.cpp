@@ -199,14 +199,17 @@ Tensor Tensor::to(DType dt) const { return dt == dtype() ? *this : cast(*this, d
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
 #ifdef EMBER_WITH_CUDA
-  if (device.is_cuda() || this->device().is_cuda()) return gpu::copy_to_device(*this, device);
-#endif
-  if (device.is_cuda() && !cuda_available())
+  gpu::check_device(device, "to");  // before the result is allocated there
+#else
+  if (device.is_cuda())
     throw DeviceError(fmt::format(
         "to: {} requested but no CUDA device is available; check em::cuda_available()",
         device.str()));
-  throw DeviceError(fmt::format("to: moving from {} to {} is not supported in this build",
-                                this->device().str(), device.str()));
+#endif
+  // An op, so that traces record the move (and replay it with new inputs).
+  Attrs a;
+  a.device = device;
+  return dispatch::call(OpId::to_device, dispatch::Inputs(this, 1), a);
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {

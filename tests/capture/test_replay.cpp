@@ -16,6 +16,7 @@
 #include <ember/ember.h>
 
 #include "compiled.h"
+#include "dispatch/dispatcher.h"
 #include "dispatch/dtype_visit.h"
 #include "support/reference.h"
 
@@ -296,6 +297,16 @@ std::vector<Case> other_cases() {
                                                 rnd({6}, em::int64, s + 1, Domain::range(0, 0, -4, 3))};
                    },
                    false});
+  // to(Device) between devices is the to_device op; on one device it is a
+  // plain copy, which is what runs here (tests/gpu replays real moves).
+  cases.push_back({"to_device (cpu -> cpu)",
+                   [](const std::vector<Tensor>& in) {
+                     em::dispatch::Attrs a;
+                     a.device = em::Device::cpu();
+                     const Tensor t = in[0].t();
+                     return std::vector<Tensor>{em::dispatch::call(OpId::to_device, em::dispatch::Inputs(&t, 1), a)};
+                   },
+                   f32({3, 4})});
   cases.push_back({"cast/to/clone/contiguous/copy_",
                    [](const std::vector<Tensor>& in) {
                      Tensor t = em::zeros({4, 3}, em::float64);

@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <ember/autograd.h>
 #include <ember/capture.h>
+#include <ember/compat/v1.h>
+#include <ember/compat/v1/train.h>
 #include <ember/cuda.h>
 #include <ember/ember.h>
 #include <ember/half.h>
@@ -381,6 +384,116 @@ TEST_CASE("captured graphs replay on the GPU through a CUDA graph, equal to eage
     check_close(download(r), std::vector<double>(4, 2.0 * i + 1), 0, "variable step " + std::to_string(i));
   }
   check_close(download(v.value()), std::vector<double>(4, 6.0), 0, "variable value");
+}
+
+TEST_CASE("to(Device) is recorded: traces replay the move with new inputs; its gradient moves back",
+          "[gpu][capture]") {
+  auto fn = [](const Tensor& x) { return (x.to(kGpu) * 2.f + 1.f).to(Device::cpu()) - x; };
+  Tensor x0 = random_cpu({3, 5}, DType::float32, false);
+  auto g = em::capture::trace(fn, x0);
+  CHECK(g.count("to_device") == 2);
+  for (int rep = 0; rep < 3; ++rep) {
+    Tensor x = random_cpu({3, 5}, DType::float32, false);
+    Tensor got = g.run({x})[0];
+    CHECK(got.device() == Device::cpu());
+    check_close(got.to_vector<double>(), fn(x).to_vector<double>(), 0, "traced to(Device)");
+  }
+  auto f = em::capture::function(fn);
+  Tensor x1 = random_cpu({3, 5}, DType::float32, false), x2 = random_cpu({3, 5}, DType::float32, false);
+  f(x1);
+  check_close(f(x2).to_vector<double>(), fn(x2).to_vector<double>(), 0, "capture::function replay");
+  CHECK(f.trace_count() == 1);
+  // A GPU constant captured from outside is baked on the GPU.
+  Tensor w = random_cpu({5}, DType::float32, false).to(kGpu);
+  auto g2 = em::capture::trace([&](const Tensor& x) { return (x.to(kGpu) * w).sum(); }, x0);
+  check_close(download(g2.run({x1})[0]), download((x1.to(kGpu) * w).sum()), 1e-6, "GPU constant");
+  // Gradient through the move: d/dx sum(3 * x on the GPU) = 3 on the CPU.
+  Tensor xs = random_cpu({4}, DType::float32, false);
+  em::GradientTape tape;
+  tape.watch(xs);
+  Tensor loss = (xs.to(kGpu) * 3.f).sum();
+  Tensor gx = tape.gradient(loss, {xs})[0];
+  CHECK(gx.device() == Device::cpu());
+  check_close(gx.to_vector<double>(), std::vector<double>(4, 3.0), 0, "gradient of to(Device)");
+}
+
+TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
+  namespace tf = em::compat::v1;
+  const auto mem_before = em::memory_stats(kGpu).current;
+  const Tensor batch = random_cpu({16, 8}, DType::float32, false);
+  const Tensor labels = random_cpu({16, 4}, DType::float32, false);
+  // One model, built twice: all on the GPU through the session default, and
+  // on the CPU; layer 1 pinned with a device scope in both.
+  struct Model {
+    tf::Graph g;
+    Tensor x, y, h, out, loss;
+    tf::Operation init, train;
+    std::vector<tf::Variable> vars;
+  };
+  auto build = [&](Model& m, const std::string& first_layer_device) {
+    auto scope = m.g.as_default();
+    m.x = tf::placeholder(DType::float32, {-1, 8}, "x");
+    m.y = tf::placeholder(DType::float32, {-1, 4}, "y");
+    em::Generator gen(7);
+    {
+      auto d = tf::device(first_layer_device);
+      tf::Variable w1(em::randn({8, 16}, DType::float32, Device::cpu(), &gen) * 0.3f, "w1");
+      m.h = tf::nn::relu(tf::matmul(m.x, w1), "h");
+      m.vars.push_back(w1);
+    }
+    tf::Variable w2(em::randn({16, 4}, DType::float32, Device::cpu(), &gen) * 0.3f, "w2");
+    m.vars.push_back(w2);
+    m.out = tf::nn::tanh(tf::matmul(m.h, w2), "out");
+    m.loss = tf::reduce_mean(tf::square(tf::subtract(m.out, m.y)), {}, false, "loss");
+    m.train = tf::train::GradientDescentOptimizer(0.1).minimize(m.loss);
+    m.init = tf::global_variables_initializer();
+  };
+  Model gm, cm;
+  build(gm, "/gpu:0");
+  build(cm, "/cpu:0");
+  {
+    tf::SessionOptions on_gpu;
+    on_gpu.device = "/gpu:0";
+    on_gpu.log_device_placement = true;
+    tf::Session gs(gm.g, on_gpu);
+    tf::Session cs(cm.g);
+    gs.run(gm.init);
+    cs.run(cm.init);
+    CHECK(em::memory_stats(kGpu).current > mem_before);  // the variables live on the GPU
+    for (int step = 0; step < 5; ++step) {
+      auto gr = gs.run({gm.loss, gm.train}, {{gm.x, batch}, {gm.y, labels}});
+      auto cr = cs.run({cm.loss, cm.train}, {{cm.x, batch}, {cm.y, labels}});
+      CHECK(gr[0].device() == Device::cpu());  // fetches come back to the host, as in TF1
+      check_close({gr[0].item<double>()}, {cr[0].item<double>()}, 1e-5, "loss at step " + std::to_string(step));
+    }
+    auto go = gs.run(gm.out, {{gm.x, batch}});
+    check_close(go.to_vector<double>(), cs.run(cm.out, {{cm.x, batch}}).to_vector<double>(), 1e-5, "outputs");
+    // make_callable and a traced run (per-node devices) on the GPU path.
+    auto call = gs.make_callable({gm.out}, {gm.x});
+    check_close(call({batch})[0].to_vector<double>(), go.to_vector<double>(), 0, "make_callable");
+    tf::RunMetadata md;
+    auto traced = gs.run({gm.out}, {{gm.x, batch}}, tf::RunOptions{true}, &md);
+    check_close(traced[0].to_vector<double>(), go.to_vector<double>(), 1e-6, "traced run");
+    bool saw_gpu = false;
+    for (const auto& st : md.step_stats) saw_gpu = saw_gpu || st.device == "/gpu:0";
+    CHECK(saw_gpu);
+    // Saver: GPU variables to a checkpoint and back, into a CPU session too.
+    const std::string path = "/tmp/ember_gpu_saver.ckpt";
+    tf::train::Saver gsaver(gm.vars);
+    gsaver.save(gs, path);
+    tf::train::Saver csaver(cm.vars);
+    tf::Session cs2(cm.g);
+    csaver.restore(cs2, path);
+    check_close(cs2.run(cm.out, {{cm.x, batch}}).to_vector<double>(), go.to_vector<double>(), 1e-5,
+                "restored into a CPU session");
+    tf::Session gs2(gm.g, on_gpu);
+    gsaver.restore(gs2, path);
+    check_close(gs2.run(gm.out, {{gm.x, batch}}).to_vector<double>(), go.to_vector<double>(), 0,
+                "restored into a GPU session");
+    std::remove(path.c_str());
+  }
+  // Closed sessions gave their GPU memory back.
+  CHECK(em::memory_stats(kGpu).current == mem_before);
 }
 
 int main(int argc, char** argv) {

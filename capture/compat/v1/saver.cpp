@@ -83,7 +83,7 @@ std::string Saver::save(Session& sess, const std::string& path) const {
     auto sv = detail::session_var(st, v.index());
     if (!sv->initialized.load())
       throw ValueError(fmt::format("Saver::save: variable \"{}\" is not initialized in this session", sv->name));
-    Tensor t = sv->state->value.contiguous();
+    Tensor t = sv->state->value.to(Device::cpu()).contiguous();  // GPU variables too
     head += fmt::format("variable {} {} {}", encode(sv->name), dtype_name(t.dtype()), t.dim());
     for (int64_t d : t.shape()) head += fmt::format(" {}", d);
     head += fmt::format(" {} {}\n", offset, t.nbytes());
@@ -195,7 +195,9 @@ void Saver::restore(Session& sess, const std::string& path) const {
   for (std::size_t i = 0; i < vars.size(); ++i) {
     auto sv = detail::session_var(st, vars[i].index());
     Tensor dst = sv->state->value;
-    std::memcpy(dst.data_ptr(), data + src[i]->offset, static_cast<std::size_t>(src[i]->nbytes));
+    Tensor host = dst.device().is_cpu() ? dst : ember::empty(dst.shape(), dst.dtype());
+    std::memcpy(host.data_ptr(), data + src[i]->offset, static_cast<std::size_t>(src[i]->nbytes));
+    if (!host.is_same(dst)) dst.copy_(host);  // a GPU variable
     sv->initialized.store(true);
   }
 }

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -33,6 +35,16 @@ using Clock = std::chrono::steady_clock;
 
 // The one place that says whether a GPU can take nodes.
 bool gpu_present() { return ember::cuda_available(); }
+
+// TF's name of a device: "/cpu:0", "/gpu:1".
+std::string tf_device_name(Device d) { return d.is_cpu() ? "/cpu:0" : fmt::format("/gpu:{}", d.index); }
+
+// The GPU a normalized "/gpu:N" names, when this machine has it.
+std::optional<Device> gpu_of(const std::string& dev) {
+  const int index = std::stoi(dev.substr(5));
+  if (!gpu_present() || index >= ember::cuda_device_count()) return std::nullopt;
+  return Device::cuda(index);
+}
 
 // Re-throws the current ember error with `prefix` in front, keeping its type.
 [[noreturn]] void rethrow_with(const std::string& prefix) {
@@ -115,8 +127,12 @@ struct SessionState {
     if (closed.load(std::memory_order_acquire))
       throw ValueError(fmt::format("{}: the session is closed", who));
   }
-  /// Session value of graph variable `index` (made on first use). Caller holds mu.
+  /// Session value of graph variable `index` (made on first use, on the
+  /// variable's device). Caller holds mu.
   std::shared_ptr<SessVar> var(int index);
+  /// Where node `n` of the graph runs (Note [Placement]); DeviceError when it
+  /// asks for a GPU this machine lacks and soft placement is off.
+  Device placement(const Node& n) const;
   /// The node id of a fetch or feed key; ValueError when it is not a tensor of this graph.
   int node_of(const Tensor& t, const char* who, const char* what) const;
   FetchRef fetch_of(const Fetch& f) const;
@@ -140,10 +156,35 @@ std::shared_ptr<SessVar> SessionState::var(int index) {
       sv->state = vi.external;
       sv->initialized = true;
     } else {
-      sv->state = ember::Variable(ember::empty(vi.shape, vi.dtype), vi.name).state();
+      // A variable lives where its node is placed; without that GPU (soft
+      // placement, or a run that will refuse the node) on the CPU.
+      const Node& vn = g->nodes.at(static_cast<std::size_t>(vi.node));
+      const std::string& dev = vn.device.empty() ? default_device : vn.device;
+      const Device d = dev == "/cpu:0" ? Device::cpu() : gpu_of(dev).value_or(Device::cpu());
+      sv->state = ember::Variable(ember::empty(vi.shape, vi.dtype, d), vi.name).state();
     }
   }
   return sv;
+}
+
+// Note [Placement]: constants and fed values are data on the host; a node
+// runs on its device scope's device, else the session's. A GPU node goes to
+// that GPU when it exists, else to the CPU under allow_soft_placement, else
+// the run fails naming it. Values cross devices through to_device nodes, and
+// fetches come back to the host, as TF1 returns host arrays.
+Device SessionState::placement(const Node& n) const {
+  if (n.kind == Kind::constant || n.kind == Kind::placeholder) return Device::cpu();
+  const std::string& dev = n.device.empty() ? default_device : n.device;
+  if (dev == "/cpu:0") return Device::cpu();
+  if (auto d = gpu_of(dev)) return *d;
+  if (opts.allow_soft_placement) return Device::cpu();
+  if (!gpu_present())
+    throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {} but no GPU is available; "
+                                  "set SessionOptions::allow_soft_placement to run it on the CPU",
+                                  n.name, dev));
+  throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {} but this machine has {} GPU(s); "
+                                "set SessionOptions::allow_soft_placement to run it on the CPU",
+                                n.name, dev, ember::cuda_device_count()));
 }
 
 int SessionState::node_of(const Tensor& t, const char* who, const char* what) const {
@@ -305,28 +346,15 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     for (int c : n.control) stack.push_back(c);
   }
   // Check and place.
+  std::vector<Device> place(n_nodes, Device::cpu());
   for (std::size_t id = 0; id < n_nodes; ++id) {
     if (!need[id]) continue;
     const Node& n = g->nodes[id];
     if (n.kind == Kind::placeholder && !n.with_default && fed[id] < 0)
       throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
                                    GraphState::type_str(n)));
-    std::string dev = n.device.empty() ? default_device : n.device;
-    // Constants and fed values are data on the host; placement is about compute.
-    if (n.kind == Kind::constant || n.kind == Kind::placeholder) dev = "/cpu:0";
-    if (dev != "/cpu:0") {
-      if (opts.allow_soft_placement)
-        dev = "/cpu:0";
-      else if (!gpu_present())
-        throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {} but no GPU is available; "
-                                      "set SessionOptions::allow_soft_placement to run it on the CPU",
-                                      n.name, dev));
-      else
-        throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {}, but session plans run on the "
-                                      "CPU executor; set SessionOptions::allow_soft_placement to run it there",
-                                      n.name, dev));
-    }
-    if (opts.log_device_placement) fmt::print(stderr, "{}: {}\n", n.name, dev);
+    place[id] = placement(n);
+    if (opts.log_device_placement) fmt::print(stderr, "{}: {}\n", n.name, tf_device_name(place[id]));
   }
   // Concrete shapes and the lowered graph.
   capture::GraphIR ir;
@@ -351,10 +379,27 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       }
     }
     plan->origin_op.push_back(op);
-    plan->origin_device.push_back("/cpu:0");
+    plan->origin_device.push_back(tf_device_name(ir.nodes.back().out.device));
     return static_cast<int>(ir.nodes.size()) - 1;
   };
   auto info = [&](int lid) -> const capture::ValueInfo& { return ir.nodes[static_cast<std::size_t>(lid)].out; };
+  // Lowered value `lid` on device `d`: a to_device node (one per value and
+  // device). A 0-d host value joins elementwise GPU ops as it is, by value.
+  std::map<std::pair<int, int>, int> moved;
+  auto on = [&](int lid, Device d, int origin, bool scalar_by_value = false) {
+    const capture::ValueInfo& vi = info(lid);
+    if (vi.device == d || (scalar_by_value && vi.device.is_cpu() && vi.shape.empty())) return lid;
+    const std::pair<int, int> key{lid, d.is_cpu() ? -1 : d.index};
+    if (auto it = moved.find(key); it != moved.end()) return it->second;
+    capture::Node t;
+    t.op = OpId::to_device;
+    t.attrs.device = d;
+    t.inputs = {lid};
+    t.out = {vi.shape, vi.dtype, d};
+    const int r = emit(std::move(t), origin);
+    moved.emplace(key, r);
+    return r;
+  };
   // Casts/broadcasts lowered value `id` to `want` (an assignment's conversion).
   auto conform = [&](int id, const capture::ValueInfo& want, int origin) {
     if (info(id).shape != want.shape) {
@@ -434,7 +479,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           capture::Node cn;
           cn.kind = capture::NodeKind::variable_read;
           cn.var = sv->state;
-          cn.out = {n.shape, n.dtype, Device::cpu()};
+          cn.out = {n.shape, n.dtype, sv->state->value.device()};
           low[id] = emit(std::move(cn), self);
           break;
         }
@@ -443,9 +488,11 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           capture::Node cn;
           cn.op = n.op;
           cn.attrs = n.attrs;
+          const bool by_value = (dispatch::schema(n.op).flags & dispatch::kElementwise) != 0;
           for (std::size_t k = 0; k < n.inputs.size(); ++k) {
             const int l = input_of(n, k);
-            cn.inputs.push_back(l);
+            cn.inputs.push_back(on(l, place[id], self, by_value));
+            // Shapes are inferred on host stand-ins (constants as they are).
             const capture::Node& ln = ir.nodes[static_cast<std::size_t>(l)];
             ins.push_back(ln.kind == capture::NodeKind::constant ? ln.value : stand_in(ln.out.shape, ln.out.dtype));
           }
@@ -468,14 +515,15 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
               if (cn.attrs.ints[off + i] == kStandIn) cn.attrs.ints[off + i] = in0[i];
           }
           const auto m = dispatch::schema(n.op).infer(n.op, dispatch::Inputs(ins.data(), ins.size()), cn.attrs);
-          cn.out = {m.shape, m.dtype, Device::cpu()};
+          cn.out = {m.shape, m.dtype, place[id]};
           low[id] = emit(std::move(cn), self);
           break;
         }
         case Kind::assign: {
           auto sv = var(n.var);
-          const capture::ValueInfo want{n.shape, n.dtype, Device::cpu()};
-          int src = low[static_cast<std::size_t>(n.inputs[0])];
+          const Device vd = sv->state->value.device();
+          const capture::ValueInfo want{n.shape, n.dtype, vd};
+          int src = on(low[static_cast<std::size_t>(n.inputs[0])], vd, self);
           if (n.assign_kind != OpId::copy) {
             plan->reads.emplace_back(sv, n.name);
             capture::Node r;
@@ -488,7 +536,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             capture::Node op;
             op.op = n.assign_kind;
             op.inputs = {rid, src};
-            op.out = {m.shape, m.dtype, Device::cpu()};
+            op.out = {m.shape, m.dtype, vd};
             src = emit(std::move(op), self);
           }
           if (broadcast_shapes(info(src).shape, want.shape, "assign") != want.shape)
@@ -516,7 +564,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       continue;
     }
     plan->out_pos.push_back(static_cast<int>(ir.outputs.size()));
-    ir.outputs.push_back(low[static_cast<std::size_t>(f.node)]);
+    ir.outputs.push_back(on(low[static_cast<std::size_t>(f.node)], Device::cpu(), f.node));
   }
   ir.verify("Session::run");
   plan->compiled = capture::detail::compile(std::move(ir), opts.optimizer);

@@ -150,6 +150,13 @@ const std::vector<GradCase>& cases() {
     t.push_back({"select", "negative index, dim 1", {{3, 4}}, [](V x) { return x[0][2].select(0, -1); }});
     t.push_back({"expand", "[3,1] -> [2,3,4]", {{3, 1}}, [](V x) { return x[0].expand({2, 3, 4}); }});
     t.push_back({"copy", "clone and contiguous", {{2, 3}}, [](V x) { return x[0].t().contiguous().clone(); }});
+    // On one device to_device is a copy (tests/gpu moves between devices).
+    t.push_back({"to_device", "cpu -> cpu", {{2, 3}}, [](V x) {
+                   em::dispatch::Attrs a;
+                   a.device = em::Device::cpu();
+                   const Tensor t = x[0].t();
+                   return em::dispatch::call(OpId::to_device, em::dispatch::Inputs(&t, 1), a) * 2.0;
+                 }});
     t.push_back({"copy", "float64 -> float32 -> float64", {{2, 3}},
                  [](V x) { return em::cast(em::cast(x[0], em::float32) * 3, em::float64); },
                  Domain::any, 1e-2});

@@ -300,7 +300,10 @@ Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& name
 
 // ---- sessions -------------------------------------------------------------
 
-/// How a Session places and runs nodes.
+/// How a Session places and runs nodes. A node runs on the GPU its device
+/// scope (or this default) names; its variables live there, values move
+/// between devices where a graph crosses them, and fetched values come back
+/// to the host (TF1 returns host arrays). Constants and feeds are host data.
 struct SessionOptions {
   /// Where nodes without a device scope run: "/cpu:0" or "/gpu:0".
   std::string device = "/cpu:0";
@@ -324,7 +327,7 @@ struct RunOptions {
 struct NodeStats {
   std::string name;    ///< node name
   std::string op;      ///< op name ("add", "const", "variable", ...)
-  std::string device;  ///< "/cpu:0"
+  std::string device;  ///< "/cpu:0", "/gpu:0"
   Shape shape;         ///< output shape (empty for operations)
   DType dtype = DType::float32;
   double start_us = 0;  ///< from the start of the run
