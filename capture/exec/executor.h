@@ -57,7 +57,7 @@ class Executor {
   mutable std::vector<std::unique_ptr<Frame>> free_;
 };
 
-/// Evaluates a fused elementwise program into `out` (contiguous), tile by tile.
+/// Evaluates a fused elementwise program into `out` (contiguous) in one pass.
 void run_fused(const FusedProgram& p, const Tensor* inputs, int n_inputs, Tensor& out);
 
 }  // namespace ember::capture
