@@ -65,7 +65,6 @@ class GraphRecording {
   bool ready() const;
   /// Launches the recorded graph on the device's current stream.
   void replay();
-  std::size_t num_nodes() const;
 
  private:
   struct Impl;

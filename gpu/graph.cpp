@@ -174,10 +174,4 @@ void GraphRecording::replay() {
   EMBER_CUDA_CHECK(cudaGraphLaunch(impl_->exec, enter(impl_->device)));
 }
 
-std::size_t GraphRecording::num_nodes() const {
-  std::size_t n = 0;
-  if (impl_->graph) EMBER_CUDA_CHECK(cudaGraphGetNodes(impl_->graph, nullptr, &n));
-  return n;
-}
-
 }  // namespace ember::gpu

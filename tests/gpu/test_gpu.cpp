@@ -268,6 +268,8 @@ TEST_CASE("matmul through cuBLAS matches a float64 reference", "[gpu][matmul]") 
   }
   CHECK_THROWS_AS(em::matmul(em::ones({2, 2}, DType::int32, kGpu), em::ones({2, 2}, DType::int32, kGpu)),
                   em::DTypeError);
+  CHECK_THROWS_WITH(em::matmul(em::ones({2, 2}, DType::int32, kGpu), em::ones({2, 2}, DType::int32, kGpu)),
+                    Catch::StartsWith("matmul: int32 is not supported on cuda:0 (cuBLAS multiplies floating types)"));
 }
 
 TEST_CASE("creation and random ops on the GPU", "[gpu][creation]") {
