@@ -26,8 +26,6 @@ MemoryStats memory_stats(int device);
 void reset_peak_memory(int device);
 void empty_cache(int device);
 
-/// A copy of `src` on `dst` (at least one of them a GPU), synchronous.
-Tensor copy_to_device(const Tensor& src, Device dst);
 /// Copies `src` (any device, any layout) into `dst`, a contiguous tensor of the
 /// same shape and dtype on another device; synchronous.
 void copy_across(Tensor& dst, const Tensor& src);

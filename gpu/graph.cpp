@@ -46,14 +46,6 @@ void copy_across(Tensor& dst, const Tensor& src) {
   }
 }
 
-Tensor copy_to_device(const Tensor& src, Device dst) {
-  check_device(dst, "to");
-  check_device(src.device(), "to");
-  Tensor out = ember::detail::make_tensor(src.shape(), src.dtype(), dst);
-  copy_across(out, src);
-  return out;
-}
-
 // ---- fused elementwise groups ------------------------------------------------
 
 bool fusable(dispatch::OpId op, DType dt) { return is_floating(dt) && fused_supported(op); }

@@ -85,12 +85,7 @@ bool FusedProgram::prepare() {
   int n_operands = n_inputs;
   int acc = -1;  // the register the accumulator holds (none yet)
   code.clear();
-  auto emit = [&](uint16_t c, int operand) {
-    F f;
-    f.code = c;
-    f.operand = static_cast<int8_t>(operand);
-    code.push_back(f);
-  };
+  auto emit = [&](uint16_t c, int operand) { code.push_back(F{c, static_cast<int8_t>(operand)}); };
   for (int i = 0; i < n_instr; ++i) {
     const int a = instrs[i].a, b = instrs[i].b;
     if (acc < 0 || (a != acc && b != acc)) {

@@ -8,12 +8,12 @@
 #include <sstream>
 #include <thread>
 
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <ember/compat/v1.h>
 #include <ember/ember.h>
+
+#include "support/stderr.h"
 
 namespace em = ember;
 namespace tf = ember::compat::v1;
@@ -482,19 +482,7 @@ TEST_CASE("session options: threads and device placement log", "[compat][session
   o.log_device_placement = true;
   tf::Session sess(g, o);
   CHECK(em::get_num_threads() == 1);
-  std::fflush(stderr);
-  char path[] = "/tmp/ember_compat_log_XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  const int saved = dup(2);
-  dup2(fd, 2);
-  (void)sess.run(a);
-  std::fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  close(fd);
-  const std::string log = read_file(path);
-  std::remove(path);
+  const std::string log = em::test::capture_stderr([&] { (void)sess.run(a); });
   CHECK_THAT(log, Catch::Contains("a: /cpu:0\n") && Catch::Contains("b: /cpu:0\n"));
   em::set_num_threads(threads);
   o.intra_op_parallelism_threads = -1;

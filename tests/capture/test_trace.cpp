@@ -2,14 +2,10 @@
 // arguments, returned structures, failed traces, constants, Variables,
 // guards, aliasing, nesting and in-place ops.
 #include <cstdio>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -18,6 +14,7 @@
 
 #include "dispatch/recorder.h"
 #include "support/reference.h"
+#include "support/stderr.h"
 
 namespace em = ember;
 namespace cap = ember::capture;
@@ -27,34 +24,7 @@ namespace {
 
 Tensor vals(std::vector<float> v) { return em::tensor(v); }
 
-/// Runs `f` with the process's stderr redirected to a file; returns what was written.
-std::string capture_stderr(const std::function<void()>& f) {
-  std::fflush(stderr);
-  char path[] = "/tmp/ember_stderr_XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  const int saved = dup(2);
-  dup2(fd, 2);
-  try {
-    f();
-  } catch (...) {
-    std::fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    std::remove(path);
-    throw;
-  }
-  std::fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  close(fd);
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::remove(path);
-  return ss.str();
-}
+using em::test::capture_stderr;
 
 int occurrences(const std::string& s, const std::string& what) {
   int n = 0;

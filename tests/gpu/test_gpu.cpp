@@ -499,6 +499,23 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
   }
   // Closed sessions gave their GPU memory back.
   CHECK(em::memory_stats(kGpu).current == mem_before);
+  // A GPU index this machine lacks: an error naming the node, or the CPU under soft placement.
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor far;
+  {
+    auto d = tf::device("/gpu:64");
+    far = tf::add(tf::constant(1.f, "one"), 1.f, "far");
+  }
+  tf::Session strict(g);
+  CHECK_THROWS_AS(strict.run(far), em::DeviceError);
+  CHECK_THROWS_WITH(strict.run(far), "Session::run: node \"far\" is placed on /gpu:64 but this machine has " +
+                                         std::to_string(em::cuda_device_count()) +
+                                         " GPU(s); set SessionOptions::allow_soft_placement to run it on the CPU");
+  tf::SessionOptions soft;
+  soft.allow_soft_placement = true;
+  tf::Session lenient(g, soft);
+  CHECK(lenient.run(far).item<float>() == 2.f);
 }
 
 int main(int argc, char** argv) {

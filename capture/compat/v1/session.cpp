@@ -39,8 +39,10 @@ bool gpu_present() { return ember::cuda_available(); }
 // TF's name of a device: "/cpu:0", "/gpu:1".
 std::string tf_device_name(Device d) { return d.is_cpu() ? "/cpu:0" : fmt::format("/gpu:{}", d.index); }
 
-// The GPU a normalized "/gpu:N" names, when this machine has it.
-std::optional<Device> gpu_of(const std::string& dev) {
+// The device a normalized name ("/cpu:0", "/gpu:N") stands for, when this
+// machine has it.
+std::optional<Device> device_named(const std::string& dev) {
+  if (dev == "/cpu:0") return Device::cpu();
   const int index = std::stoi(dev.substr(5));
   if (!gpu_present() || index >= ember::cuda_device_count()) return std::nullopt;
   return Device::cuda(index);
@@ -130,6 +132,8 @@ struct SessionState {
   /// Session value of graph variable `index` (made on first use, on the
   /// variable's device). Caller holds mu.
   std::shared_ptr<SessVar> var(int index);
+  /// The device name node `n` asks for: its device scope's, else the session's.
+  const std::string& device_of(const Node& n) const { return n.device.empty() ? default_device : n.device; }
   /// Where node `n` of the graph runs (Note [Placement]); DeviceError when it
   /// asks for a GPU this machine lacks and soft placement is off.
   Device placement(const Node& n) const;
@@ -159,8 +163,7 @@ std::shared_ptr<SessVar> SessionState::var(int index) {
       // A variable lives where its node is placed; without that GPU (soft
       // placement, or a run that will refuse the node) on the CPU.
       const Node& vn = g->nodes.at(static_cast<std::size_t>(vi.node));
-      const std::string& dev = vn.device.empty() ? default_device : vn.device;
-      const Device d = dev == "/cpu:0" ? Device::cpu() : gpu_of(dev).value_or(Device::cpu());
+      const Device d = device_named(device_of(vn)).value_or(Device::cpu());
       sv->state = ember::Variable(ember::empty(vi.shape, vi.dtype, d), vi.name).state();
     }
   }
@@ -174,9 +177,8 @@ std::shared_ptr<SessVar> SessionState::var(int index) {
 // fetches come back to the host, as TF1 returns host arrays.
 Device SessionState::placement(const Node& n) const {
   if (n.kind == Kind::constant || n.kind == Kind::placeholder) return Device::cpu();
-  const std::string& dev = n.device.empty() ? default_device : n.device;
-  if (dev == "/cpu:0") return Device::cpu();
-  if (auto d = gpu_of(dev)) return *d;
+  const std::string& dev = device_of(n);
+  if (auto d = device_named(dev)) return *d;
   if (opts.allow_soft_placement) return Device::cpu();
   if (!gpu_present())
     throw DeviceError(fmt::format("Session::run: node \"{}\" is placed on {} but no GPU is available; "

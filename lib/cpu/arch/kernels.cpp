@@ -503,12 +503,14 @@ void gemm_loop(int64_t m, int64_t n, int64_t k, const char* a_raw, int64_t lda,
 
 // ---- fused elementwise programs ---------------------------------------------
 
-template <class F, class T>
-constexpr bool kFusable = kFloat<T> && F::kSimd;
-
 enum class Rule { same, to_float, compare, logical };
 constexpr Rule same = Rule::same, to_float = Rule::to_float, compare = Rule::compare,
                logical = Rule::logical;
+
+// Ops the fused loop runs (for float32/float64): SIMD functors whose result
+// keeps the operands' dtype (comparisons and logical ops give bool).
+template <class F, Rule r>
+constexpr bool kFusedOp = F::kSimd && r != Rule::compare && r != Rule::logical;
 
 // A fused program runs block by block (kBlock vectors): the block's running
 // value stays in registers while the instructions update it (Note
@@ -582,20 +584,20 @@ EMBER_FUSED_INLINE void fused_loop(const FusedInstr* code, int n_instr, int n_in
           break;
 #define EMBER_UNARY(name, F, rule, dtypes)                                                    \
   case fused_code(OpId::name, FusedInstr::kUnary):                                            \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+    if constexpr (kFloat<T> && kFusedOp<ops::F, rule>)                                       \
       each([](B<T> x, int) { return ops::F::apply(x); });                                    \
     break;
 #define EMBER_BINARY(name, F, rule, dtypes)                                                   \
   case fused_code(OpId::name, FusedInstr::kAccLeft):                                          \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+    if constexpr (kFloat<T> && kFusedOp<ops::F, rule>)                                       \
       each([&](B<T> x, int j) { return ops::F::apply(x, opnd(j)); });                         \
     break;                                                                                    \
   case fused_code(OpId::name, FusedInstr::kAccRight):                                         \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+    if constexpr (kFloat<T> && kFusedOp<ops::F, rule>)                                       \
       each([&](B<T> x, int j) { return ops::F::apply(opnd(j), x); });                         \
     break;                                                                                    \
   case fused_code(OpId::name, FusedInstr::kSelf):                                             \
-    if constexpr (rule != Rule::compare && rule != Rule::logical && kFusable<ops::F, T>)      \
+    if constexpr (kFloat<T> && kFusedOp<ops::F, rule>)                                       \
       each([](B<T> x, int) { return ops::F::apply(x, x); });                                 \
     break;
 #include "ops/elementwise.def"
@@ -693,7 +695,7 @@ void fill(ArchKernels& k) {
     for_each_storage_type([&]<class To>() { k.cast[di<From>()][di<To>()] = &cast_loop<From, To>; });
   });
 #define EMBER_UNARY(name, F, rule, dtypes) \
-  k.fusable[dispatch::op_index(OpId::name)] = rule != Rule::compare && rule != Rule::logical && ops::F::kSimd;
+  k.fusable[dispatch::op_index(OpId::name)] = kFusedOp<ops::F, rule>;
 #define EMBER_BINARY(name, F, rule, dtypes) EMBER_UNARY(name, F, rule, dtypes)
 #include "ops/elementwise.def"
 }
