@@ -17,6 +17,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "ops/math.h"
+
 namespace ember::ops {
 namespace {
 
@@ -138,7 +140,12 @@ struct Tan {
 struct Tanh {
   static constexpr bool kSimd = true;
   template <class T>
-  static T apply(T x) { return xsimd::tanh(x); }
+  static T apply(T x) {
+    if constexpr (std::is_same_v<typename ScalarOf<T>::type, float>)
+      return tanh_f32(x);  // Note [float32 tanh] in math.h
+    else
+      return xsimd::tanh(x);
+  }
 };
 struct Sigmoid {
   static constexpr bool kSimd = true;
