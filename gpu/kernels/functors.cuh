@@ -94,6 +94,9 @@ EMBER_FN2(Ge, return a >= b)
 EMBER_FN2(LogicalAnd, return static_cast<bool>(a) && static_cast<bool>(b))
 EMBER_FN2(LogicalOr, return static_cast<bool>(a) || static_cast<bool>(b))
 EMBER_FN2(LogicalXor, return static_cast<bool>(a) != static_cast<bool>(b))
+EMBER_FN2(TanhBackward, return T(a * (T(1) - b * b)))
+EMBER_FN2(SigmoidBackward, return T(a * (b * (T(1) - b))))
+EMBER_FN2(ReluBackward, return b > T(0) ? a : T(0))
 #undef EMBER_FN2
 
 struct Pow {

@@ -42,16 +42,21 @@ void register_elementwise_rules(RuleTable& t) {
         [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g * -sin(c.in[0]); });
   t.set(OpId::tan, kUsesOut,
         [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g * (c.out * c.out + 1); });
+  // tanh, sigmoid and relu have one-pass derivative kernels (rules below).
   t.set(OpId::tanh, kUsesOut,
-        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g * (1 - c.out * c.out); });
+        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = tanh_backward(g, c.out); });
   t.set(OpId::sigmoid, kUsesOut,
-        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g * (c.out * (1 - c.out)); });
+        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = sigmoid_backward(g, c.out); });
   t.set(OpId::erf, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& x = c.in[0];
     gx[0] = g * (exp(-(x * x)) * (2 / std::sqrt(std::numbers::pi)));
   });
-  t.set(OpId::relu, kUsesOut,
-        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = where(c.out > 0, g, 0); });
+  t.set(OpId::relu, kUsesOut, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
+    if (is_floating(c.out.dtype()))
+      gx[0] = relu_backward(g, c.out);
+    else
+      gx[0] = where(c.out > 0, g, 0);
+  });
   t.set(OpId::gelu, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& x = c.in[0];  // Phi(x) + x phi(x)
     const Tensor cdf = (erf(x * std::numbers::sqrt2 / 2) + 1) * 0.5;
@@ -118,6 +123,24 @@ void register_elementwise_rules(RuleTable& t) {
     const Tensor half = where(a == b, g * 0.5, 0);
     if (c.need(0)) gx[0] = where(a < b, g, half);
     if (c.need(1)) gx[1] = where(b < a, g, half);
+  });
+  // The derivative kernels (second derivatives): d/dg is the kernel itself,
+  // d/dy is differentiated by hand; relu_backward is piecewise constant in y.
+  t.set(OpId::tanh_backward, kUsesIn0 | kUsesIn1, [](const GradCtx& c, const Tensor& gg, Tensor* gx) {
+    const Tensor& g = c.in[0];
+    const Tensor& y = c.in[1];
+    if (c.need(0)) gx[0] = tanh_backward(gg, y);
+    if (c.need(1)) gx[1] = gg * g * (y * -2);
+  });
+  t.set(OpId::sigmoid_backward, kUsesIn0 | kUsesIn1, [](const GradCtx& c, const Tensor& gg, Tensor* gx) {
+    const Tensor& g = c.in[0];
+    const Tensor& y = c.in[1];
+    if (c.need(0)) gx[0] = sigmoid_backward(gg, y);
+    if (c.need(1)) gx[1] = gg * g * (1 - y * 2);
+  });
+  t.set(OpId::relu_backward, kUsesIn1, [](const GradCtx& c, const Tensor& gg, Tensor* gx) {
+    if (c.need(0)) gx[0] = relu_backward(gg, c.in[1]);
+    if (c.need(1)) gx[1] = zero_grad(c, gg);
   });
   t.not_differentiable(OpId::floor_divide, "it is an integer division (piecewise constant)");
   for (OpId op : {OpId::eq, OpId::ne, OpId::lt, OpId::le, OpId::gt, OpId::ge, OpId::logical_and,

@@ -407,6 +407,22 @@ struct LogicalXor {
   template <class T>
   static bool apply(T a, T b) { return a != b; }
 };
+// Derivative kernels: a = the output gradient, b = the forward op's output y.
+struct TanhBackward {  // g (1 - y^2)
+  static constexpr bool kSimd = true;
+  template <class T>
+  static T apply(T g, T y) { return g * (T(1) - y * y); }
+};
+struct SigmoidBackward {  // g y (1 - y)
+  static constexpr bool kSimd = true;
+  template <class T>
+  static T apply(T g, T y) { return g * (y * (T(1) - y)); }
+};
+struct ReluBackward {  // g where y > 0, else 0 (NaN y gives 0)
+  static constexpr bool kSimd = true;
+  template <class T>
+  static T apply(T g, T y) { return sel(y > T(0), g, T(0)); }
+};
 
 }  // namespace
 }  // namespace ember::ops

@@ -262,6 +262,12 @@ const std::vector<BinaryRow>& binary_table() {
       {"logical_xor", [](O a, O b) { return em::logical_xor(a, b); },
        [](double a, double b, DType) { return ((a != 0) != (b != 0)) ? 1.0 : 0.0; },
        Rule::logical, kAllD, Domain::range(-1, 1, -1, 1), Domain::range(-1, 1, -1, 1)},
+      {"tanh_backward", [](O a, O b) { return em::tanh_backward(a, b); },
+       [](double g, double y, DType) { return g * (1 - y * y); }, Rule::same, kFloatingD, kAny, kAny},
+      {"sigmoid_backward", [](O a, O b) { return em::sigmoid_backward(a, b); },
+       [](double g, double y, DType) { return g * y * (1 - y); }, Rule::same, kFloatingD, kAny, kAny},
+      {"relu_backward", [](O a, O b) { return em::relu_backward(a, b); },
+       [](double g, double y, DType) { return y > 0 ? g : 0.0; }, Rule::same, kFloatingD, kAny, kTies},
   };
   return rows;
 }
