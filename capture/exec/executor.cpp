@@ -63,6 +63,8 @@ Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
       const bool computes = nd.kind == NodeKind::op || nd.kind == NodeKind::fused;
       if (nd.kind == NodeKind::guard) ok = false;
       if (nd.kind == NodeKind::op && (dispatch::schema(nd.op).flags & dispatch::kRandom)) ok = false;
+      // A copy from the host (to_device) cannot be recorded into a CUDA graph.
+      if (nd.kind == NodeKind::op && nd.op == OpId::to_device) ok = false;
       if (computes || nd.kind == NodeKind::input || nd.kind == NodeKind::variable_read) {
         if (!nd.out.device.is_cuda()) {
           ok = false;

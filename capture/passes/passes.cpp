@@ -70,9 +70,11 @@ void dce(GraphIR& g) {
 }
 
 // Equal dtype, shape and bytes (so -0.0 and 0.0, or int64 values beyond 2^53, stay apart).
+// GPU constants are compared through host copies (at most 16 elements here).
 static bool same_bytes(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  dispatch::RecorderGuard off(nullptr);  // the pass's own copies are not part of any program
+  const Tensor ca = a.to(Device::cpu()).contiguous(), cb = b.to(Device::cpu()).contiguous();
   return std::memcmp(ca.impl().data(), cb.impl().data(), ca.nbytes()) == 0;
 }
 
@@ -139,6 +141,9 @@ void const_fold(GraphIR& g) {
     for (int in : nd.inputs) ins.push_back(g.nodes[in].value);
     dispatch::RecorderGuard off(nullptr);
     Tensor r = dispatch::call(nd.op, dispatch::Inputs(ins.data(), ins.size()), nd.attrs);
+    // The folded value lives where the node says its value lives (an op whose
+    // inputs were all host constants computes on the host).
+    if (r.device() != nd.out.device) r = r.to(nd.out.device);
     // Views of constants are copied so that the constant owns its memory.
     nd.value = r.clone();
     nd.kind = NodeKind::constant;

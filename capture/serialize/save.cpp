@@ -6,6 +6,7 @@
 #include <ember/capture.h>
 
 #include "compiled.h"
+#include "dispatch/recorder.h"
 #include "dispatch/schema.h"
 
 namespace ember::capture {
@@ -33,7 +34,8 @@ std::string info_str(const ValueInfo& v) {
 struct Blob {
   std::string bytes;
   std::string add(const Tensor& t) {
-    Tensor c = t.contiguous();
+    dispatch::RecorderGuard no_recording(nullptr);  // saving is not part of a traced program
+    Tensor c = t.to(Device::cpu()).contiguous();  // GPU data is saved through the host
     const std::size_t off = bytes.size();
     const std::size_t n = c.nbytes();
     if (n) bytes.append(static_cast<const char*>(c.impl().data()), n);

@@ -451,8 +451,15 @@ TEST_CASE("placement per pruned subgraph; soft placement; session device", "[com
     on_gpu = tf::add(a, 1.f, "on_gpu");
   }
   auto on_cpu = tf::add(a, 2.f, "on_cpu");
+  Tensor far;
+  {
+    auto d = tf::device("/gpu:99999999999");  // too big for an int: still just a missing GPU
+    far = tf::add(a, 3.f, "far");
+  }
   tf::Session sess(g);
   CHECK(sess.run(on_cpu).item<float>() == 3.f);
+  CHECK_THROWS_WITH(sess.run(far), "Session::run: node \"far\" is placed on /gpu:99999999999 but no GPU is "
+                                   "available; set SessionOptions::allow_soft_placement to run it on the CPU");
   CHECK_THROWS_AS(sess.run(on_gpu), em::DeviceError);
   CHECK_THROWS_WITH(sess.run(on_gpu), "Session::run: node \"on_gpu\" is placed on /gpu:0 but no GPU is available; "
                                       "set SessionOptions::allow_soft_placement to run it on the CPU");
@@ -460,6 +467,7 @@ TEST_CASE("placement per pruned subgraph; soft placement; session device", "[com
   soft.allow_soft_placement = true;
   tf::Session s2(g, soft);
   CHECK(s2.run(on_gpu).item<float>() == 2.f);
+  CHECK(s2.run(far).item<float>() == 4.f);
   tf::SessionOptions gpu;
   gpu.device = "/gpu:0";
   tf::Session s3(g, gpu);

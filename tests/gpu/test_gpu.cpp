@@ -496,6 +496,34 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
     check_close(gs2.run(gm.out, {{gm.x, batch}}).to_vector<double>(), go.to_vector<double>(), 0,
                 "restored into a GPU session");
     std::remove(path.c_str());
+    // Small constants and creation ops placed on the GPU: two equal zero
+    // biases (merged by CSE, compared through the host), ones() made on the
+    // GPU, and a product of two host numbers computed for a GPU node.
+    tf::Graph sg;
+    Tensor sx, s_out;
+    tf::Operation s_init;
+    {
+      auto sscope = sg.as_default();
+      sx = tf::placeholder(DType::float32, {-1, 4}, "sx");
+      tf::Variable b1(em::zeros({4}), "b1"), b2(em::zeros({4}), "b2");
+      auto six = tf::multiply(tf::constant(2.f), 3.f, "six");
+      s_out = tf::add(tf::add(tf::add(sx, b1), b2), tf::multiply(tf::ones({4}), six), "s_out");
+      s_init = tf::global_variables_initializer();
+    }
+    tf::Session ss(sg, on_gpu);
+    ss.run(s_init);
+    const Tensor sin = random_cpu({3, 4}, DType::float32, false);
+    std::vector<double> want = sin.to_vector<double>();
+    for (double& w : want) w = static_cast<float>(w + 6.0);
+    check_close(ss.run(s_out, {{sx, sin}}).to_vector<double>(), want, 0, "small GPU constants");
+    // A trace that bakes a GPU constant saves through the host; loading it back is refused clearly.
+    const Tensor gconst = em::full({3}, 2.0, DType::float32, kGpu);
+    auto gt = em::capture::trace([&](const Tensor& v) { return (v.to(kGpu) * gconst).to(Device::cpu()); },
+                                 random_cpu({3}, DType::float32, false));
+    gt.save("/tmp/ember_gpu_const.emg");
+    CHECK_THROWS_WITH(em::capture::Graph::load("/tmp/ember_gpu_const.emg"),
+                      Catch::Contains("tensor data on cuda:0 is not supported"));
+    std::remove("/tmp/ember_gpu_const.emg");
   }
   // Closed sessions gave their GPU memory back.
   CHECK(em::memory_stats(kGpu).current == mem_before);

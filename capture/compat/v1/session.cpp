@@ -4,6 +4,7 @@
 // the capture layer (passes, executor with memory plan). A run then costs a
 // cache lookup, the feed checks and one executor replay.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -43,7 +44,9 @@ std::string tf_device_name(Device d) { return d.is_cpu() ? "/cpu:0" : fmt::forma
 // machine has it.
 std::optional<Device> device_named(const std::string& dev) {
   if (dev == "/cpu:0") return Device::cpu();
-  const int index = std::stoi(dev.substr(5));
+  int index = 0;  // "/gpu:99999999999" is a GPU this machine lacks, not a parse error
+  const auto [end, ec] = std::from_chars(dev.data() + 5, dev.data() + dev.size(), index);
+  if (ec != std::errc() || end != dev.data() + dev.size()) return std::nullopt;
   if (!gpu_present() || index >= ember::cuda_device_count()) return std::nullopt;
   return Device::cuda(index);
 }
@@ -490,7 +493,14 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           capture::Node cn;
           cn.op = n.op;
           cn.attrs = n.attrs;
-          const bool by_value = (dispatch::schema(n.op).flags & dispatch::kElementwise) != 0;
+          // A creation op (zeros, ones, random_normal) makes its value on its node's device.
+          if (dispatch::schema(n.op).flags & dispatch::kCreation) cn.attrs.device = place[id];
+          // 0-d host values join an elementwise op by value, when another input
+          // already lives on the op's device (else the op would run on the host).
+          bool by_value = false;
+          if (dispatch::schema(n.op).flags & dispatch::kElementwise)
+            for (std::size_t k = 0; k < n.inputs.size(); ++k)
+              if (info(input_of(n, k)).device == place[id]) by_value = true;
           for (std::size_t k = 0; k < n.inputs.size(); ++k) {
             const int l = input_of(n, k);
             cn.inputs.push_back(on(l, place[id], self, by_value));
