@@ -146,6 +146,8 @@ void index_select_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Te
 // the CPU and for CUDA; `out` is a fresh contiguous tensor on the destination.
 void to_device_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
   const Tensor& x = in[0];
+  // A moved C++ number still promotes like one (float16 * 0.5 stays float16).
+  if (x.dim() == 0) out.impl().wrapped_scalar = x.impl().wrapped_scalar;
 #ifdef EMBER_WITH_CUDA
   if (!x.device().is_cpu() || !out.device().is_cpu()) {
     gpu::copy_across(out, x);

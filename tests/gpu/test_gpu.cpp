@@ -419,6 +419,25 @@ TEST_CASE("to(Device) is recorded: traces replay the move with new inputs; its g
   check_close(gx.to_vector<double>(), std::vector<double>(4, 3.0), 0, "gradient of to(Device)");
 }
 
+TEST_CASE("GPU kernels take 0-d host values by value, without trace guards", "[gpu][capture]") {
+  // The number is read by the kernel, not by the program: one trace serves every value.
+  auto f = em::capture::function([](const Tensor& x, const Tensor& s) { return x * (s + 1.f); });
+  const Tensor xg = upload(random_cpu({5}, DType::float32, false), DType::float32);
+  for (float sv : {1.f, 2.f, 3.f}) {
+    const Tensor s = em::scalar_tensor(sv, DType::float32);
+    check_close(download(f(xg, s)), download(xg * (sv + 1.f)), 0, "s = " + std::to_string(sv));
+  }
+  CHECK(f.trace_count() == 1);
+  // Without constant folding a 0-d host constant reaches the GPU through a
+  // to_device node, which keeps the graph out of CUDA-graph capture (a copy
+  // from pageable host memory cannot be captured).
+  em::capture::Options no_fold;
+  no_fold.const_fold = false;
+  const Tensor two = em::scalar_tensor(2.0, DType::float32);
+  auto g = em::capture::function([two](const Tensor& x) { return x * two.to(kGpu); }, no_fold);
+  for (int i = 0; i < 3; ++i) check_close(download(g(xg)), download(xg * 2.f), 0, "unfolded host constant");
+}
+
 TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
   namespace tf = em::compat::v1;
   // cuBLAS's workspace stays for the thread: take it before counting.
@@ -496,18 +515,21 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
     check_close(gs2.run(gm.out, {{gm.x, batch}}).to_vector<double>(), go.to_vector<double>(), 0,
                 "restored into a GPU session");
     std::remove(path.c_str());
-    // Small constants and creation ops placed on the GPU: two equal zero
-    // biases (merged by CSE, compared through the host), ones() made on the
-    // GPU, and a product of two host numbers computed for a GPU node.
+    // Small constants and creation ops placed on the GPU: equal zero biases
+    // (their initial values merged by CSE, compared through the host; a -0.0
+    // one must stay apart), ones() made on the GPU, a product of two host
+    // numbers computed for a GPU node, and a float16 number times a C++ number.
     tf::Graph sg;
-    Tensor sx, s_out;
+    Tensor sx, s_out, s_half, s_neg;
     tf::Operation s_init;
     {
       auto sscope = sg.as_default();
       sx = tf::placeholder(DType::float32, {-1, 4}, "sx");
-      tf::Variable b1(em::zeros({4}), "b1"), b2(em::zeros({4}), "b2");
+      tf::Variable b1(em::zeros({4}), "b1"), b2(em::zeros({4}), "b2"), b3(em::full({4}, -0.0), "b3");
       auto six = tf::multiply(tf::constant(2.f), 3.f, "six");
       s_out = tf::add(tf::add(tf::add(sx, b1), b2), tf::multiply(tf::ones({4}), six), "s_out");
+      s_half = tf::multiply(tf::cast(tf::constant(3.f), DType::float16), 0.5f, "s_half");
+      s_neg = tf::identity(b3, "s_neg");
       s_init = tf::global_variables_initializer();
     }
     tf::Session ss(sg, on_gpu);
@@ -516,6 +538,10 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
     std::vector<double> want = sin.to_vector<double>();
     for (double& w : want) w = static_cast<float>(w + 6.0);
     check_close(ss.run(s_out, {{sx, sin}}).to_vector<double>(), want, 0, "small GPU constants");
+    const Tensor h = ss.run(s_half);
+    CHECK(h.dtype() == DType::float16);  // a C++ number does not promote a float16 value
+    CHECK(h.to(DType::float32).item<float>() == 1.5f);
+    for (float v : ss.run(s_neg).to_vector<float>()) CHECK(std::signbit(v));
     // A trace that bakes a GPU constant saves through the host; loading it back is refused clearly.
     const Tensor gconst = em::full({3}, 2.0, DType::float32, kGpu);
     auto gt = em::capture::trace([&](const Tensor& v) { return (v.to(kGpu) * gconst).to(Device::cpu()); },

@@ -176,8 +176,10 @@ std::shared_ptr<SessVar> SessionState::var(int index) {
 // Note [Placement]: constants and fed values are data on the host; a node
 // runs on its device scope's device, else the session's. A GPU node goes to
 // that GPU when it exists, else to the CPU under allow_soft_placement, else
-// the run fails naming it. Values cross devices through to_device nodes, and
-// fetches come back to the host, as TF1 returns host arrays.
+// the run fails naming it. Values cross devices through to_device nodes (a
+// 0-d host value joins an elementwise op by value beside a GPU input);
+// creation ops (zeros, ones, random_normal) make their value on their node's
+// device; fetches come back to the host, as TF1 returns host arrays.
 Device SessionState::placement(const Node& n) const {
   if (n.kind == Kind::constant || n.kind == Kind::placeholder) return Device::cpu();
   const std::string& dev = device_of(n);
@@ -389,7 +391,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   };
   auto info = [&](int lid) -> const capture::ValueInfo& { return ir.nodes[static_cast<std::size_t>(lid)].out; };
   // Lowered value `lid` on device `d`: a to_device node (one per value and
-  // device). A 0-d host value joins elementwise GPU ops as it is, by value.
+  // device). A 0-d host value joins an elementwise GPU op as it is, by value,
+  // when another input of the op is already on the GPU (see the op case).
   std::map<std::pair<int, int>, int> moved;
   auto on = [&](int lid, Device d, int origin, bool scalar_by_value = false) {
     const capture::ValueInfo& vi = info(lid);
