@@ -8,6 +8,7 @@
 #include <ember/tensor.h>
 
 #include "dispatch/op_id.h"
+#include "dispatch/recorder.h"
 
 namespace ember::dispatch {
 class Registry;
@@ -25,6 +26,15 @@ detail::Allocator& allocator(int device);
 MemoryStats memory_stats(int device);
 void reset_peak_memory(int device);
 void empty_cache(int device);
+
+/// The value of a 0-d host tensor that a GPU kernel takes by value. The
+/// kernel's read, not the traced program's: no guard is recorded (a replay
+/// passes the new value again).
+template <class T>
+T host_value(const Tensor& t) {
+  dispatch::RecorderGuard off(nullptr);
+  return t.item<T>();
+}
 
 /// Copies `src` (any device, any layout) into `dst`, a contiguous tensor of the
 /// same shape and dtype on another device; synchronous.

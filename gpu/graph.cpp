@@ -74,8 +74,7 @@ void run_fused(DType dt, int n_inputs, const FusedOp* ops, int n_ops, const Tens
     const Tensor& t = inputs[j];
     if (t.device().is_cpu()) {  // a wrapped number (0-d): passed by value
       a.in_host[j] = true;
-      dispatch::RecorderGuard off(nullptr);  // the kernel's read, not the program's: no guard
-      a.in_val[j] = t.item<double>();
+      a.in_val[j] = host_value<double>(t);
       continue;
     }
     a.in[j] = t.impl().data();

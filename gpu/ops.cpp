@@ -11,7 +11,6 @@
 
 #include "api.h"
 #include "cpu/kernels.h"
-#include "dispatch/recorder.h"
 #include "dispatch/registry.h"
 #include "dispatch/schema.h"
 #include "kernels/launch.h"
@@ -33,16 +32,13 @@ void* data_of(const Tensor& t) { return t.impl().data(); }
 bool is_host_scalar(const Tensor& t) { return t.device().is_cpu() && t.dim() == 0; }
 
 Operand host_scalar(const Tensor& t, DType compute) {
-  // Reading the operand is the kernel's business, not the traced program's:
-  // no guard on its value (a replay passes the new value again).
-  dispatch::RecorderGuard off(nullptr);
   Operand o;
   o.scalar = true;
   o.dtype = compute;
   if (is_floating(compute))
-    o.fval = t.item<double>();
+    o.fval = host_value<double>(t);
   else
-    o.ival = t.item<int64_t>();
+    o.ival = host_value<int64_t>(t);
   return o;
 }
 

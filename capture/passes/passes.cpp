@@ -141,9 +141,6 @@ void const_fold(GraphIR& g) {
     for (int in : nd.inputs) ins.push_back(g.nodes[in].value);
     dispatch::RecorderGuard off(nullptr);
     Tensor r = dispatch::call(nd.op, dispatch::Inputs(ins.data(), ins.size()), nd.attrs);
-    // The folded value lives where the node says its value lives (an op whose
-    // inputs were all host constants computes on the host).
-    if (r.device() != nd.out.device) r = r.to(nd.out.device);
     // Views of constants are copied so that the constant owns its memory.
     nd.value = r.clone();
     nd.kind = NodeKind::constant;

@@ -51,12 +51,8 @@ void register_elementwise_rules(RuleTable& t) {
     const Tensor& x = c.in[0];
     gx[0] = g * (exp(-(x * x)) * (2 / std::sqrt(std::numbers::pi)));
   });
-  t.set(OpId::relu, kUsesOut, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
-    if (is_floating(c.out.dtype()))
-      gx[0] = relu_backward(g, c.out);
-    else
-      gx[0] = where(c.out > 0, g, 0);
-  });
+  t.set(OpId::relu, kUsesOut,
+        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = relu_backward(g, c.out); });
   t.set(OpId::gelu, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const Tensor& x = c.in[0];  // Phi(x) + x phi(x)
     const Tensor cdf = (erf(x * std::numbers::sqrt2 / 2) + 1) * 0.5;

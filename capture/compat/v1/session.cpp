@@ -500,12 +500,13 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           if (dispatch::schema(n.op).flags & dispatch::kCreation) cn.attrs.device = place[id];
           // 0-d host values join an elementwise op by value, when another input
           // already lives on the op's device (else the op would run on the host).
-          bool by_value = false;
-          if (dispatch::schema(n.op).flags & dispatch::kElementwise)
-            for (std::size_t k = 0; k < n.inputs.size(); ++k)
-              if (info(input_of(n, k)).device == place[id]) by_value = true;
+          std::vector<int> lowered(n.inputs.size());
+          for (std::size_t k = 0; k < n.inputs.size(); ++k) lowered[k] = input_of(n, k);
+          const bool by_value = (dispatch::schema(n.op).flags & dispatch::kElementwise) &&
+                                std::any_of(lowered.begin(), lowered.end(),
+                                            [&](int l) { return info(l).device == place[id]; });
           for (std::size_t k = 0; k < n.inputs.size(); ++k) {
-            const int l = input_of(n, k);
+            const int l = lowered[k];
             cn.inputs.push_back(on(l, place[id], self, by_value));
             // Shapes are inferred on host stand-ins (constants as they are).
             const capture::Node& ln = ir.nodes[static_cast<std::size_t>(l)];

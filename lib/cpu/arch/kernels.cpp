@@ -462,19 +462,18 @@ void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
   const T* in = reinterpret_cast<const T*>(in_raw);
   T* out = reinterpret_cast<T*>(out_raw);
   if (n == 0) return;
+  bool nan = false;
+  const T mx = simd_extreme_contig<T, true>(in, n, &nan);
+  const T shift = std::isinf(mx) ? T(0) : mx;  // all -inf rows give NaN like PyTorch
   constexpr int64_t L = kLanes<T>;
   if (n < L) {
     // A row shorter than one vector (class scores: softmax over 10 logits)
-    // stays in one register: the same max, exp, sum order and scaling as the
-    // general path below, without its four passes and padded tails.
+    // stays in one register: the same exp, sum order and scaling as the
+    // general path below, without its three padded tail passes.
     alignas(64) T buf[L];
     std::fill(buf + n, buf + L, T(0));
     std::memcpy(buf, in, static_cast<std::size_t>(n) * sizeof(T));
     const B<T> x = B<T>::load_aligned(buf);
-    T mx = buf[0];
-    for (int64_t i = 1; i < n; ++i) mx = std::max(mx, buf[i]);
-    if (xsimd::any(xsimd::isnan(x))) mx = std::numeric_limits<T>::quiet_NaN();
-    const T shift = std::isinf(mx) ? T(0) : mx;  // all -inf rows give NaN like PyTorch
     alignas(64) T e[L];
     xsimd::exp(x - B<T>(shift)).store_aligned(e);
     T s = T(0);
@@ -487,9 +486,6 @@ void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
     std::memcpy(out, buf, static_cast<std::size_t>(n) * sizeof(T));
     return;
   }
-  bool nan = false;
-  const T mx = simd_extreme_contig<T, true>(in, n, &nan);
-  const T shift = std::isinf(mx) ? T(0) : mx;  // all -inf rows give NaN like PyTorch
   {
     const T* ins[1] = {in};
     const bool bc[1] = {false};

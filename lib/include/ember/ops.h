@@ -73,8 +73,9 @@ Tensor logical_and(const Operand& a, const Operand& b);   ///< a && b, as bool
 Tensor logical_or(const Operand& a, const Operand& b);    ///< a || b, as bool
 Tensor logical_xor(const Operand& a, const Operand& b);   ///< a != b as truth values, as bool
 
-// Derivative kernels (floating point): the gradient of tanh, sigmoid and relu
-// given the output gradient `grad` and the forward output `out`, in one pass.
+// Derivative kernels: the gradient of tanh, sigmoid (floating point) and relu
+// (any numeric dtype) given the output gradient `grad` and the forward output
+// `out`, in one pass.
 Tensor tanh_backward(const Operand& grad, const Operand& out);     ///< grad * (1 - out^2)
 Tensor sigmoid_backward(const Operand& grad, const Operand& out);  ///< grad * out * (1 - out)
 Tensor relu_backward(const Operand& grad, const Operand& out);     ///< out > 0 ? grad : 0
