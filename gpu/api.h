@@ -42,6 +42,30 @@ void copy_across(Tensor& dst, const Tensor& src);
 /// Waits for the work queued on `d`'s current stream.
 void synchronize(Device d);
 
+/// Orders the reuse of device memory across streams. One use of a set of
+/// buffers (an executor frame) queues its kernels on the calling thread's
+/// current stream; the next use may come from a thread with another current
+/// stream and must not write the buffers before that work is done. Call
+/// release(d) once a use has queued its last work on device d, and acquire(d)
+/// before the next use queues any: the new stream then waits on the GPU (no
+/// host synchronization). Free while every use runs on the device's own stream.
+class StreamOrder {
+ public:
+  StreamOrder() = default;
+  ~StreamOrder();
+  StreamOrder(StreamOrder&& o) noexcept;
+  StreamOrder& operator=(StreamOrder&& o) noexcept;
+  void acquire(Device d);
+  /// Never throws: it runs while a failed run unwinds (a sticky CUDA error
+  /// surfaces at the next call that checks).
+  void release(Device d) noexcept;
+
+ private:
+  void* stream_ = nullptr;  // the stream of the last use (nullptr: none yet)
+  void* event_ = nullptr;   // created at the first cross-stream hand-over
+  bool recorded_ = false;   // event_ marks the end of the last use
+};
+
 void register_kernels(dispatch::Registry& r);
 
 /// A fused elementwise program (capture/ir/graph.h FusedProgram) on the GPU.

@@ -326,16 +326,7 @@ void index_select_kernel(OpId, Inputs in, const Attrs& attrs, Tensor& out) {
 }
 
 void concat_kernel(OpId, Inputs in, const Attrs& attrs, Tensor& out) {
-  const int64_t d = attrs.i0 < 0 ? attrs.i0 + out.dim() : attrs.i0;
-  int64_t at = 0;
-  const Strides st = out.strides();
-  for (const Tensor& t : in) {
-    Shape sh = out.shape();
-    sh[d] = t.shape()[d];
-    Tensor dst = ember::detail::make_view(out, sh, st, out.storage_offset() + at * st[d]);
-    copy_into(dst, t);
-    at += sh[d];
-  }
+  ops::concat_slices(in, attrs, out, &copy_into);
 }
 
 void creation_kernel(OpId op, Inputs, const Attrs& attrs, Tensor& out) {

@@ -10,9 +10,6 @@
 #include <ember/capture.h>
 
 #include "dispatch/dispatcher.h"
-#ifdef EMBER_WITH_CUDA
-#include "gpu/api.h"
-#endif
 
 namespace ember::capture {
 
@@ -26,6 +23,9 @@ struct Frame {
   std::unique_ptr<gpu::GraphRecording> rec;
   std::vector<Tensor> static_in;
   std::vector<Tensor> static_var;  // per value id of a variable_read node (else undefined)
+  // Per device of gpu_devices_: the next run's stream waits for this one's
+  // kernels before it writes the frame's buffers.
+  std::vector<gpu::StreamOrder> order;
 #endif
 };
 
@@ -108,6 +108,14 @@ Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
       for (int in : g.nodes[id].inputs) last[root[in]] = n;
   }
 
+#ifdef EMBER_WITH_CUDA
+  gpu_fused_.resize(n);
+  for (int id = 0; id < n; ++id) {
+    const Node& nd = g.nodes[id];
+    if (nd.kind == NodeKind::fused && nd.out.device.is_cuda())
+      for (const auto& in : nd.fused->instrs) gpu_fused_[id].push_back({in.op, in.a, in.b});
+  }
+#endif
   slot_of_.assign(n, -1);
   std::vector<std::pair<std::size_t, int>> free_slots;  // (bytes, slot)
   std::vector<std::vector<int>> release_at(n + 1);
@@ -164,6 +172,10 @@ Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
     steps_.push_back(std::move(s));
   }
   for (std::size_t b : slot_bytes_) planned_bytes_ += b;
+  if (cuda_graph_) gpu_devices_.push_back(graph_device_);
+  for (Device d : slot_device_)
+    if (d.is_cuda() && std::find(gpu_devices_.begin(), gpu_devices_.end(), d) == gpu_devices_.end())
+      gpu_devices_.push_back(d);
 }
 
 Executor::~Executor() = default;
@@ -176,6 +188,9 @@ std::unique_ptr<Frame> Executor::make_frame() const {
     slots.push_back(ember::detail::Storage::allocate(slot_bytes_[i], slot_device_[i]));
   for (const Step& s : steps_)
     if (slot_of_[s.out] >= 0) f->vals[s.out] = view_over(slots[slot_of_[s.out]], s.node->out);
+#ifdef EMBER_WITH_CUDA
+  f->order.resize(gpu_devices_.size());
+#endif
   return f;
 }
 
@@ -209,9 +224,7 @@ void Executor::run_steps(const GraphIR& g, std::vector<Tensor>& v, const std::ve
         for (std::size_t i = 0; i < k; ++i) fin[i] = v[s.in[i]];
 #ifdef EMBER_WITH_CUDA
         if (nd.out.device.is_cuda()) {
-          thread_local std::vector<gpu::FusedOp> gops;
-          gops.clear();
-          for (const auto& in : nd.fused->instrs) gops.push_back({in.op, in.a, in.b});
+          const std::vector<gpu::FusedOp>& gops = gpu_fused_[s.out];
           gpu::run_fused(nd.fused->dtype, static_cast<int>(k), gops.data(), static_cast<int>(gops.size()), fin, out);
         } else {
           run_fused(*nd.fused, fin, static_cast<int>(k), out);
@@ -301,6 +314,9 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
     const Executor* ex;
     std::unique_ptr<Frame>& f;
     ~Release() {
+#ifdef EMBER_WITH_CUDA
+      for (std::size_t i = 0; i < ex->gpu_devices_.size(); ++i) f->order[i].release(ex->gpu_devices_[i]);
+#endif
       if (!ex->cuda_graph_)
         for (std::size_t i = 0; i < f->vals.size(); ++i)
           if (ex->slot_of_[i] < 0) f->vals[i] = Tensor();
@@ -310,6 +326,7 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
   } release{this, frame};
 
 #ifdef EMBER_WITH_CUDA
+  for (std::size_t i = 0; i < gpu_devices_.size(); ++i) frame->order[i].acquire(gpu_devices_[i]);
   if (cuda_graph_) return run_cuda_graph(g, *frame, inputs);
 #endif
   std::vector<const Node*> assigns;

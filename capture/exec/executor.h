@@ -9,6 +9,9 @@
 #include "cpu/arch/arch.h"
 #include "dispatch/schema.h"
 #include "ir/graph.h"
+#ifdef EMBER_WITH_CUDA
+#include "gpu/api.h"
+#endif
 
 namespace ember::capture {
 
@@ -51,6 +54,10 @@ class Executor {
   std::vector<int> slot_of_;          // value id -> buffer slot, -1: allocated per run
   std::vector<std::size_t> slot_bytes_;
   std::vector<Device> slot_device_;
+  std::vector<Device> gpu_devices_;   // GPUs whose memory a frame holds (Note [Frames across streams])
+#ifdef EMBER_WITH_CUDA
+  std::vector<std::vector<gpu::FusedOp>> gpu_fused_;  // per step: a GPU fused node's program
+#endif
   std::size_t planned_bytes_ = 0;
   int n_values_ = 0;
   mutable std::mutex mu_;

@@ -140,6 +140,67 @@ void synchronize(Device d) {
   EMBER_CUDA_CHECK(cudaStreamSynchronize(stream(d.index)));
 }
 
+// ---- StreamOrder ------------------------------------------------------------
+// Note [Frames across streams]: a use on the device's own stream records
+// nothing; its hand-over to another stream records an event on the own stream
+// at acquire time, which covers the last use (the own stream is never
+// destroyed, so it may be named later). A use on any other stream records its
+// event at release, while that stream surely exists.
+
+StreamOrder::~StreamOrder() {
+  if (event_) cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+}
+
+StreamOrder::StreamOrder(StreamOrder&& o) noexcept
+    : stream_(std::exchange(o.stream_, nullptr)),
+      event_(std::exchange(o.event_, nullptr)),
+      recorded_(std::exchange(o.recorded_, false)) {}
+
+StreamOrder& StreamOrder::operator=(StreamOrder&& o) noexcept {
+  std::swap(stream_, o.stream_);
+  std::swap(event_, o.event_);
+  std::swap(recorded_, o.recorded_);
+  return *this;
+}
+
+void StreamOrder::acquire(Device d) {
+  cudaStream_t s = enter(d);
+  if (!stream_ || stream_ == s) return;
+  if (!event_) {
+    cudaEvent_t ev = nullptr;
+    EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    event_ = ev;
+  }
+  auto* ev = static_cast<cudaEvent_t>(event_);
+  if (stream_ == own_stream(d.index)) {
+    EMBER_CUDA_CHECK(cudaEventRecord(ev, static_cast<cudaStream_t>(stream_)));
+    recorded_ = true;
+  }
+  if (recorded_) EMBER_CUDA_CHECK(cudaStreamWaitEvent(s, ev, 0));
+}
+
+void StreamOrder::release(Device d) noexcept {
+  stream_ = nullptr;
+  recorded_ = false;
+  try {
+    cudaStream_t s = enter(d);
+    if (s != own_stream(d.index)) {
+      if (!event_) {
+        cudaEvent_t ev = nullptr;
+        EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+        event_ = ev;
+      }
+      EMBER_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), s));
+      recorded_ = true;
+    }
+    stream_ = s;
+  } catch (...) {
+    // No event to hand over: wait here instead, so the next use starts after this one.
+    cudaDeviceSynchronize();
+    cudaGetLastError();
+  }
+}
+
 }  // namespace ember::gpu
 
 namespace ember {

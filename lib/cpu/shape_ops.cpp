@@ -107,16 +107,7 @@ void view_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor&
 }
 
 void concat_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {
-  const int64_t d = a.i0 < 0 ? a.i0 + out.dim() : a.i0;
-  int64_t at = 0;
-  Strides st = out.strides();
-  for (const Tensor& t : in) {
-    Shape s = out.shape();
-    s[d] = t.shape()[d];
-    Tensor dst = ember::detail::make_view(out, s, st, out.storage_offset() + at * st[d]);
-    copy_into(dst, t);
-    at += s[d];
-  }
+  ops::concat_slices(in, a, out, &copy_into);
 }
 
 void index_select_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {

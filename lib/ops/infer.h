@@ -20,6 +20,10 @@ std::vector<int64_t> index_values(const Tensor& idx);
 /// a [K] becomes a [1, K] view, b [K] a [K, 1] view. Returns the batch shape
 /// (out's shape without the matrix dims that exist).
 Shape matmul_operands(Tensor& a, Tensor& b, const Shape& out_shape);
+/// concat's kernel on every device: each input is copied by `copy` (the
+/// device's strided copy) into its slice of `out` along attrs.i0.
+void concat_slices(dispatch::Inputs in, const dispatch::Attrs& attrs, Tensor& out,
+                   void (*copy)(Tensor& dst, const Tensor& src));
 /// Sorted, wrapped, de-duplicated axes (empty = all dims).
 Axes normalize_axes(const char* op, const Axes& axes, int64_t rank);
 

@@ -414,6 +414,19 @@ Shape matmul_operands(Tensor& a, Tensor& b, const Shape& out_shape) {
   return Shape(out_shape.begin(), out_shape.end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
 }
 
+void concat_slices(Inputs in, const Attrs& attrs, Tensor& out, void (*copy)(Tensor& dst, const Tensor& src)) {
+  const int64_t d = attrs.i0 < 0 ? attrs.i0 + out.dim() : attrs.i0;
+  const Strides st = out.strides();
+  int64_t at = 0;
+  for (const Tensor& t : in) {
+    Shape sh = out.shape();
+    sh[d] = t.shape()[d];
+    Tensor dst = ember::detail::make_view(out, sh, st, out.storage_offset() + at * st[d]);
+    copy(dst, t);
+    at += sh[d];
+  }
+}
+
 Device common_device(const char* op, dispatch::Inputs in) {
   // A CPU 0-d tensor (a wrapped number) joins an op on any device, as in
   // PyTorch: GPU kernels take its value by argument.
