@@ -98,6 +98,51 @@ Acc reduce_run(ReduceKind k, DType dt, const char* p, int64_t n, int64_t s, bool
   return r;
 }
 
+// Count, mean and sum of squared deviations (M2) of a run of values.
+struct Moments {
+  double n = 0, mean = 0, m2 = 0;
+};
+
+// Chan, Golub and LeVeque's pairwise update: the moments of two parts combined.
+Moments merge(const Moments& a, const Moments& b) {
+  if (a.n == 0) return b;
+  const double n = a.n + b.n, d = b.mean - a.mean;
+  return {n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n)};
+}
+
+// var/std of one strided run. Chunks small enough to stay in L1 take two
+// passes each (their sum, then squares about their own mean), and the chunks
+// are merged: memory is read once, and each deviation is taken about a nearby
+// mean, so there is no cancellation of a large mean. Long runs split the
+// chunks across threads.
+Moments moments_run(DType dt, const char* p, int64_t n, int64_t s, bool allow_parallel) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t es = static_cast<int64_t>(itemsize(dt));
+  const bool fl = is_floating(dt);
+  PartialFn sum = arch().partial[kSum][static_cast<int>(dt)];
+  SqDevFn sqdev = arch().sqdev[static_cast<int>(dt)];
+  auto chunk = [&](int64_t lo, int64_t hi) {
+    const char* q = p + lo * s * es;
+    const int64_t m = hi - lo;
+    const Acc t = sum(q, m, s);
+    const double mean = (fl ? t.f : static_cast<double>(t.i)) / static_cast<double>(m);
+    return Moments{static_cast<double>(m), mean, sqdev(q, m, s, mean)};
+  };
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (chunks == 1) return chunk(0, n);
+  std::vector<Moments> parts(static_cast<std::size_t>(chunks));
+  auto body = [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) parts[c] = chunk(c * kChunk, std::min(n, (c + 1) * kChunk));
+  };
+  if (allow_parallel && n >= 2 * kParallelMinElements && num_threads() > 1)
+    parallel_for(0, chunks, 1, body);
+  else
+    body(0, chunks);
+  Moments r = parts[0];
+  for (int64_t c = 1; c < chunks; ++c) r = merge(r, parts[c]);
+  return r;
+}
+
 }  // namespace
 
 void reduce_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor& out) {
@@ -203,9 +248,7 @@ void reduce_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tenso
   auto finish = [&](int64_t m, const char* p) {
     char* o = obase + m * osz;
     if (op == OpId::var || op == OpId::std) {
-      const Acc s = reduce_run(kSum, dt, p, n, rstride, M == 1);
-      const double mean = (fl ? s.f : static_cast<double>(s.i)) / static_cast<double>(n);
-      const double ss = arch().sqdev[static_cast<int>(dt)](p, n, rstride, mean);
+      const double ss = moments_run(dt, p, n, rstride, M == 1).m2;
       const double denom = static_cast<double>(n) - corr;
       double v = denom > 0 ? ss / denom : std::numeric_limits<double>::quiet_NaN();
       if (op == OpId::std) v = std::sqrt(v);

@@ -530,6 +530,33 @@ TEST_CASE("var and std with correction 0 and 1", "[reduce]") {
   CHECK(em::var(big).item<double>() == Approx(1.0));
 }
 
+TEST_CASE("var of long runs: chunks merged exactly, a large offset, strided runs, inf", "[reduce]") {
+  // Many 4096-element chunks, a ragged tail, the threaded path; values near
+  // 1000 whose deviations are below 1 (float32 keeps ~4 digits of them).
+  const int64_t n = 4096 * 70 + 123;
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = 1000.f + static_cast<float>((i * 7919) % 1000) / 1000.f;
+  auto reference = [](const std::vector<float>& a, std::size_t first, std::size_t step, double corr) {
+    double mean = 0, m2 = 0;
+    std::size_t cnt = 0;
+    for (std::size_t i = first; i < a.size(); i += step, ++cnt) mean += a[i];
+    mean /= static_cast<double>(cnt);
+    for (std::size_t i = first; i < a.size(); i += step) m2 += (a[i] - mean) * (a[i] - mean);
+    return m2 / (static_cast<double>(cnt) - corr);
+  };
+  const em::Tensor x = em::tensor(v, {n});
+  CHECK(em::var(x).item<float>() == Approx(reference(v, 0, 1, 1)).epsilon(1e-5));
+  CHECK(em::var(x.to(em::float64), {}, false, 0).item<double>() == Approx(reference(v, 0, 1, 0)).epsilon(1e-12));
+  // Strided runs (columns of a [rows, 3] matrix), several chunks each.
+  const int64_t rows = n / 3;
+  std::vector<float> w(v.begin(), v.begin() + rows * 3);
+  const auto cols = em::var(em::tensor(w, {rows, 3}), {0}).to_vector<float>();
+  for (std::size_t c = 0; c < 3; ++c) CHECK(cols[c] == Approx(reference(w, c, 3, 1)).epsilon(1e-5));
+  // An infinity anywhere gives NaN, as in PyTorch.
+  v[static_cast<std::size_t>(n / 2)] = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(em::var(em::tensor(v, {n})).item<float>()));
+}
+
 TEST_CASE("var and std give NaN when n <= correction", "[reduce]") {
   CHECK(std::isnan(em::var(em::tensor({5.0})).item<double>()));
   CHECK(std::isnan(em::std(em::tensor({5.0})).item<double>()));

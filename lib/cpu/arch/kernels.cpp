@@ -400,9 +400,43 @@ Acc partial(const char* in, int64_t n, int64_t stride) {
   return a;
 }
 
+// Sum of (x - mean)^2. Contiguous floats: like simd_sum_contig, blocks in T
+// (about T's rounding of mean: the caller passes a chunk's own mean, so the
+// deviations are small and exact enough), blocks combined in double.
 template <class T>
 double sqdev(const char* in, int64_t n, int64_t stride, double mean) {
   const T* x = reinterpret_cast<const T*>(in);
+  if constexpr (kFloat<T>) {
+    if (stride == 1) {
+      constexpr int64_t L = kLanes<T>;
+      constexpr int64_t kBlock = 2048;
+      const T m = static_cast<T>(mean);
+      const B<T> mv(m);
+      double total = 0.0;
+      for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+        const int64_t bn = std::min(kBlock, n - b0);
+        const T* p = x + b0;
+        B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+        int64_t i = 0;
+        for (; i + 4 * L <= bn; i += 4 * L) {
+          const B<T> d0 = B<T>::load_unaligned(p + i) - mv, d1 = B<T>::load_unaligned(p + i + L) - mv;
+          const B<T> d2 = B<T>::load_unaligned(p + i + 2 * L) - mv, d3 = B<T>::load_unaligned(p + i + 3 * L) - mv;
+          a0 = xsimd::fma(d0, d0, a0);
+          a1 = xsimd::fma(d1, d1, a1);
+          a2 = xsimd::fma(d2, d2, a2);
+          a3 = xsimd::fma(d3, d3, a3);
+        }
+        for (; i + L <= bn; i += L) {
+          const B<T> d = B<T>::load_unaligned(p + i) - mv;
+          a0 = xsimd::fma(d, d, a0);
+        }
+        T s = xsimd::hadd((a0 + a1) + (a2 + a3));
+        for (; i < bn; ++i) s += (p[i] - m) * (p[i] - m);
+        total += static_cast<double>(s);
+      }
+      return total;
+    }
+  }
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     double d = static_cast<double>(x[i * stride]) - mean;
