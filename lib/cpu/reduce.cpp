@@ -15,6 +15,7 @@
 #include "cpu/loops.h"
 #include "cpu/parallel.h"
 #include "dispatch/dtype_visit.h"
+#include "ops/functors.h"
 #include "ops/infer.h"
 
 namespace ember::cpu {
@@ -96,6 +97,27 @@ Acc reduce_run(ReduceKind k, DType dt, const char* p, int64_t n, int64_t s, bool
   Acc r = parts[0];
   for (int64_t c = 1; c < chunks && c * per < n; ++c) r = combine(k, fl, r, parts[c], c * per);
   return r;
+}
+
+// Outer reductions split their rows into at most kRowSplitParts blocks while
+// a partial row stays this small (Note [Row split]).
+constexpr int64_t kRowSplitBytes = int64_t(1) << 16;
+constexpr int64_t kRowSplitParts = 8;
+
+// out[j] = out[j] (op) part[j]: partial rows of kSum, kProd, kMax, kMin.
+void combine_rows(ReduceKind k, DType dt, char* out, const char* part, int64_t cols) {
+  dispatch::visit_dtype<dispatch::kCpuCompute>(dt, [&]<class T>() {
+    T* o = reinterpret_cast<T*>(out);
+    const T* p = reinterpret_cast<const T*>(part);
+    for (int64_t j = 0; j < cols; ++j) {
+      switch (k) {
+        case kSum: o[j] = ops::Add::apply(o[j], p[j]); break;
+        case kProd: o[j] = ops::Mul::apply(o[j], p[j]); break;
+        case kMax: o[j] = ops::Maximum::apply(o[j], p[j]); break;
+        default: o[j] = ops::Minimum::apply(o[j], p[j]); break;
+      }
+    }
+  });
 }
 
 // Count, mean and sum of squared deviations (M2) of a run of values.
@@ -226,13 +248,33 @@ void reduce_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tenso
       (op != OpId::prod || odt == (fl ? dt : DType::int64))) {
     RowsFn rf = arch().rows[k][static_cast<int>(dt)];
     const int64_t cols = M;
-    auto run_cols = [&](int64_t c0, int64_t c1) {
-      rf(xbase + c0 * es, n, rstride, c1 - c0, obase + c0 * osz);
-    };
-    if (cols * n >= kParallelMinElements && cols >= 64)
-      parallel_for(0, cols, std::max<int64_t>(64, kParallelMinElements / n), run_cols);
-    else
-      run_cols(0, cols);
+    const bool big = cols * n >= kParallelMinElements;
+    if (big && n >= 256 && cols * osz <= kRowSplitBytes) {
+      // Note [Row split]: blocks of whole rows (each one long sequential read)
+      // are reduced into partial rows, in parallel, then combined in order.
+      // Splitting the columns instead gives each thread short row segments,
+      // which hardware prefetchers follow badly. The blocks depend on the
+      // shape only, so every thread count gives the same bits.
+      const int64_t parts = std::min<int64_t>(kRowSplitParts, n / 128);
+      const int64_t per = (n + parts - 1) / parts;
+      Tensor partial = ember::detail::make_tensor({parts - 1, cols}, odt, Device::cpu());
+      char* pbase = static_cast<char*>(partial.impl().data());
+      parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) {
+          const int64_t r0 = q * per, r1 = std::min(n, r0 + per);
+          rf(xbase + r0 * rstride * es, r1 - r0, rstride, cols, q == 0 ? obase : pbase + (q - 1) * cols * osz);
+        }
+      });
+      for (int64_t q = 1; q < parts; ++q) combine_rows(k, odt, obase, pbase + (q - 1) * cols * osz, cols);
+    } else {
+      auto run_cols = [&](int64_t c0, int64_t c1) {
+        rf(xbase + c0 * es, n, rstride, c1 - c0, obase + c0 * osz);
+      };
+      if (big && cols >= 64)
+        parallel_for(0, cols, std::max<int64_t>(64, kParallelMinElements / n), run_cols);
+      else
+        run_cols(0, cols);
+    }
     if (op == OpId::mean) {
       dispatch::visit_dtype<dispatch::kFloating & dispatch::kCpuCompute>(odt, [&]<class T>() {
         T* o = reinterpret_cast<T*>(obase);

@@ -813,6 +813,45 @@ TEST_CASE("multithreaded per-row reductions equal the single-thread result", "[r
   }
 }
 
+TEST_CASE("outer reductions split into row blocks match the reference, NaN in a late block",
+          "[reduce][threads]") {
+  // [2000, 67]: enough rows and small enough rows that blocks of rows are
+  // reduced separately and combined (Note [Row split] in lib/cpu/reduce.cpp).
+  const em::Shape s{2000, 67};
+  const int64_t n = numel_of(s);
+  Vec v(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = 1.0 + 0.001 * static_cast<double>((i * 37) % 23 - 11);
+  Vec w = v;
+  w[static_cast<std::size_t>(1900 * 67 + 5)] = kNaN;  // row 1900: the last block
+  for (em::DType dt : {em::float32, em::float64}) {
+    INFO(em::dtype_name(dt));
+    const em::Tensor x = from_values(w, s, dt);
+    const Vec xv = x.to_vector<double>();  // the values as dt holds them
+    const double rel = dt == em::float32 ? 1e-5 : 1e-12;
+    for (int threads : {1, 2}) {
+      INFO(threads << " threads");
+      Threads th(threads);
+      const Ref sum = ref_reduce(xv, s, {0}, false, r_sum);
+      CHECK(mismatch(em::sum(x, {0}), sum.shape, dt, sum.v, {rel, rel}) == "");
+      const Ref mean = ref_reduce(xv, s, {0}, false, r_mean);
+      CHECK(mismatch(em::mean(x, {0}), mean.shape, dt, mean.v, {rel, rel}) == "");
+      const Ref prod = ref_reduce(xv, s, {0}, false, r_prod);
+      CHECK(mismatch(em::prod(x, {0}), prod.shape, dt, prod.v, {rel * 10, rel * 10}) == "");
+      for (bool is_max : {true, false}) {
+        const Ref ext = ref_reduce(xv, s, {0}, false, [&](const Vec& g) { return r_extreme(g, is_max); });
+        CHECK(mismatch(is_max ? em::max(x, {0}) : em::min(x, {0}), ext.shape, dt, ext.v, {0, 0}) == "");
+      }
+    }
+  }
+  // Integers: exact int64 sums and wrapping products.
+  const em::Tensor xi = (from_values(v, s, em::float64) * 1000.0).to(em::int32);
+  const Vec iv = xi.to_vector<double>();
+  const Ref isum = ref_reduce(iv, s, {0}, false, r_sum);
+  CHECK(mismatch(em::sum(xi, {0}), isum.shape, em::int64, isum.v, {0, 0}) == "");
+  const Ref iprod = ref_reduce(iv, s, {0}, false, r_prod_wrap);
+  CHECK(mismatch(em::prod(xi, {0}), iprod.shape, em::int64, iprod.v, {0, 0}) == "");
+}
+
 // ---- softmax / log_softmax -------------------------------------------------------------
 
 namespace {
