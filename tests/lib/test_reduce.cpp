@@ -446,6 +446,46 @@ TEST_CASE("argmax and argmin take the first index on ties", "[reduce]") {
   CHECK(em::argmin(em::tensor(v)).item<int64_t>() == 17);
 }
 
+TEST_CASE("argmax and argmin of rows of every length 1..70, the extreme, a tie or a NaN anywhere",
+          "[reduce]") {
+  // Row r of an [n, n] matrix has its extreme at r and again at a later
+  // column; a second matrix has NaNs instead. Covers the SIMD search and its
+  // scalar tail at every vector width.
+  for (em::DType dt : {em::float32, em::float64}) {
+    for (int64_t n = 1; n <= 70; ++n) {
+      INFO(em::dtype_name(dt) << " rows of " << n);
+      Vec v(static_cast<std::size_t>(n * n)), w;
+      for (int64_t i = 0; i < n * n; ++i) v[i] = 0.001 * static_cast<double>((i * 7919) % 1000) - 0.5;
+      w = v;
+      for (int64_t r = 0; r < n; ++r) {
+        v[r * n + r] = 2.0;
+        v[r * n + (r + n / 2) % n] = 2.0;  // a tie (or the same column when n is 1)
+        w[r * n + r] = kNaN;
+        w[r * n + (r + 3) % n] = kNaN;
+      }
+      Vec vmin = v;
+      for (double& x : vmin) x = -x;
+      const em::Shape s{n, n};
+      for (bool is_max : {true, false}) {
+        const Vec& vals = is_max ? v : vmin;
+        const em::Tensor x = from_values(vals, s, dt), y = from_values(w, s, dt);
+        auto fold = [is_max](const Vec& g) { return r_arg(g, is_max); };
+        const Ref want = ref_reduce(vals, s, {1}, false, fold), nan = ref_reduce(w, s, {1}, false, fold);
+        CHECK(mismatch(is_max ? em::argmax(x, 1) : em::argmin(x, 1), want.shape, em::int64, want.v, {0, 0}) == "");
+        CHECK(mismatch(is_max ? em::argmax(y, 1) : em::argmin(y, 1), nan.shape, em::int64, nan.v, {0, 0}) == "");
+      }
+    }
+  }
+  // +0 and -0 tie: the first wins, whichever sign it has.
+  std::vector<float> z(40, -1.f);
+  z[21] = -0.f;
+  z[30] = 0.f;
+  CHECK(em::argmax(em::tensor(z)).item<int64_t>() == 21);
+  z[21] = 0.f;
+  z[30] = -0.f;
+  CHECK(em::argmax(em::tensor(z)).item<int64_t>() == 21);
+}
+
 // ---- NaN -------------------------------------------------------------------------
 
 TEST_CASE("max, min, argmax and argmin propagate NaN (first NaN index)", "[reduce]") {

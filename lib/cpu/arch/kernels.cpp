@@ -312,6 +312,31 @@ T simd_extreme_contig(const T* x, int64_t n, bool* saw_nan) {
   return r;
 }
 
+// The first index i with x[i] == v (v occurs in x[0, n)).
+template <class T>
+int64_t simd_find_first(const T* x, int64_t n, T v) {
+  constexpr int64_t L = kLanes<T>;
+  const B<T> vv(v);
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    if (xsimd::any(B<T>::load_unaligned(x + i) == vv)) break;
+  for (; i < n; ++i)
+    if (x[i] == v) return i;
+  return 0;
+}
+
+// The first index of a NaN (one occurs in x[0, n)).
+template <class T>
+int64_t simd_find_first_nan(const T* x, int64_t n) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    if (xsimd::any(xsimd::isnan(B<T>::load_unaligned(x + i)))) break;
+  for (; i < n; ++i)
+    if (std::isnan(x[i])) return i;
+  return 0;
+}
+
 template <class T>
 void put(Acc& a, T v) {
   if constexpr (kFloat<T>)
@@ -372,6 +397,18 @@ Acc partial(const char* in, int64_t n, int64_t stride) {
     put(a, r);
   } else if constexpr (K == kArgMax || K == kArgMin) {
     constexpr bool kIsMax = K == kArgMax;
+    if constexpr (kFloat<T>) {
+      if (stride == 1 && n >= kLanes<T>) {
+        // The extreme value by SIMD, then its first index (a second pass over
+        // what is still in cache). Ties of +0 and -0 compare equal, as in the
+        // scalar loop, which keeps the first index whose value is not beaten.
+        bool nan = false;
+        const T best = simd_extreme_contig<T, kIsMax>(x, n, &nan);
+        a.idx = nan ? simd_find_first_nan(x, n) : simd_find_first(x, n, best);
+        put(a, x[a.idx]);
+        return a;
+      }
+    }
     T r = x[0];
     int64_t best = 0;
     for (int64_t i = 0; i < n; ++i) {
