@@ -954,6 +954,54 @@ TEST_CASE("large tensors (threaded path) match the reference", "[elementwise]") 
   EMBER_CHECK_VALUES(m.t() * row, (Shape{512, 512}), e_t);
 }
 
+TEST_CASE("transposed operands and outputs walked in tiles match the reference", "[elementwise][layout]") {
+  // Shapes whose last two dims are and are not multiples of the 16 x 64 tiles
+  // (Note [Tiled strided loops] in lib/cpu/loops.cpp), with and without outer dims.
+  for (const Shape& shape : {Shape{37, 70}, Shape{16, 64}, Shape{3, 21, 130}, Shape{2, 300}}) {
+    const int64_t rank = static_cast<int64_t>(shape.size());
+    const int64_t rows = shape[rank - 2], cols = shape[rank - 1], outer = numel_of(shape) / (rows * cols);
+    // x[o][r][c] = value; x.transpose(-1, -2) is a view of a [.., cols, rows] buffer.
+    auto swapped = [&](const std::vector<double>& v) {
+      std::vector<double> w(v.size());
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c) w[(o * cols + c) * rows + r] = v[(o * rows + r) * cols + c];
+      return w;
+    };
+    Shape tshape = shape;
+    std::swap(tshape[rank - 1], tshape[rank - 2]);
+    for (DType dt : kAllD) {
+      INFO("shape " << str(shape) << ", " << dt_str(dt));
+      const std::vector<double> v = values_of(random_tensor(shape, dt, Domain::range(-3, 3, 0, 9), 11));
+      const std::vector<double> u = values_of(random_tensor(shape, dt, Domain::range(-3, 3, 0, 9), 12));
+      const Tensor xt = from_values(swapped(v), tshape, dt).transpose(-1, -2);  // values v, transposed layout
+      const Tensor y = from_values(u, shape, dt);
+      REQUIRE_FALSE(xt.is_contiguous());
+      EMBER_CHECK_VALUES(xt.contiguous(), shape, v);
+      // A cast reads the transposed layout in one element size and writes another.
+      const DType wide = dt == em::float64 ? em::int32 : em::float64;
+      std::vector<double> vw;
+      for (double a : v) vw.push_back(cast_value(a, wide));
+      EMBER_CHECK_VALUES(xt.to(wide), shape, vw);
+      if (dt != em::bool_) {
+        std::vector<double> sum;
+        for (std::size_t i = 0; i < v.size(); ++i) sum.push_back(cast_value(v[i] + u[i], dt));
+        EMBER_CHECK_VALUES(xt + y, shape, sum);
+        EMBER_CHECK_VALUES(y + xt, shape, sum);
+        // Written through a transposed view: the output operand is tiled too.
+        Tensor buf = from_values(swapped(u), tshape, dt);
+        Tensor out = buf.transpose(-1, -2);
+        out += xt;  // out and xt both transposed: read and written in tiles
+        EMBER_CHECK_VALUES(out, shape, sum);
+        EMBER_CHECK_VALUES(buf, tshape, swapped(sum));
+        Tensor dst = from_values(std::vector<double>(v.size(), 0.0), tshape, dt);
+        dst.transpose(-1, -2).copy_(y);  // contiguous source, transposed destination
+        EMBER_CHECK_VALUES(dst, tshape, swapped(u));
+      }
+    }
+  }
+}
+
 TEST_CASE("where selects elementwise with broadcasting and promotion", "[elementwise][where]") {
   // (em::tensor({{true, false, true}, ...}) does not compile: creation.h calls
   // std::vector<bool>::data(); see the report.)
