@@ -265,59 +265,40 @@ int main(int argc, char** argv) {
   }
 
   // ---- 16M elementwise / reductions, softmax -----------------------------------------
-  {
+  // One row of ember vs LibTorch: fe and ft return the result tensor.
+  auto versus = [&](const std::string& name, auto fe, auto ft) {
     Group g({[&] {
-               em::Tensor c = A + B;
-               benchmark::DoNotOptimize(c.data_ptr());
+               em::Tensor r = fe();
+               benchmark::DoNotOptimize(r.data_ptr());
              },
              [&] {
-               torch::Tensor c = tA + tB;
-               benchmark::DoNotOptimize(c.data_ptr());
+               torch::Tensor r = ft();
+               benchmark::DoNotOptimize(r.data_ptr());
              }});
     g.run_all(g_reps);
-    g_rows.push_back({"add 16M f32 (c = a + b, fresh c)", Nt, fmt_time(g.med(0)), fmt_time(g.med(1)), "",
-                      ratio_str(g.med(0) / g.med(1)), "", ""});
-  }
-  {
-    Group g({[&] {
-               em::Tensor c = em::exp(A);
-               benchmark::DoNotOptimize(c.data_ptr());
-             },
-             [&] {
-               torch::Tensor c = torch::exp(tA);
-               benchmark::DoNotOptimize(c.data_ptr());
-             }});
-    g.run_all(g_reps);
-    g_rows.push_back({"exp 16M f32", Nt, fmt_time(g.med(0)), fmt_time(g.med(1)), "",
-                      ratio_str(g.med(0) / g.med(1)), "", ""});
-  }
-  {
-    Group g({[&] {
-               em::Tensor s = em::sum(A);
-               benchmark::DoNotOptimize(s.data_ptr());
-             },
-             [&] {
-               torch::Tensor s = tA.sum();
-               benchmark::DoNotOptimize(s.data_ptr());
-             }});
-    g.run_all(g_reps);
-    g_rows.push_back({"sum 16M f32 (all)", Nt, fmt_time(g.med(0)), fmt_time(g.med(1)), "",
-                      ratio_str(g.med(0) / g.med(1)), "", ""});
-  }
+    g_rows.push_back({name, Nt, fmt_time(g.med(0)), fmt_time(g.med(1)), "", ratio_str(g.med(0) / g.med(1)), "", ""});
+  };
+  versus("add 16M f32 (c = a + b, fresh c)", [&] { return A + B; }, [&] { return tA + tB; });
+  versus("exp 16M f32", [&] { return em::exp(A); }, [&] { return torch::exp(tA); });
+  versus("sum 16M f32 (all)", [&] { return em::sum(A); }, [&] { return tA.sum(); });
   {
     em::Tensor X = em::randn({4096, 1024});
     torch::Tensor tX = to_torch(X);
-    Group g({[&] {
-               em::Tensor s = em::softmax(X, -1);
-               benchmark::DoNotOptimize(s.data_ptr());
-             },
-             [&] {
-               torch::Tensor s = torch::softmax(tX, -1);
-               benchmark::DoNotOptimize(s.data_ptr());
-             }});
-    g.run_all(g_reps);
-    g_rows.push_back({"softmax [4096,1024] dim -1", Nt, fmt_time(g.med(0)), fmt_time(g.med(1)), "",
-                      ratio_str(g.med(0) / g.med(1)), "", ""});
+    versus("softmax [4096,1024] dim -1", [&] { return em::softmax(X, -1); }, [&] { return torch::softmax(tX, -1); });
+    versus("argmax [4096,1024] dim -1", [&] { return em::argmax(X, -1); }, [&] { return tX.argmax(-1); });
+  }
+  {
+    em::Tensor X = A.reshape({4096, 4096});
+    torch::Tensor tX = tA.reshape({4096, 4096});
+    versus("sum [4096,4096] dim 0", [&] { return em::sum(X, {0}); }, [&] { return tX.sum(0); });
+    versus("var 1M f32 (all)", [&] { return em::var(M1); }, [&] { return tM1.var(); });
+  }
+  {
+    em::Tensor X = em::rand({1024, 1024}), Y = em::rand({1024, 1024});
+    torch::Tensor tX = to_torch(X), tY = to_torch(Y);
+    versus("x.t().contiguous() [1024,1024] f32", [&] { return X.t().contiguous(); },
+           [&] { return tX.t().contiguous(); });
+    versus("x + y.t() [1024,1024] f32", [&] { return X + Y.t(); }, [&] { return tX + tY.t(); });
   }
 
   // ---- matmul ---------------------------------------------------------------------

@@ -67,7 +67,9 @@ bool build(Iter& it, Tensor& out, const Tensor* in, int nin) {
   return true;
 }
 
-// Runs linear element range [begin, end) of the iteration.
+// Runs linear element range [begin, end) of the iteration. Pointers step from
+// row to row; they are recomputed from the index only when a row carries
+// into the dims above the next-to-innermost one.
 void run_range(const Iter& it, Loop loop, const void* extra, int64_t begin, int64_t end) {
   const int nd = it.ndim;
   const int64_t inner = it.shape[nd - 1];
@@ -77,24 +79,40 @@ void run_range(const Iter& it, Loop loop, const void* extra, int64_t begin, int6
     idx[d] = rem % it.shape[d];
     rem /= it.shape[d];
   }
-  int64_t s_inner[kMaxOperands];
-  for (int j = 0; j < it.nops; ++j) s_inner[j] = it.strides[j][nd - 1];
-  char* ptr[kMaxOperands];
-  int64_t pos = begin;
-  while (pos < end) {
+  int64_t s_inner[kMaxOperands], s_row[kMaxOperands];
+  for (int j = 0; j < it.nops; ++j) {
+    s_inner[j] = it.strides[j][nd - 1];
+    s_row[j] = nd >= 2 ? it.strides[j][nd - 2] * it.esize[j] : 0;
+  }
+  char* row[kMaxOperands];  // each operand at column 0 of the current row
+  auto locate = [&] {
     for (int j = 0; j < it.nops; ++j) {
       int64_t off = 0;
-      for (int d = 0; d < nd; ++d) off += idx[d] * it.strides[j][d];
-      ptr[j] = it.base[j] + off * it.esize[j];
+      for (int d = 0; d < nd - 1; ++d) off += idx[d] * it.strides[j][d];
+      row[j] = it.base[j] + off * it.esize[j];
     }
-    const int64_t n = std::min(inner - idx[nd - 1], end - pos);
+  };
+  locate();
+  char* ptr[kMaxOperands];
+  int64_t pos = begin;
+  while (true) {
+    const int64_t col = idx[nd - 1];
+    for (int j = 0; j < it.nops; ++j) ptr[j] = row[j] + col * s_inner[j] * it.esize[j];
+    const int64_t n = std::min(inner - col, end - pos);
     loop(ptr, s_inner, n, extra);
     pos += n;
-    idx[nd - 1] += n;
-    for (int d = nd - 1; d > 0 && idx[d] >= it.shape[d]; --d) {
+    if (pos >= end) return;
+    // The row is finished: on to column 0 of the next one.
+    idx[nd - 1] = 0;
+    if (nd >= 2 && ++idx[nd - 2] < it.shape[nd - 2]) {
+      for (int j = 0; j < it.nops; ++j) row[j] += s_row[j];
+      continue;
+    }
+    for (int d = nd - 2; d > 0 && idx[d] >= it.shape[d]; --d) {
       idx[d] = 0;
       ++idx[d - 1];
     }
+    locate();
   }
 }
 

@@ -1057,6 +1057,44 @@ TEST_CASE("where selects elementwise with broadcasting and promotion", "[element
                     Catch::Contains("where: shapes [2] and [3] cannot be broadcast"));
 }
 
+TEST_CASE("where over long contiguous runs: every dtype, a number on either side, exact bits",
+          "[elementwise][where]") {
+  // 300 elements: the vectorized loop and its tail (Note in where_contig).
+  const int64_t n = 300;
+  std::vector<double> cv(n);
+  for (int64_t i = 0; i < n; ++i) cv[i] = (i * 7919) % 3 == 0 ? 1 : 0;
+  const Tensor cond = from_values(cv, {n}, em::bool_);
+  for (DType dt : kAllD) {
+    INFO(dt_str(dt));
+    const Tensor a = random_tensor({n}, dt, Domain::range(-3, 3, 0, 9), 21);
+    const Tensor b = random_tensor({n}, dt, Domain::range(-3, 3, 0, 9), 22);
+    const auto av = values_of(a), bv = values_of(b);
+    std::vector<double> both, a_num, b_num, nums;
+    const double sa = 1, sb = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      both.push_back(cv[i] != 0 ? av[i] : bv[i]);
+      a_num.push_back(cv[i] != 0 ? sa : bv[i]);
+      b_num.push_back(cv[i] != 0 ? av[i] : sb);
+      nums.push_back(cv[i] != 0 ? sa : sb);
+    }
+    EMBER_CHECK_VALUES(em::where(cond, a, b), Shape{n}, both);
+    EMBER_CHECK_VALUES(em::where(cond, em::scalar_tensor(1, dt), b), Shape{n}, a_num);
+    EMBER_CHECK_VALUES(em::where(cond, a, em::scalar_tensor(0, dt)), Shape{n}, b_num);
+    EMBER_CHECK_VALUES(em::where(cond, em::scalar_tensor(1, dt), em::scalar_tensor(0, dt)), Shape{n}, nums);
+  }
+  // The chosen values' bits are copied: -0.0 and a NaN payload survive.
+  std::vector<float> x(n, -0.0f), y(n);
+  uint32_t payload = 0x7fc01234u;
+  for (auto& v : y) std::memcpy(&v, &payload, 4);
+  const Tensor r = em::where(cond, em::tensor(x), em::tensor(y));
+  const float* p = r.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &p[i], 4);
+    CHECK(bits == (cv[i] != 0 ? 0x80000000u : payload));
+  }
+}
+
 TEST_CASE("clamp with min only, max only, both; NaN stays NaN; ints", "[elementwise][clamp]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (DType dt : kFloatingD) {

@@ -38,18 +38,37 @@ constexpr int64_t kLanes = static_cast<int64_t>(B<T>::size);
 template <class T, class O, int N, class F>
 inline void simd_apply(O* out, const T* const* in, const bool* bcast, int64_t n, F&& f) {
   constexpr int64_t L = kLanes<T>;
-  B<T> splat[N > 0 ? N : 1] = {};
-  for (int j = 0; j < N; ++j)
-    if (bcast[j]) splat[j] = B<T>(in[j][0]);
-  auto load = [&](int j, int64_t i) {
-    return bcast[j] ? splat[j] : B<T>::load_unaligned(in[j] + i);
-  };
   int64_t i = 0;
-  for (; i + L <= n; i += L) {
-    if constexpr (N == 1)
-      f(load(0, i)).store_unaligned(out + i);
+  // One loop per broadcast pattern: no per-batch test (the flags are read
+  // through a pointer that the stores could alias, so the compiler would not
+  // hoist the test itself).
+  auto full = [&]<bool B0, bool B1>() {
+    const B<T> s0 = B0 ? B<T>(in[0][0]) : B<T>(T(0));
+    const B<T> s1 = (N == 2 && B1) ? B<T>(in[N - 1][0]) : B<T>(T(0));
+    for (; i + L <= n; i += L) {
+      const B<T> x = B0 ? s0 : B<T>::load_unaligned(in[0] + i);
+      if constexpr (N == 1) {
+        f(x).store_unaligned(out + i);
+      } else {
+        const B<T> y = B1 ? s1 : B<T>::load_unaligned(in[1] + i);
+        f(x, y).store_unaligned(out + i);
+      }
+    }
+  };
+  if constexpr (N == 1) {
+    if (bcast[0])
+      full.template operator()<true, false>();
     else
-      f(load(0, i), load(1, i)).store_unaligned(out + i);
+      full.template operator()<false, false>();
+  } else {
+    if (bcast[0] && bcast[1])
+      full.template operator()<true, true>();
+    else if (bcast[0])
+      full.template operator()<true, false>();
+    else if (bcast[1])
+      full.template operator()<false, true>();
+    else
+      full.template operator()<false, false>();
   }
   if (i < n) {
     alignas(64) T buf[N > 0 ? N : 1][L];
@@ -164,12 +183,38 @@ inline T select_bits(bool c, T a, T b) {
   return out;
 }
 
+// Contiguous operands (AOne/BOne: one element, broadcast): written so the
+// compiler vectorizes it into blends, which copy the chosen bits exactly. Not
+// inlined: inlining drops the __restrict that lets it skip alias checks.
+template <class T, bool AOne, bool BOne>
+[[gnu::noinline]] void where_contig(T* __restrict out, const uint8_t* __restrict c, const T* __restrict a, const T* __restrict b,
+                  int64_t n) {
+  if (n <= 0) return;
+  const T a0 = a[0], b0 = b[0];
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = AOne ? a0 : a[i], y = BOne ? b0 : b[i];  // both read: no conditional loads
+    out[i] = c[i] != 0 ? x : y;
+  }
+}
+
 template <class T>
 void where_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
   T* out = reinterpret_cast<T*>(p[0]);
   const bool* c = reinterpret_cast<const bool*>(p[1]);
   const T* a = reinterpret_cast<const T*>(p[2]);
   const T* b = reinterpret_cast<const T*>(p[3]);
+  if (s[0] == 1 && s[1] == 1 && (s[2] == 1 || s[2] == 0) && (s[3] == 1 || s[3] == 0)) {
+    const auto* cb = reinterpret_cast<const uint8_t*>(c);
+    if (s[2] == 1 && s[3] == 1)
+      where_contig<T, false, false>(out, cb, a, b, n);
+    else if (s[2] == 1)
+      where_contig<T, false, true>(out, cb, a, b, n);
+    else if (s[3] == 1)
+      where_contig<T, true, false>(out, cb, a, b, n);
+    else
+      where_contig<T, true, true>(out, cb, a, b, n);
+    return;
+  }
   if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
     for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], b[i]);
   } else if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0) {
