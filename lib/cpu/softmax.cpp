@@ -39,7 +39,7 @@ void softmax_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tens
   char* d = static_cast<char*>(dst.impl().data());
   const bool log = op == OpId::log_softmax;
   auto run = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) fn(src + r * n * es, d + r * n * es, n, log);
+    fn(src + r0 * n * es, d + r0 * n * es, r1 - r0, n, log);
   };
   if (rows * n >= kParallelMinElements && rows > 1)
     parallel_for(0, rows, std::max<int64_t>(1, kParallelMinElements / (4 * n)), run);

@@ -947,16 +947,33 @@ TEST_CASE("softmax and log_softmax match the reference along every axis and layo
 // Rows shorter than one SIMD vector take a one-register path; longer ones the
 // general passes. Every row length around the vector widths (4 to 16 lanes).
 TEST_CASE("softmax and log_softmax on rows of every length from 1 to 40", "[reduce][softmax]") {
+  // 37 rows: short rows go one row per vector lane, whole blocks of rows at a
+  // time, and the rest one by one (Note [Short softmax rows]); both must give
+  // the bits a single row gets. Row 20 holds a NaN, row 22 only -inf.
+  const double inf = std::numeric_limits<double>::infinity();
   for (em::DType dt : {em::float32, em::float64}) {
     for (int64_t n = 1; n <= 40; ++n) {
-      const em::Shape s{3, n};
-      std::vector<double> v(static_cast<std::size_t>(3 * n));
+      const int64_t rows = 37;
+      const em::Shape s{rows, n};
+      std::vector<double> v(static_cast<std::size_t>(rows * n));
       for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.7 * static_cast<double>(i)) * 4.0;
+      v[static_cast<std::size_t>(20 * n + n / 2)] = kNaN;
+      for (int64_t j = 0; j < n; ++j) v[static_cast<std::size_t>(22 * n + j)] = -inf;
       em::Tensor x = from_values(v, s, dt);
       for (bool log : {false, true}) {
         INFO((log ? "log_softmax " : "softmax ") << em::dtype_name(dt) << " row length " << n);
         const Ref want = ref_softmax(v, s, 1, log);
-        CHECK(mismatch(log ? em::log_softmax(x) : em::softmax(x), want.shape, dt, want.v, tol_for(dt)) == "");
+        const em::Tensor got = log ? em::log_softmax(x) : em::softmax(x);
+        CHECK(mismatch(got, want.shape, dt, want.v, tol_for(dt)) == "");
+        for (int64_t r = 0; r < rows; ++r) {
+          const em::Tensor row = x.slice(0, r, r + 1);
+          const em::Tensor alone = log ? em::log_softmax(row) : em::softmax(row);
+          INFO("row " << r);
+          const Vec a = alone.to_vector<double>(), b = got.slice(0, r, r + 1).to_vector<double>();
+          bool same = a.size() == b.size();
+          for (std::size_t i = 0; same && i < a.size(); ++i) same = a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]));
+          CHECK(same);
+        }
       }
     }
   }

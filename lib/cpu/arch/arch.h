@@ -35,7 +35,8 @@ using SqDevFn = double (*)(const char* in, int64_t n, int64_t stride, double mea
 /// elements) into out[cols], which holds the accumulator dtype and is overwritten.
 using RowsFn = void (*)(const char* in, int64_t rows, int64_t row_stride, int64_t cols, char* out);
 /// softmax (log = false) or log_softmax of one contiguous row of n elements.
-using SoftmaxFn = void (*)(const char* in, char* out, int64_t n, bool log);
+/// softmax or log_softmax of `rows` contiguous rows of length n.
+using SoftmaxFn = void (*)(const char* in, char* out, int64_t rows, int64_t n, bool log);
 /// C[m,n] (+)= A[m,k] B[k,n] for contiguous row-major blocks with leading dims.
 using GemmFn = void (*)(int64_t m, int64_t n, int64_t k, const char* a, int64_t lda,
                         const char* b, int64_t ldb, char* c, int64_t ldc);

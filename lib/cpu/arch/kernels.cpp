@@ -574,7 +574,7 @@ void rows(const char* in, int64_t nrows, int64_t row_stride, int64_t cols, char*
 }
 
 template <class T>
-void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
+void softmax_one_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
   const T* in = reinterpret_cast<const T*>(in_raw);
   T* out = reinterpret_cast<T*>(out_raw);
   if (n == 0) return;
@@ -619,6 +619,59 @@ void softmax_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
     const T inv = static_cast<T>(1.0 / sum);
     simd_apply<T, T, 1>(out, ins, bc, n, [inv](auto x) { return x * inv; });
   }
+}
+
+// Note [Short softmax rows]: rows shorter than one vector (class scores) go
+// L rows at a time, one row per lane: the block is transposed into columns,
+// then the max, exp, sum and scaling run on whole vectors. Each lane does
+// what softmax_one_row's one-register path does for its row (max as
+// `r < x ? x : r` from the left, the same exp, the same left-to-right float
+// sum, the same double log or reciprocal), so both give the same bits.
+template <class T>
+void softmax_row_block(const T* in, T* out, int64_t n, bool log) {
+  constexpr int64_t L = kLanes<T>;
+  alignas(64) T col[L][L];  // col[j][r]: element j of row r (n < L)
+  for (int64_t r = 0; r < L; ++r)
+    for (int64_t j = 0; j < n; ++j) col[j][r] = in[r * n + j];
+  B<T> mx = B<T>::load_aligned(col[0]);
+  auto nan = xsimd::isnan(mx);
+  for (int64_t j = 1; j < n; ++j) {
+    const B<T> x = B<T>::load_aligned(col[j]);
+    nan = nan | xsimd::isnan(x);
+    mx = xsimd::select(mx < x, x, mx);
+  }
+  mx = xsimd::select(nan, B<T>(std::numeric_limits<T>::quiet_NaN()), mx);
+  const B<T> shift = xsimd::select(xsimd::isinf(mx), B<T>(T(0)), mx);  // all -inf rows give NaN
+  B<T> s(T(0));
+  for (int64_t j = 0; j < n; ++j) {
+    const B<T> e = xsimd::exp(B<T>::load_aligned(col[j]) - shift);
+    s = s + e;
+    if (!log) e.store_aligned(col[j]);
+  }
+  alignas(64) T sums[L], scale[L];
+  s.store_aligned(sums);
+  for (int64_t r = 0; r < L; ++r) {
+    const double sum = static_cast<double>(sums[r]);
+    scale[r] = log ? static_cast<T>(std::log(sum)) : static_cast<T>(1.0 / sum);
+  }
+  const B<T> k = B<T>::load_aligned(scale);
+  for (int64_t j = 0; j < n; ++j) {
+    const B<T> v = B<T>::load_aligned(col[j]);
+    (log ? (v - shift) - k : v * k).store_aligned(col[j]);
+  }
+  for (int64_t r = 0; r < L; ++r)
+    for (int64_t j = 0; j < n; ++j) out[r * n + j] = col[j][r];
+}
+
+template <class T>
+void softmax_rows(const char* in_raw, char* out_raw, int64_t rows, int64_t n, bool log) {
+  const T* in = reinterpret_cast<const T*>(in_raw);
+  T* out = reinterpret_cast<T*>(out_raw);
+  int64_t r = 0;
+  if (n > 1 && n < kLanes<T>)  // Note [Short softmax rows]
+    for (; r + kLanes<T> <= rows; r += kLanes<T>) softmax_row_block(in + r * n, out + r * n, n, log);
+  for (; r < rows; ++r)
+    softmax_one_row<T>(reinterpret_cast<const char*>(in + r * n), reinterpret_cast<char*>(out + r * n), n, log);
 }
 
 template <class T>
@@ -824,7 +877,7 @@ void fill(ArchKernels& k) {
     k.rows[kProd][di<T>()] = &rows<kProd, T>;
     k.rows[kMax][di<T>()] = &rows<kMax, T>;
     k.rows[kMin][di<T>()] = &rows<kMin, T>;
-    if constexpr (kFloat<T>) k.softmax[di<T>()] = &softmax_row<T>;
+    if constexpr (kFloat<T>) k.softmax[di<T>()] = &softmax_rows<T>;
     if constexpr (!std::is_same_v<T, bool>) k.gemm[di<T>()] = &gemm_loop<T>;
     if constexpr (kFloat<T>) k.fused[di<T>()] = &fused_loop<T>;
   });
