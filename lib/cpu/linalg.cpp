@@ -49,6 +49,41 @@ Mat prepare(Tensor t, DType dt) {
   return m;
 }
 
+// A product with one row or one column (vector @ matrix, matrix @ vector):
+// BLAS's matrix-vector kernel, which sgemm/dgemm would reach only after
+// packing panels meant for many rows and columns.
+void gemv(DType dt, const Mat& ma, const Mat& mb, int64_t M, int64_t N, int64_t K, const char* A, const char* B,
+          char* C) {
+  CBLAS_TRANSPOSE t;
+  int64_t rows, cols, ld, inc;
+  const char *mat, *vec;
+  if (M == 1) {  // c[1, N] = a[1, K] b[K, N], i.e. c = b^T a
+    mat = B;
+    vec = A;
+    inc = ma.trans ? ma.ld : 1;  // a's K elements (Mat::ld is the step of a transposed row)
+    ld = mb.ld;
+    t = mb.trans ? CblasNoTrans : CblasTrans;
+    rows = mb.trans ? N : K;
+    cols = mb.trans ? K : N;
+  } else {  // c[M, 1] = a[M, K] b[K, 1]
+    mat = A;
+    vec = B;
+    inc = mb.trans ? 1 : mb.ld;
+    ld = ma.ld;
+    t = ma.trans ? CblasTrans : CblasNoTrans;
+    rows = ma.trans ? K : M;
+    cols = ma.trans ? M : K;
+  }
+  const int r = static_cast<int>(rows), c = static_cast<int>(cols), l = static_cast<int>(std::max<int64_t>(ld, 1)),
+            i = static_cast<int>(std::max<int64_t>(inc, 1));
+  if (dt == DType::float32)
+    cblas_sgemv(CblasRowMajor, t, r, c, 1.0f, reinterpret_cast<const float*>(mat), l,
+                reinterpret_cast<const float*>(vec), i, 0.0f, reinterpret_cast<float*>(C), 1);
+  else
+    cblas_dgemv(CblasRowMajor, t, r, c, 1.0, reinterpret_cast<const double*>(mat), l,
+                reinterpret_cast<const double*>(vec), i, 0.0, reinterpret_cast<double*>(C), 1);
+}
+
 }  // namespace
 
 void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
@@ -100,7 +135,9 @@ void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& ou
     const char* A = pa + oa * es;
     const char* B = pb + ob * es;
     char* C = c + bi * M * N * es;
-    if (dt == DType::float32) {
+    if (blas && (M == 1 || N == 1)) {
+      gemv(dt, ma, mb, M, N, K, A, B, C);
+    } else if (dt == DType::float32) {
       cblas_sgemm(CblasRowMajor, ma.trans ? CblasTrans : CblasNoTrans,
                   mb.trans ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
                   static_cast<int>(K), 1.0f, reinterpret_cast<const float*>(A),
