@@ -300,6 +300,19 @@ int main(int argc, char** argv) {
            [&] { return tX.t().contiguous(); });
     versus("x + y.t() [1024,1024] f32", [&] { return X + Y.t(); }, [&] { return tX + tY.t(); });
   }
+  {  // small ops of a classifier head and of plain numeric code
+    em::Tensor logits = em::randn({64, 10}), h = em::randn({64, 256}), bias = em::randn({256});
+    em::Tensor v = em::randn({256}), W = em::randn({256, 64});
+    torch::Tensor tl = to_torch(logits), th = to_torch(h), tb = to_torch(bias), tv = to_torch(v), tW = to_torch(W);
+    em::Tensor pos = h > 0.f;
+    torch::Tensor tpos = th > 0;
+    const torch::Tensor tzero = torch::zeros({}, th.options());
+    versus("softmax [64,10] dim -1", [&] { return em::softmax(logits, -1); }, [&] { return torch::softmax(tl, -1); });
+    versus("h + bias [64,256] + [256]", [&] { return h + bias; }, [&] { return th + tb; });
+    versus("where(h > 0, h, 0) [64,256]", [&] { return em::where(pos, h, 0.f); },
+           [&] { return torch::where(tpos, th, tzero); });
+    versus("matvec [256] @ [256,64]", [&] { return em::matmul(v, W); }, [&] { return torch::matmul(tv, tW); });
+  }
 
   // ---- matmul ---------------------------------------------------------------------
   for (int n : {1024, 2048}) {

@@ -299,10 +299,11 @@ inline bool nan_of(T v) {
     return false;
 }
 
-// Float sums: blocks of 4 SIMD accumulators in T, blocks combined in double
-// (a blocked/pairwise scheme: error grows with log(n), not n).
-template <class T>
-double simd_sum_contig(const T* x, int64_t n) {
+// Float sums of f(x[i]) (f takes batches and scalars alike): blocks of 4 SIMD
+// accumulators in T, blocks combined in double (a blocked/pairwise scheme:
+// error grows with log(n), not n).
+template <class T, class F>
+double simd_sum_of(const T* x, int64_t n, F&& f) {
   constexpr int64_t L = kLanes<T>;
   constexpr int64_t kBlock = 2048;
   double total = 0.0;
@@ -312,17 +313,22 @@ double simd_sum_contig(const T* x, int64_t n) {
     B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
     int64_t i = 0;
     for (; i + 4 * L <= bn; i += 4 * L) {
-      a0 += B<T>::load_unaligned(p + i);
-      a1 += B<T>::load_unaligned(p + i + L);
-      a2 += B<T>::load_unaligned(p + i + 2 * L);
-      a3 += B<T>::load_unaligned(p + i + 3 * L);
+      a0 += f(B<T>::load_unaligned(p + i));
+      a1 += f(B<T>::load_unaligned(p + i + L));
+      a2 += f(B<T>::load_unaligned(p + i + 2 * L));
+      a3 += f(B<T>::load_unaligned(p + i + 3 * L));
     }
-    for (; i + L <= bn; i += L) a0 += B<T>::load_unaligned(p + i);
+    for (; i + L <= bn; i += L) a0 += f(B<T>::load_unaligned(p + i));
     T s = xsimd::hadd((a0 + a1) + (a2 + a3));
-    for (; i < bn; ++i) s += p[i];
+    for (; i < bn; ++i) s += f(p[i]);
     total += static_cast<double>(s);
   }
   return total;
+}
+
+template <class T>
+double simd_sum_contig(const T* x, int64_t n) {
+  return simd_sum_of(x, n, [](auto v) { return v; });
 }
 
 template <class T, bool IsMax>
@@ -482,41 +488,19 @@ Acc partial(const char* in, int64_t n, int64_t stride) {
   return a;
 }
 
-// Sum of (x - mean)^2. Contiguous floats: like simd_sum_contig, blocks in T
-// (about T's rounding of mean: the caller passes a chunk's own mean, so the
-// deviations are small and exact enough), blocks combined in double.
+// Sum of (x - mean)^2. Contiguous floats: simd_sum_of, about T's rounding of
+// mean (the caller passes a chunk's own mean, so the deviations are small and
+// exact enough).
 template <class T>
 double sqdev(const char* in, int64_t n, int64_t stride, double mean) {
   const T* x = reinterpret_cast<const T*>(in);
   if constexpr (kFloat<T>) {
     if (stride == 1) {
-      constexpr int64_t L = kLanes<T>;
-      constexpr int64_t kBlock = 2048;
       const T m = static_cast<T>(mean);
-      const B<T> mv(m);
-      double total = 0.0;
-      for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-        const int64_t bn = std::min(kBlock, n - b0);
-        const T* p = x + b0;
-        B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
-        int64_t i = 0;
-        for (; i + 4 * L <= bn; i += 4 * L) {
-          const B<T> d0 = B<T>::load_unaligned(p + i) - mv, d1 = B<T>::load_unaligned(p + i + L) - mv;
-          const B<T> d2 = B<T>::load_unaligned(p + i + 2 * L) - mv, d3 = B<T>::load_unaligned(p + i + 3 * L) - mv;
-          a0 = xsimd::fma(d0, d0, a0);
-          a1 = xsimd::fma(d1, d1, a1);
-          a2 = xsimd::fma(d2, d2, a2);
-          a3 = xsimd::fma(d3, d3, a3);
-        }
-        for (; i + L <= bn; i += L) {
-          const B<T> d = B<T>::load_unaligned(p + i) - mv;
-          a0 = xsimd::fma(d, d, a0);
-        }
-        T s = xsimd::hadd((a0 + a1) + (a2 + a3));
-        for (; i < bn; ++i) s += (p[i] - m) * (p[i] - m);
-        total += static_cast<double>(s);
-      }
-      return total;
+      return simd_sum_of(x, n, [m](auto v) {
+        const auto d = v - m;
+        return d * d;
+      });
     }
   }
   double s = 0;
