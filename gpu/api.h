@@ -49,6 +49,7 @@ void synchronize(Device d);
 /// release(d) once a use has queued its last work on device d, and acquire(d)
 /// before the next use queues any: the new stream then waits on the GPU (no
 /// host synchronization). Free while every use runs on the device's own stream.
+/// Destroying it waits for the last use (Note [Frames across streams]).
 class StreamOrder {
  public:
   StreamOrder() = default;

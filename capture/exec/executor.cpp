@@ -24,7 +24,9 @@ struct Frame {
   std::vector<Tensor> static_in;
   std::vector<Tensor> static_var;  // per value id of a variable_read node (else undefined)
   // Per device of gpu_devices_: the next run's stream waits for this one's
-  // kernels before it writes the frame's buffers.
+  // kernels before it writes the frame's buffers. Declared last, so it is
+  // destroyed first: its destructor waits for the last run before the
+  // buffers above go back to the allocator.
   std::vector<gpu::StreamOrder> order;
 #endif
 };
@@ -313,9 +315,12 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
   struct Release {  // drop per-run references and return the frame, also on error
     const Executor* ex;
     std::unique_ptr<Frame>& f;
+    std::size_t acquired = 0;  // devices whose stream waited for the frame's last use
     ~Release() {
 #ifdef EMBER_WITH_CUDA
-      for (std::size_t i = 0; i < ex->gpu_devices_.size(); ++i) f->order[i].release(ex->gpu_devices_[i]);
+      // Only a device that waited may hand its order on (a failed acquire
+      // leaves the others' last use in place for the next run to wait for).
+      for (std::size_t i = 0; i < acquired; ++i) f->order[i].release(ex->gpu_devices_[i]);
 #endif
       if (!ex->cuda_graph_)
         for (std::size_t i = 0; i < f->vals.size(); ++i)
@@ -326,7 +331,8 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
   } release{this, frame};
 
 #ifdef EMBER_WITH_CUDA
-  for (std::size_t i = 0; i < gpu_devices_.size(); ++i) frame->order[i].acquire(gpu_devices_[i]);
+  for (; release.acquired < gpu_devices_.size(); ++release.acquired)
+    frame->order[release.acquired].acquire(gpu_devices_[release.acquired]);
   if (cuda_graph_) return run_cuda_graph(g, *frame, inputs);
 #endif
   std::vector<const Node*> assigns;

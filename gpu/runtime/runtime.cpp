@@ -142,13 +142,38 @@ void synchronize(Device d) {
 
 // ---- StreamOrder ------------------------------------------------------------
 // Note [Frames across streams]: a use on the device's own stream records
-// nothing; its hand-over to another stream records an event on the own stream
-// at acquire time, which covers the last use (the own stream is never
+// nothing; its hand-over to any other stream records an event on the own
+// stream at acquire time, which covers the last use (the own stream is never
 // destroyed, so it may be named later). A use on any other stream records its
-// event at release, while that stream surely exists.
+// event at release, while that stream surely exists, and the next use always
+// waits on it: equal handles prove nothing (a destroyed stream's handle comes
+// back from the next create; cudaStreamPerThread is one handle for many
+// streams), and waiting on an event of one's own stream is free. Uses inside a
+// stream capture (a user's CUDA graph) are not ordered: the capture's work
+// runs only when the user launches the graph. The destructor waits for the
+// last use, because the buffers it guarded go back to the allocator filed
+// under the stream that allocated them, not the one that used them last.
+
+namespace {
+
+bool capturing(cudaStream_t s) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &st) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return st != cudaStreamCaptureStatusNone;
+}
+
+}  // namespace
 
 StreamOrder::~StreamOrder() {
+  if (recorded_)
+    cudaEventSynchronize(static_cast<cudaEvent_t>(event_));
+  else if (stream_)
+    cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));  // the own stream: it outlives every frame
   if (event_) cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+  cudaGetLastError();
 }
 
 StreamOrder::StreamOrder(StreamOrder&& o) noexcept
@@ -165,25 +190,28 @@ StreamOrder& StreamOrder::operator=(StreamOrder&& o) noexcept {
 
 void StreamOrder::acquire(Device d) {
   cudaStream_t s = enter(d);
-  if (!stream_ || stream_ == s) return;
+  if (!stream_ || capturing(s)) return;
+  cudaStream_t own = own_stream(d.index);
+  if (stream_ == own && s == own) return;
   if (!event_) {
     cudaEvent_t ev = nullptr;
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
     event_ = ev;
   }
   auto* ev = static_cast<cudaEvent_t>(event_);
-  if (stream_ == own_stream(d.index)) {
-    EMBER_CUDA_CHECK(cudaEventRecord(ev, static_cast<cudaStream_t>(stream_)));
+  if (stream_ == own) {
+    EMBER_CUDA_CHECK(cudaEventRecord(ev, own));
     recorded_ = true;
   }
   if (recorded_) EMBER_CUDA_CHECK(cudaStreamWaitEvent(s, ev, 0));
 }
 
 void StreamOrder::release(Device d) noexcept {
-  stream_ = nullptr;
-  recorded_ = false;
   try {
     cudaStream_t s = enter(d);
+    if (capturing(s)) return;
+    stream_ = nullptr;
+    recorded_ = false;
     if (s != own_stream(d.index)) {
       if (!event_) {
         cudaEvent_t ev = nullptr;
@@ -196,7 +224,9 @@ void StreamOrder::release(Device d) noexcept {
     stream_ = s;
   } catch (...) {
     // No event to hand over: wait here instead, so the next use starts after this one.
-    cudaDeviceSynchronize();
+    stream_ = nullptr;
+    recorded_ = false;
+    if (cudaSetDevice(d.index) == cudaSuccess) cudaDeviceSynchronize();
     cudaGetLastError();
   }
 }

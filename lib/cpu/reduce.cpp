@@ -143,12 +143,18 @@ Moments moments_run(DType dt, const char* p, int64_t n, int64_t s, bool allow_pa
   const bool fl = is_floating(dt);
   PartialFn sum = arch().partial[kSum][static_cast<int>(dt)];
   SqDevFn sqdev = arch().sqdev[static_cast<int>(dt)];
+  // Note [Moments of a chunk]: the deviations are taken about c, the chunk's
+  // mean as first computed (in T for floats, then rounded to T). With
+  // d = x - c, the chunk's mean is c + sum(d)/m and its M2 is
+  // sum(d^2) - sum(d)^2/m: exact in c, so neither the rounding of c nor the
+  // error of the first sum inflates the variance.
   auto chunk = [&](int64_t lo, int64_t hi) {
     const char* q = p + lo * s * es;
-    const int64_t m = hi - lo;
-    const Acc t = sum(q, m, s);
-    const double mean = (fl ? t.f : static_cast<double>(t.i)) / static_cast<double>(m);
-    return Moments{static_cast<double>(m), mean, sqdev(q, m, s, mean)};
+    const double m = static_cast<double>(hi - lo);
+    const Acc t = sum(q, hi - lo, s);
+    const Deviations d = sqdev(q, hi - lo, s, (fl ? t.f : static_cast<double>(t.i)) / m);
+    const double m2 = d.sum_sq - d.sum * d.sum / m;  // may round below 0 for equal values; NaN stays NaN
+    return Moments{m, d.center + d.sum / m, m2 < 0.0 ? 0.0 : m2};
   };
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   if (chunks == 1) return chunk(0, n);

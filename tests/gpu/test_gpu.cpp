@@ -19,6 +19,7 @@
 #include <ember/ember.h>
 #include <ember/half.h>
 
+#include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include "dispatch/dispatcher.h"
@@ -421,6 +422,39 @@ TEST_CASE("replays on different streams take turns with a graph's buffers", "[gp
       check_close(download(got[i]), download(chain(xs[i])), 1e-5,
                   fmt::format("{} run {} on stream {}", cuda_graph ? "CUDA-graph" : "planned", i, i % 3));
     CHECK(f.trace_count() == 1);
+    // A stream made and destroyed per run: a new stream may get the old one's
+    // handle, which must not pass for "the same stream".
+    got.clear();
+    for (int i = 0; i < 6; ++i) {
+      const em::cuda::Stream once = em::cuda::Stream::create(kGpu);
+      em::cuda::StreamGuard guard(once);
+      got.push_back(f(xs[i]));
+    }
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // the destroyed streams' work too
+    for (int i = 0; i < 6; ++i)
+      check_close(download(got[i]), download(chain(xs[i])), 1e-5,
+                  fmt::format("{} run {} on a stream of its own", cuda_graph ? "CUDA-graph" : "planned", i));
+  }
+  // A function destroyed right after a replay on a user stream: its buffers
+  // go back to the allocator only once that replay is done, so work queued
+  // next on the own stream cannot overwrite them under it.
+  for (bool cuda_graph : {false, true}) {
+    em::capture::Options o;
+    o.fuse = false;
+    o.cuda_graphs = cuda_graph;
+    Tensor r;
+    {
+      auto g = em::capture::function(chain, o);
+      g(xs[0]);
+      em::cuda::StreamGuard guard(streams[1]);
+      r = g(xs[1]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      Tensor junk = em::full(shape, 7.f, DType::float32, kGpu) * 3.f;
+      (void)junk;
+    }
+    streams[1].synchronize();
+    check_close(download(r), download(chain(xs[1])), 1e-5, cuda_graph ? "destroyed after a CUDA-graph replay" : "destroyed after a replay");
   }
 }
 

@@ -997,9 +997,31 @@ TEST_CASE("transposed operands and outputs walked in tiles match the reference",
         Tensor dst = from_values(std::vector<double>(v.size(), 0.0), tshape, dt);
         dst.transpose(-1, -2).copy_(y);  // contiguous source, transposed destination
         EMBER_CHECK_VALUES(dst, tshape, swapped(u));
+        // In place on a transposed view: the input is the output, read and written in tiles.
+        Tensor self = from_values(swapped(v), tshape, dt);
+        Tensor view = self.transpose(-1, -2);
+        view.mul_(2);
+        std::vector<double> twice;
+        for (double a : v) twice.push_back(cast_value(a * 2, dt));
+        EMBER_CHECK_VALUES(view, shape, twice);
       }
     }
   }
+  // A 3-d permute whose two last dims are both strided (no stride-1 dim among them).
+  const std::vector<double> v = values_of(random_tensor({5, 40, 33}, em::float32, Domain::range(-3, 3, 0, 9), 13));
+  const Tensor base = from_values(v, {5, 40, 33}, em::float32);
+  const Tensor p = base.permute({1, 2, 0});  // [40, 33, 5], strides (33, 1, 1320)
+  std::vector<double> want;
+  for (int64_t i = 0; i < 40; ++i)
+    for (int64_t j = 0; j < 33; ++j)
+      for (int64_t k = 0; k < 5; ++k) want.push_back(v[(k * 40 + i) * 33 + j]);
+  EMBER_CHECK_VALUES(p.contiguous(), (Shape{40, 33, 5}), want);
+  const Tensor q = base.permute({2, 0, 1});  // [33, 5, 40], strides (1, 1320, 33): both last dims strided
+  std::vector<double> want_q;
+  for (int64_t j = 0; j < 33; ++j)
+    for (int64_t k = 0; k < 5; ++k)
+      for (int64_t i = 0; i < 40; ++i) want_q.push_back(cast_value(v[(k * 40 + i) * 33 + j] + 1.0, em::float32));
+  EMBER_CHECK_VALUES(q + 1.f, (Shape{33, 5, 40}), want_q);
 }
 
 TEST_CASE("where selects elementwise with broadcasting and promotion", "[elementwise][where]") {

@@ -592,9 +592,29 @@ TEST_CASE("var of long runs: chunks merged exactly, a large offset, strided runs
   std::vector<float> w(v.begin(), v.begin() + rows * 3);
   const auto cols = em::var(em::tensor(w, {rows, 3}), {0}).to_vector<float>();
   for (std::size_t c = 0; c < 3; ++c) CHECK(cols[c] == Approx(reference(w, c, 3, 1)).epsilon(1e-5));
-  // An infinity anywhere gives NaN, as in PyTorch.
+  // Per-row runs (contiguous, M > 1), several chunks each.
+  const auto rowv = em::var(em::tensor(w, {3, rows}), {1}).to_vector<float>();
+  for (std::size_t r = 0; r < 3; ++r) {
+    std::vector<float> part(w.begin() + static_cast<std::ptrdiff_t>(r * rows),
+                            w.begin() + static_cast<std::ptrdiff_t>((r + 1) * rows));
+    CHECK(rowv[r] == Approx(reference(part, 0, 1, 1)).epsilon(1e-5));
+  }
+  // Deviations of one ulp: the chunk mean's own rounding must not inflate the
+  // result (Note [Moments of a chunk]). Exact: 4096 values, half 1 and half
+  // 1 + 2^-23: M2 = 4096 * 2^-48, var = M2 / 4095.
+  std::vector<float> ulp(4096);
+  for (std::size_t i = 0; i < ulp.size(); ++i) ulp[i] = i % 2 ? std::nextafter(1.0f, 2.0f) : 1.0f;
+  const double exact = 4096.0 * std::ldexp(1.0, -48) / 4095.0;
+  CHECK(em::var(em::tensor(ulp, {4096})).item<float>() == Approx(exact).epsilon(1e-3));
+  CHECK(em::var(em::tensor(ulp, {4096}).to(em::float64)).item<double>() == Approx(exact).epsilon(1e-9));
+  // A constant run has no variance at all.
+  CHECK(em::var(em::full({5000}, 1234.5f)).item<float>() == 0.0f);
+  // An infinity anywhere gives NaN, as in PyTorch: in a run of many chunks
+  // and in a run of one.
   v[static_cast<std::size_t>(n / 2)] = std::numeric_limits<float>::infinity();
   CHECK(std::isnan(em::var(em::tensor(v, {n})).item<float>()));
+  CHECK(std::isnan(em::var(em::tensor(std::vector<float>(v.begin() + n / 2 - 50, v.begin() + n / 2 + 50), {100}))
+                       .item<float>()));
 }
 
 TEST_CASE("var and std give NaN when n <= correction", "[reduce]") {
@@ -949,7 +969,8 @@ TEST_CASE("softmax and log_softmax match the reference along every axis and layo
 TEST_CASE("softmax and log_softmax on rows of every length from 1 to 40", "[reduce][softmax]") {
   // 37 rows: short rows go one row per vector lane, whole blocks of rows at a
   // time, and the rest one by one (Note [Short softmax rows]); both must give
-  // the bits a single row gets. Row 20 holds a NaN, row 22 only -inf.
+  // the bits a single row gets. Row 20 holds a NaN, row 22 only -inf, row 24
+  // a negative NaN.
   const double inf = std::numeric_limits<double>::infinity();
   for (em::DType dt : {em::float32, em::float64}) {
     for (int64_t n = 1; n <= 40; ++n) {
@@ -958,6 +979,7 @@ TEST_CASE("softmax and log_softmax on rows of every length from 1 to 40", "[redu
       std::vector<double> v(static_cast<std::size_t>(rows * n));
       for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.7 * static_cast<double>(i)) * 4.0;
       v[static_cast<std::size_t>(20 * n + n / 2)] = kNaN;
+      v[static_cast<std::size_t>(24 * n + n / 3)] = -kNaN;  // a NaN with the sign bit set (as 0 * inf gives on x86)
       for (int64_t j = 0; j < n; ++j) v[static_cast<std::size_t>(22 * n + j)] = -inf;
       em::Tensor x = from_values(v, s, dt);
       for (bool log : {false, true}) {
@@ -971,7 +993,8 @@ TEST_CASE("softmax and log_softmax on rows of every length from 1 to 40", "[redu
           INFO("row " << r);
           const Vec a = alone.to_vector<double>(), b = got.slice(0, r, r + 1).to_vector<double>();
           bool same = a.size() == b.size();
-          for (std::size_t i = 0; same && i < a.size(); ++i) same = a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]));
+          for (std::size_t i = 0; same && i < a.size(); ++i)
+            same = a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]) && std::signbit(a[i]) == std::signbit(b[i]));
           CHECK(same);
         }
       }

@@ -29,13 +29,16 @@ enum ReduceKind : int { kSum, kProd, kMax, kMin, kArgMax, kArgMin, kAll, kAny, k
 
 /// Reduces `n` elements at `stride` (elements) starting at `in`.
 using PartialFn = Acc (*)(const char* in, int64_t n, int64_t stride);
-/// Sum of (x - mean)^2 over a strided run, in double.
-using SqDevFn = double (*)(const char* in, int64_t n, int64_t stride, double mean);
+/// Deviations d = x - c of a run about a center c near its mean: c as the
+/// kernel used it (rounded to the element type), sum(d) and sum(d*d).
+struct Deviations {
+  double center = 0, sum = 0, sum_sq = 0;
+};
+using SqDevFn = Deviations (*)(const char* in, int64_t n, int64_t stride, double center);
 /// Reduces `rows` contiguous rows of `cols` elements (row i at in + i*row_stride
 /// elements) into out[cols], which holds the accumulator dtype and is overwritten.
 using RowsFn = void (*)(const char* in, int64_t rows, int64_t row_stride, int64_t cols, char* out);
-/// softmax (log = false) or log_softmax of one contiguous row of n elements.
-/// softmax or log_softmax of `rows` contiguous rows of length n.
+/// softmax (log = false) or log_softmax of `rows` contiguous rows of length n.
 using SoftmaxFn = void (*)(const char* in, char* out, int64_t rows, int64_t n, bool log);
 /// C[m,n] (+)= A[m,k] B[k,n] for contiguous row-major blocks with leading dims.
 using GemmFn = void (*)(int64_t m, int64_t n, int64_t k, const char* a, int64_t lda,

@@ -185,7 +185,8 @@ inline T select_bits(bool c, T a, T b) {
 
 // Contiguous operands (AOne/BOne: one element, broadcast): written so the
 // compiler vectorizes it into blends, which copy the chosen bits exactly. Not
-// inlined: inlining drops the __restrict that lets it skip alias checks.
+// inlined: inlining drops the __restrict that lets it skip alias checks (out
+// is always a fresh result: there is no in-place where).
 template <class T, bool AOne, bool BOne>
 [[gnu::noinline]] void where_contig(T* __restrict out, const uint8_t* __restrict c, const T* __restrict a, const T* __restrict b,
                   int64_t n) {
@@ -488,27 +489,32 @@ Acc partial(const char* in, int64_t n, int64_t stride) {
   return a;
 }
 
-// Sum of (x - mean)^2. Contiguous floats: simd_sum_of, about T's rounding of
-// mean (the caller passes a chunk's own mean, so the deviations are small and
-// exact enough).
+// Deviations about `center`. Contiguous floats: simd_sum_of in T, about
+// center rounded to T (the caller corrects for that rounding and for the
+// center's distance from the mean with sum(d): Note [Moments of a chunk]).
 template <class T>
-double sqdev(const char* in, int64_t n, int64_t stride, double mean) {
+Deviations sqdev(const char* in, int64_t n, int64_t stride, double center) {
   const T* x = reinterpret_cast<const T*>(in);
+  Deviations r;
   if constexpr (kFloat<T>) {
     if (stride == 1) {
-      const T m = static_cast<T>(mean);
-      return simd_sum_of(x, n, [m](auto v) {
-        const auto d = v - m;
+      const T c = static_cast<T>(center);
+      r.center = static_cast<double>(c);
+      r.sum = simd_sum_of(x, n, [c](auto v) { return v - c; });
+      r.sum_sq = simd_sum_of(x, n, [c](auto v) {
+        const auto d = v - c;
         return d * d;
       });
+      return r;
     }
   }
-  double s = 0;
+  r.center = center;
   for (int64_t i = 0; i < n; ++i) {
-    double d = static_cast<double>(x[i * stride]) - mean;
-    s += d * d;
+    const double d = static_cast<double>(x[i * stride]) - center;
+    r.sum += d;
+    r.sum_sq += d * d;
   }
-  return s;
+  return r;
 }
 
 // Row reductions: out has the accumulator dtype (SumT<T> for sum/prod, T for max/min).
@@ -618,13 +624,16 @@ void softmax_row_block(const T* in, T* out, int64_t n, bool log) {
   for (int64_t r = 0; r < L; ++r)
     for (int64_t j = 0; j < n; ++j) col[j][r] = in[r * n + j];
   B<T> mx = B<T>::load_aligned(col[0]);
+  B<T> first_nan = mx;  // per lane: the row's first NaN, whose sign and payload the shift passes on
   auto nan = xsimd::isnan(mx);
   for (int64_t j = 1; j < n; ++j) {
     const B<T> x = B<T>::load_aligned(col[j]);
-    nan = nan | xsimd::isnan(x);
+    const auto is = xsimd::isnan(x);
+    first_nan = xsimd::select(is && !nan, x, first_nan);
+    nan = nan || is;
     mx = xsimd::select(mx < x, x, mx);
   }
-  mx = xsimd::select(nan, B<T>(std::numeric_limits<T>::quiet_NaN()), mx);
+  mx = xsimd::select(nan, first_nan, mx);
   const B<T> shift = xsimd::select(xsimd::isinf(mx), B<T>(T(0)), mx);  // all -inf rows give NaN
   B<T> s(T(0));
   for (int64_t j = 0; j < n; ++j) {
