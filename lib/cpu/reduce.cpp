@@ -316,6 +316,7 @@ void reduce_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tenso
     }
   };
   auto offset_of = [&](int64_t m) {
+    if (ks.size() == 1) return m * kst[0];  // one kept dim (rows of a matrix): no division
     int64_t off = 0;
     for (int64_t d = static_cast<int64_t>(ks.size()) - 1; d >= 0; --d) {
       off += (m % ks[d]) * kst[d];

@@ -2,6 +2,7 @@
 // dispatch] in arch.h. EMBER_ARCH names this copy's namespace (sse2, avx2, avx512);
 // xsimd::default_arch is the best set the compile flags of this copy allow.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -300,36 +301,47 @@ inline bool nan_of(T v) {
     return false;
 }
 
-// Float sums of f(x[i]) (f takes batches and scalars alike): blocks of 4 SIMD
-// accumulators in T, blocks combined in double (a blocked/pairwise scheme:
-// error grows with log(n), not n).
-template <class T, class F>
-double simd_sum_of(const T* x, int64_t n, F&& f) {
+// Float sums of f(x[i]) for each f (each takes batches and scalars alike),
+// in one pass: per f, blocks of 4 SIMD accumulators in T, blocks combined in
+// double (a blocked/pairwise scheme: error grows with log(n), not n).
+template <class T, class... F>
+std::array<double, sizeof...(F)> simd_sums_of(const T* x, int64_t n, const F&... f) {
+  constexpr std::size_t K = sizeof...(F);
   constexpr int64_t L = kLanes<T>;
   constexpr int64_t kBlock = 2048;
-  double total = 0.0;
+  std::array<double, K> total{};
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
     const int64_t bn = std::min(kBlock, n - b0);
     const T* p = x + b0;
-    B<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+    std::array<B<T>, K> a0, a1, a2, a3;
+    for (std::size_t k = 0; k < K; ++k) a0[k] = a1[k] = a2[k] = a3[k] = B<T>(T(0));
     int64_t i = 0;
     for (; i + 4 * L <= bn; i += 4 * L) {
-      a0 += f(B<T>::load_unaligned(p + i));
-      a1 += f(B<T>::load_unaligned(p + i + L));
-      a2 += f(B<T>::load_unaligned(p + i + 2 * L));
-      a3 += f(B<T>::load_unaligned(p + i + 3 * L));
+      const B<T> v0 = B<T>::load_unaligned(p + i), v1 = B<T>::load_unaligned(p + i + L);
+      const B<T> v2 = B<T>::load_unaligned(p + i + 2 * L), v3 = B<T>::load_unaligned(p + i + 3 * L);
+      std::size_t k = 0;
+      ((a0[k] += f(v0), a1[k] += f(v1), a2[k] += f(v2), a3[k] += f(v3), ++k), ...);
     }
-    for (; i + L <= bn; i += L) a0 += f(B<T>::load_unaligned(p + i));
-    T s = xsimd::hadd((a0 + a1) + (a2 + a3));
-    for (; i < bn; ++i) s += f(p[i]);
-    total += static_cast<double>(s);
+    for (; i + L <= bn; i += L) {
+      const B<T> v = B<T>::load_unaligned(p + i);
+      std::size_t k = 0;
+      ((a0[k] += f(v), ++k), ...);
+    }
+    std::array<T, K> s{};  // +0: what the accumulators add up to when no batch was loaded
+    if (i > 0)
+      for (std::size_t k = 0; k < K; ++k) s[k] = xsimd::hadd((a0[k] + a1[k]) + (a2[k] + a3[k]));
+    for (; i < bn; ++i) {
+      std::size_t k = 0;
+      ((s[k] += f(p[i]), ++k), ...);
+    }
+    for (std::size_t k = 0; k < K; ++k) total[k] += static_cast<double>(s[k]);
   }
   return total;
 }
 
 template <class T>
 double simd_sum_contig(const T* x, int64_t n) {
-  return simd_sum_of(x, n, [](auto v) { return v; });
+  return simd_sums_of(x, n, [](auto v) { return v; })[0];
 }
 
 template <class T, bool IsMax>
@@ -489,7 +501,7 @@ Acc partial(const char* in, int64_t n, int64_t stride) {
   return a;
 }
 
-// Deviations about `center`. Contiguous floats: simd_sum_of in T, about
+// Deviations about `center`. Contiguous floats: simd_sums_of in T, about
 // center rounded to T (the caller corrects for that rounding and for the
 // center's distance from the mean with sum(d): Note [Moments of a chunk]).
 template <class T>
@@ -500,11 +512,14 @@ Deviations sqdev(const char* in, int64_t n, int64_t stride, double center) {
     if (stride == 1) {
       const T c = static_cast<T>(center);
       r.center = static_cast<double>(c);
-      r.sum = simd_sum_of(x, n, [c](auto v) { return v - c; });
-      r.sum_sq = simd_sum_of(x, n, [c](auto v) {
-        const auto d = v - c;
-        return d * d;
-      });
+      const auto sums = simd_sums_of(
+          x, n, [c](auto v) { return v - c; },
+          [c](auto v) {
+            const auto d = v - c;
+            return d * d;
+          });
+      r.sum = sums[0];
+      r.sum_sq = sums[1];
       return r;
     }
   }
