@@ -62,6 +62,7 @@ class StreamOrder {
   void release(Device d) noexcept;
 
  private:
+  void* event();  // event_, created at first use
   void* stream_ = nullptr;  // the stream of the last use (nullptr: none yet)
   void* event_ = nullptr;   // created at the first cross-stream hand-over
   bool recorded_ = false;   // event_ marks the end of the last use

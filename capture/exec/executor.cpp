@@ -174,10 +174,12 @@ Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
     steps_.push_back(std::move(s));
   }
   for (std::size_t b : slot_bytes_) planned_bytes_ += b;
+#ifdef EMBER_WITH_CUDA
   if (cuda_graph_) gpu_devices_.push_back(graph_device_);
   for (Device d : slot_device_)
     if (d.is_cuda() && std::find(gpu_devices_.begin(), gpu_devices_.end(), d) == gpu_devices_.end())
       gpu_devices_.push_back(d);
+#endif
 }
 
 Executor::~Executor() = default;

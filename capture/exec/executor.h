@@ -54,8 +54,8 @@ class Executor {
   std::vector<int> slot_of_;          // value id -> buffer slot, -1: allocated per run
   std::vector<std::size_t> slot_bytes_;
   std::vector<Device> slot_device_;
-  std::vector<Device> gpu_devices_;   // GPUs whose memory a frame holds (Note [Frames across streams])
 #ifdef EMBER_WITH_CUDA
+  std::vector<Device> gpu_devices_;   // GPUs whose memory a frame holds (Note [Frames across streams])
   std::vector<std::vector<gpu::FusedOp>> gpu_fused_;  // per step: a GPU fused node's program
 #endif
   std::size_t planned_bytes_ = 0;

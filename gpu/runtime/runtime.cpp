@@ -188,17 +188,21 @@ StreamOrder& StreamOrder::operator=(StreamOrder&& o) noexcept {
   return *this;
 }
 
-void StreamOrder::acquire(Device d) {
-  cudaStream_t s = enter(d);
-  if (!stream_ || capturing(s)) return;
-  cudaStream_t own = own_stream(d.index);
-  if (stream_ == own && s == own) return;
+void* StreamOrder::event() {
   if (!event_) {
     cudaEvent_t ev = nullptr;
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
     event_ = ev;
   }
-  auto* ev = static_cast<cudaEvent_t>(event_);
+  return event_;
+}
+
+void StreamOrder::acquire(Device d) {
+  cudaStream_t s = enter(d);
+  if (!stream_ || capturing(s)) return;
+  cudaStream_t own = own_stream(d.index);
+  if (stream_ == own && s == own) return;
+  auto* ev = static_cast<cudaEvent_t>(event());
   if (stream_ == own) {
     EMBER_CUDA_CHECK(cudaEventRecord(ev, own));
     recorded_ = true;
@@ -213,12 +217,7 @@ void StreamOrder::release(Device d) noexcept {
     stream_ = nullptr;
     recorded_ = false;
     if (s != own_stream(d.index)) {
-      if (!event_) {
-        cudaEvent_t ev = nullptr;
-        EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-        event_ = ev;
-      }
-      EMBER_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), s));
+      EMBER_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event()), s));
       recorded_ = true;
     }
     stream_ = s;

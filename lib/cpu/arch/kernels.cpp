@@ -217,18 +217,7 @@ void where_loop(char* const* p, const int64_t* s, int64_t n, const void*) {
       where_contig<T, true, true>(out, cb, a, b, n);
     return;
   }
-  if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
-    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], b[i]);
-  } else if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 0) {
-    const T bv = b[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], bv);
-  } else if (s[0] == 1 && s[1] == 1 && s[2] == 0 && s[3] == 1) {
-    const T av = a[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], av, b[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i)
-      out[i * s[0]] = select_bits(c[i * s[1]], a[i * s[2]], b[i * s[3]]);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i * s[0]] = select_bits(c[i * s[1]], a[i * s[2]], b[i * s[3]]);
 }
 
 // extra points to {min, max, flags} as doubles.
@@ -590,7 +579,9 @@ void softmax_one_row(const char* in_raw, char* out_raw, int64_t n, bool log) {
   if (n < L) {
     // A row shorter than one vector (class scores: softmax over 10 logits)
     // stays in one register: the same exp, sum order and scaling as the
-    // general path below, without its three padded tail passes.
+    // general path below, without its three padded tail passes. Kept beside
+    // softmax_row_block for the rows left over after whole blocks (one row
+    // here costs one vector exp, a lane block costs n of them).
     alignas(64) T buf[L];
     std::fill(buf + n, buf + L, T(0));
     std::memcpy(buf, in, static_cast<std::size_t>(n) * sizeof(T));
