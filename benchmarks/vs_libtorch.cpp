@@ -312,6 +312,11 @@ int main(int argc, char** argv) {
     versus("where(h > 0, h, 0) [64,256]", [&] { return em::where(pos, h, 0.f); },
            [&] { return torch::where(tpos, th, tzero); });
     versus("matvec [256] @ [256,64]", [&] { return em::matmul(v, W); }, [&] { return torch::matmul(tv, tW); });
+    // A dense layer: the bias as BLAS's accumulator in both libraries.
+    em::Tensor x = em::randn({64, 784}), W1 = em::randn({784, 256});
+    torch::Tensor tx = to_torch(x), tW1 = to_torch(W1);
+    versus("addmm(bias, x, W) [64,784] @ [784,256]", [&] { return em::addmm(bias, x, W1); },
+           [&] { return torch::addmm(tb, tx, tW1); });
   }
 
   // ---- matmul ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ std::shared_ptr<const Compiled> compile(GraphIR traced, const Options& options) 
   if (options.cse) passes::cse(g);
   if (options.dce) passes::dce(g);
   if (options.fuse) {
+    passes::fuse_matmul_bias(g);
     passes::fuse_elementwise(g);
     passes::dce(g);
   }

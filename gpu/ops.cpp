@@ -352,6 +352,7 @@ void creation_kernel(OpId op, Inputs, const Attrs& attrs, Tensor& out) {
 }  // namespace
 
 void matmul_kernel(OpId op, Inputs in, const Attrs& attrs, Tensor& out);  // blas/matmul.cpp
+void addmm_kernel(OpId op, Inputs in, const Attrs& attrs, Tensor& out);   // blas/matmul.cpp
 
 void register_kernels(dispatch::Registry& r) {
   constexpr DeviceType cuda = DeviceType::cuda;
@@ -370,6 +371,7 @@ void register_kernels(dispatch::Registry& r) {
   r.set(cuda, OpId::softmax, &softmax_kernel);
   r.set(cuda, OpId::log_softmax, &softmax_kernel);
   r.set(cuda, OpId::matmul, &matmul_kernel);
+  r.set(cuda, OpId::addmm, &addmm_kernel);
   r.set(cuda, OpId::concat, &concat_kernel);
   r.set(cuda, OpId::index_select, &index_select_kernel);
   for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn, OpId::randint})

@@ -11,6 +11,9 @@ void dce(GraphIR& g);
 void cse(GraphIR& g);
 /// Evaluates op nodes whose inputs are all constants (random ops excepted).
 void const_fold(GraphIR& g);
+/// Folds a bias add into the matmul before it: add(matmul(a, w), b) -> addmm(b, a, w)
+/// (2-d float32/float64 operands, the product read by nothing else).
+void fuse_matmul_bias(GraphIR& g);
 /// Turns trees of same-shape floating elementwise ops (with broadcast operands)
 /// whose intermediate values have one reader into one fused node.
 void fuse_elementwise(GraphIR& g);

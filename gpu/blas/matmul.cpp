@@ -4,7 +4,8 @@
 // becomes a transpose flag. Batches go to one strided-batched call when each
 // operand's batch dims collapse to one stride (else the operand is expanded
 // and copied first). float16/bfloat16 accumulate in float32; float32 uses
-// TF32 tensor cores only after ember::cuda::set_allow_tf32(true).
+// TF32 tensor cores only after ember::cuda::set_allow_tf32(true). addmm
+// copies its input (broadcast) into C and lets cuBLAS accumulate onto it.
 #include <cublas_v2.h>
 
 #include <fmt/format.h>
@@ -19,7 +20,9 @@
 
 namespace ember::gpu {
 
-Tensor contiguous(const Tensor& t);  // ops.cpp
+Tensor contiguous(const Tensor& t);              // ops.cpp
+Tensor cast(const Tensor& t, DType dt);          // ops.cpp
+void copy_into(Tensor& dst, const Tensor& src);  // ops.cpp
 
 namespace {
 
@@ -68,16 +71,15 @@ cudaDataType_t cuda_type(DType dt) {
   }
 }
 
-}  // namespace
-
-void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+// C = alpha * (a @ b) + beta * C, in out's dtype (beta = 0 ignores C).
+void product(const char* op, const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta) {
   const DType dt = out.dtype();
   if (!is_floating(dt))
-    throw DTypeError(fmt::format("matmul: {} is not supported on {} (cuBLAS multiplies floating types); cast to "
+    throw DTypeError(fmt::format("{}: {} is not supported on {} (cuBLAS multiplies floating types); cast to "
                                  "float32 or float64 first",
-                                 dtype_name(dt), out.device().str()));
-  Tensor a = in[0].dtype() == dt ? in[0] : in[0].to(dt);
-  Tensor b = in[1].dtype() == dt ? in[1] : in[1].to(dt);
+                                 op, dtype_name(dt), out.device().str()));
+  Tensor a = a_in.dtype() == dt ? a_in : cast(a_in, dt);
+  Tensor b = b_in.dtype() == dt ? b_in : cast(b_in, dt);
   const Shape batch = ops::matmul_operands(a, b, out.shape());
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   const int64_t nb = shape_numel(batch);
@@ -85,7 +87,17 @@ void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, 
   const Device dev = out.device();
   cudaStream_t s = enter(dev);
   if (K == 0) {
-    EMBER_CUDA_CHECK(cudaMemsetAsync(out.impl().data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(dt), s));
+    if (beta == 0) {
+      EMBER_CUDA_CHECK(cudaMemsetAsync(out.impl().data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(dt), s));
+    } else if (beta != 1) {
+      const bool f64 = dt == DType::float64;
+      const double bd = beta;
+      const float bf = static_cast<float>(beta);
+      EMBER_CUBLAS_CHECK(cublasScalEx(cublas(dev.index), static_cast<int>(out.numel()), f64 ? static_cast<const void*>(&bd)
+                                                                                            : static_cast<const void*>(&bf),
+                                      f64 ? CUDA_R_64F : CUDA_R_32F, out.impl().data(), cuda_type(dt), 1,
+                                      f64 ? CUDA_R_64F : CUDA_R_32F));
+    }
     return;
   }
   Mat ma = prepare(a), mb = prepare(b);
@@ -109,18 +121,28 @@ void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, 
   const int lda = static_cast<int>(mb.ld), ldb = static_cast<int>(ma.ld), ldc = static_cast<int>(N);
   const auto batches = static_cast<int>(nb);
   if (dt == DType::float64) {
-    const double one = 1.0, zero = 0.0;
-    EMBER_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &one, static_cast<const double*>(pb), lda, sb,
-                                                 static_cast<const double*>(pa), ldb, sa, &zero, static_cast<double*>(pc),
+    EMBER_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha, static_cast<const double*>(pb), lda, sb,
+                                                 static_cast<const double*>(pa), ldb, sa, &beta, static_cast<double*>(pc),
                                                  ldc, M * N, batches));
     return;
   }
-  const float one = 1.0f, zero = 0.0f;
+  const float af = static_cast<float>(alpha), bf = static_cast<float>(beta);
   const cublasComputeType_t compute = dt == DType::float32 && cuda::allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                                                  : CUBLAS_COMPUTE_32F;
   const cudaDataType_t t = cuda_type(dt);
-  EMBER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, m, n, k, &one, pb, t, lda, sb, pa, t, ldb, sa, &zero, pc,
+  EMBER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, m, n, k, &af, pb, t, lda, sb, pa, t, ldb, sa, &bf, pc,
                                                 t, ldc, M * N, batches, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+void matmul_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+  product("matmul", in[0], in[1], out, 1.0, 0.0);
+}
+
+void addmm_kernel(dispatch::OpId, dispatch::Inputs in, const dispatch::Attrs& attrs, Tensor& out) {
+  if (out.numel() != 0 && attrs.f0 != 0) copy_into(out, in[0]);
+  product("addmm", in[1], in[2], out, attrs.f1, attrs.f0);
 }
 
 }  // namespace ember::gpu

@@ -1,5 +1,5 @@
 // Derivative rules of the structural ops (lib/ops/structural.def): views,
-// copies, where/clamp, softmax, matmul, concat, index_select. Every rule is
+// copies, where/clamp, softmax, matmul, addmm, concat, index_select. Every rule is
 // functional (no in-place writes into views), so traces and graphs can hold it.
 #include <vector>
 
@@ -67,6 +67,16 @@ void matmul_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
   if (c.need(1)) gx[1] = sum_to(matmul(A.transpose(-1, -2), G), B.shape()).reshape(b.shape());
 }
 
+// beta * input + alpha * mat1 @ mat2: the input's gradient is summed over
+// the dims it was broadcast along.
+void addmm_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
+  const double beta = c.attrs.f0, alpha = c.attrs.f1;
+  const Tensor ga = alpha == 1 ? g : g * alpha;
+  if (c.need(0)) gx[0] = sum_to(beta == 1 ? g : g * beta, c.in[0].shape());
+  if (c.need(1)) gx[1] = matmul(ga, c.in[2].t());
+  if (c.need(2)) gx[2] = matmul(c.in[1].t(), ga);
+}
+
 void index_select_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
   const Tensor& x = c.in[0];
   if (!c.need(0)) return;
@@ -129,6 +139,7 @@ void register_structural_rules(RuleTable& t) {
     gx[0] = g - exp(c.out) * sum(g, {c.attrs.i0}, true);
   });
   t.set(OpId::matmul, kUsesIn0 | kUsesIn1, &matmul_rule);
+  t.set(OpId::addmm, kUsesIn1 | kUsesIn2, &addmm_rule);
   t.set(OpId::concat, kUsesNothing, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const int64_t d = wrap_dim(c.attrs.i0, c.in[0].dim(), "concat");
     int64_t off = 0;

@@ -17,6 +17,7 @@ EMBER_CPU_KERNEL(concat_kernel);
 EMBER_CPU_KERNEL(index_select_kernel);
 EMBER_CPU_KERNEL(softmax_kernel);
 EMBER_CPU_KERNEL(matmul_kernel);
+EMBER_CPU_KERNEL(addmm_kernel);
 EMBER_CPU_KERNEL(creation_kernel);
 #undef EMBER_CPU_KERNEL
 

@@ -1,6 +1,8 @@
 // matmul with NumPy's rules: 1-d operands are promoted and the added dim
 // removed, batch dims broadcast. float32/float64 go to OpenBLAS (cblas), with
 // transposed operands passed as flags instead of copied; other dtypes use a loop.
+// addmm hands its input to BLAS as the accumulator C (beta * C + alpha * A B),
+// so a bias costs no pass of its own.
 #include <cblas.h>
 
 #include <algorithm>
@@ -16,6 +18,19 @@ namespace ember::cpu {
 using dispatch::OpId;
 
 namespace {
+
+// out *= v in place (float32/float64, contiguous).
+void scale(Tensor& out, double v) {
+  const int64_t n = out.numel();
+  if (out.dtype() == DType::float32) {
+    float* p = out.data<float>();
+    const float f = static_cast<float>(v);  // as BLAS scales C
+    for (int64_t i = 0; i < n; ++i) p[i] *= f;
+  } else {
+    double* p = out.data<double>();
+    for (int64_t i = 0; i < n; ++i) p[i] *= v;
+  }
+}
 
 // A matrix operand: how to hand it to BLAS without copying, if possible.
 struct Mat {
@@ -53,7 +68,7 @@ Mat prepare(Tensor t, DType dt) {
 // BLAS's matrix-vector kernel, which sgemm/dgemm would reach only after
 // packing panels meant for many rows and columns.
 void gemv(DType dt, const Mat& ma, const Mat& mb, int64_t M, int64_t N, int64_t K, const char* A, const char* B,
-          char* C) {
+          char* C, double alpha, double beta) {
   CBLAS_TRANSPOSE t;
   int64_t rows, cols, ld, inc;
   const char *mat, *vec;
@@ -77,18 +92,19 @@ void gemv(DType dt, const Mat& ma, const Mat& mb, int64_t M, int64_t N, int64_t 
   const int r = static_cast<int>(rows), c = static_cast<int>(cols), l = static_cast<int>(std::max<int64_t>(ld, 1)),
             i = static_cast<int>(std::max<int64_t>(inc, 1));
   if (dt == DType::float32)
-    cblas_sgemv(CblasRowMajor, t, r, c, 1.0f, reinterpret_cast<const float*>(mat), l,
-                reinterpret_cast<const float*>(vec), i, 0.0f, reinterpret_cast<float*>(C), 1);
+    cblas_sgemv(CblasRowMajor, t, r, c, static_cast<float>(alpha), reinterpret_cast<const float*>(mat), l,
+                reinterpret_cast<const float*>(vec), i, static_cast<float>(beta), reinterpret_cast<float*>(C), 1);
   else
-    cblas_dgemv(CblasRowMajor, t, r, c, 1.0, reinterpret_cast<const double*>(mat), l,
-                reinterpret_cast<const double*>(vec), i, 0.0, reinterpret_cast<double*>(C), 1);
+    cblas_dgemv(CblasRowMajor, t, r, c, alpha, reinterpret_cast<const double*>(mat), l,
+                reinterpret_cast<const double*>(vec), i, beta, reinterpret_cast<double*>(C), 1);
 }
 
-}  // namespace
+bool is_blas(DType dt) { return dt == DType::float32 || dt == DType::float64; }
 
-void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+// out = alpha * (a @ b) + beta * out for float32/float64 (BLAS's own
+// accumulation: beta = 0 ignores out, NaN included); out = a @ b otherwise.
+void product(Tensor a, Tensor b, Tensor& out, double alpha, double beta) {
   const DType dt = out.dtype();
-  Tensor a = in[0], b = in[1];
   const Shape batch = ops::matmul_operands(a, b, out.shape());
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   const int64_t nb = shape_numel(batch);
@@ -96,7 +112,8 @@ void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& ou
   const int64_t es = static_cast<int64_t>(itemsize(dt));
   char* c = static_cast<char*>(out.impl().data());
   if (K == 0) {
-    std::memset(c, 0, static_cast<std::size_t>(out.numel() * es));
+    if (beta == 0) std::memset(c, 0, static_cast<std::size_t>(out.numel() * es));
+    else if (beta != 1) scale(out, beta);
     return;
   }
   Mat ma = prepare(a, dt), mb = prepare(b, dt);
@@ -112,7 +129,7 @@ void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& ou
   const Strides sa = batch_strides(ma.t), sb = batch_strides(mb.t);
   const char* pa = static_cast<const char*>(ma.t.impl().data());
   const char* pb = static_cast<const char*>(mb.t.impl().data());
-  const bool blas = dt == DType::float32 || dt == DType::float64;
+  const bool blas = is_blas(dt);
   if (!blas) {  // the loop wants row-major operands
     if (ma.trans) {
       ma = {cast_to(ma.t, dt), false, K};
@@ -136,23 +153,64 @@ void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& ou
     const char* B = pb + ob * es;
     char* C = c + bi * M * N * es;
     if (blas && (M == 1 || N == 1)) {
-      gemv(dt, ma, mb, M, N, K, A, B, C);
+      gemv(dt, ma, mb, M, N, K, A, B, C, alpha, beta);
     } else if (dt == DType::float32) {
       cblas_sgemm(CblasRowMajor, ma.trans ? CblasTrans : CblasNoTrans,
                   mb.trans ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
-                  static_cast<int>(K), 1.0f, reinterpret_cast<const float*>(A),
+                  static_cast<int>(K), static_cast<float>(alpha), reinterpret_cast<const float*>(A),
                   static_cast<int>(ma.ld), reinterpret_cast<const float*>(B),
-                  static_cast<int>(mb.ld), 0.0f, reinterpret_cast<float*>(C), static_cast<int>(N));
+                  static_cast<int>(mb.ld), static_cast<float>(beta), reinterpret_cast<float*>(C), static_cast<int>(N));
     } else if (dt == DType::float64) {
       cblas_dgemm(CblasRowMajor, ma.trans ? CblasTrans : CblasNoTrans,
                   mb.trans ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
-                  static_cast<int>(K), 1.0, reinterpret_cast<const double*>(A),
+                  static_cast<int>(K), alpha, reinterpret_cast<const double*>(A),
                   static_cast<int>(ma.ld), reinterpret_cast<const double*>(B),
-                  static_cast<int>(mb.ld), 0.0, reinterpret_cast<double*>(C), static_cast<int>(N));
+                  static_cast<int>(mb.ld), beta, reinterpret_cast<double*>(C), static_cast<int>(N));
     } else {
       arch().gemm[static_cast<int>(dt)](M, N, K, A, ma.ld, B, mb.ld, C, N);
     }
   }
+}
+
+}  // namespace
+
+void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& out) {
+  product(in[0], in[1], out, 1.0, 0.0);
+}
+
+void addmm_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& attrs, Tensor& out) {
+  const double beta = attrs.f0, alpha = attrs.f1;
+  if (out.numel() == 0) return;
+  // The input, broadcast (a stride-0 view) and cast, becomes C.
+  if (beta != 0) {
+    const Tensor& x = in[0];
+    const Shape& s = out.shape();
+    Strides st(2, 0);
+    const std::size_t lead = 2 - x.shape().size();
+    for (std::size_t d = 0; d < x.shape().size(); ++d)
+      if (x.shape()[d] != 1) st[lead + d] = x.strides()[d];
+    copy_into(out, ember::detail::make_view(x, s, st, x.storage_offset()));
+  }
+  if (is_blas(out.dtype())) {
+    product(in[1], in[2], out, alpha, beta);
+    return;
+  }
+  // The integer loop computes a plain product: combine after, with the
+  // wrap-around arithmetic of the dtype.
+  Tensor p = ember::detail::make_tensor(out.shape(), out.dtype(), out.device());
+  product(in[1], in[2], p, 1.0, 0.0);
+  dispatch::visit_dtype<dispatch::kIntegral>(out.dtype(), [&]<class T>() {
+    using U = std::make_unsigned_t<T>;
+    const U b = static_cast<U>(static_cast<int64_t>(beta)), a = static_cast<U>(static_cast<int64_t>(alpha));
+    T* o = out.data<T>();
+    const T* q = p.data<T>();
+    const int64_t n = out.numel();
+    if (beta == 0)
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(static_cast<U>(a * static_cast<U>(q[i])));
+    else
+      for (int64_t i = 0; i < n; ++i)
+        o[i] = static_cast<T>(static_cast<U>(b * static_cast<U>(o[i]) + a * static_cast<U>(q[i])));
+  });
 }
 
 }  // namespace ember::cpu

@@ -55,6 +55,7 @@ void register_cpu_kernels(dispatch::Registry& r) {
   r.set(cpu, OpId::softmax, &widened<&softmax_kernel>);
   r.set(cpu, OpId::log_softmax, &widened<&softmax_kernel>);
   r.set(cpu, OpId::matmul, &widened<&matmul_kernel>);
+  r.set(cpu, OpId::addmm, &widened<&addmm_kernel>);
   r.set(cpu, OpId::concat, &concat_kernel);
   r.set(cpu, OpId::index_select, &index_select_kernel);
   for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,

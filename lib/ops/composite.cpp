@@ -30,6 +30,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return dispatch::call(OpId::matmul, in);
 }
 
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, double beta, double alpha) {
+  const Tensor in[3] = {input, mat1, mat2};
+  Attrs a;
+  a.f0 = beta;
+  a.f1 = alpha;
+  return dispatch::call(OpId::addmm, in, a);
+}
+
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
   Attrs a;
   a.i0 = dim;

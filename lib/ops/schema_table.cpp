@@ -2,6 +2,7 @@
 // shape/dtype rules (infer) of every op. All user errors are thrown here.
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -242,6 +243,35 @@ TensorMeta infer_matmul(OpId op, Inputs in, const Attrs&) {
   return {std::move(out), dt, dev};
 }
 
+// torch.addmm: two matrices and an input that broadcasts to their product.
+TensorMeta infer_addmm(OpId op, Inputs in, const Attrs& a) {
+  check_arity(op, in, 3);
+  Device dev = common_device("addmm", in);
+  const Tensor &m1 = in[1], &m2 = in[2];
+  for (int i : {1, 2})
+    if (in[i].dim() != 2)
+      throw ShapeError(fmt::format("addmm: mat{} must be a matrix (2-d), got {}-d {}", i, in[i].dim(),
+                                   shape_str(in[i].shape())));
+  if (m1.shape()[1] != m2.shape()[0])
+    throw ShapeError(fmt::format("addmm: mat1 {} and mat2 {} do not line up ({} != {})", shape_str(m1.shape()),
+                                 shape_str(m2.shape()), m1.shape()[1], m2.shape()[0]));
+  Shape out{m1.shape()[0], m2.shape()[1]};
+  const Shape& s = in[0].shape();
+  bool fits = s.size() <= 2;
+  for (std::size_t i = 0; fits && i < s.size(); ++i) fits = s[i] == 1 || s[i] == out[out.size() - s.size() + i];
+  if (!fits)
+    throw ShapeError(fmt::format("addmm: input {} does not broadcast to the product's {}", shape_str(s),
+                                 shape_str(out)));
+  DType dt = result_type(in);
+  dispatch::check_dtype("addmm", "the inputs", dt, dispatch::kNumeric);
+  if (!is_floating(dt))
+    for (double v : {a.f0, a.f1})
+      if (!(std::trunc(v) == v && std::abs(v) < 0x1p63))
+        throw ValueError(fmt::format("addmm: beta and alpha must be integers for a {} result, got beta={} alpha={}",
+                                     dtype_name(dt), a.f0, a.f1));
+  return {std::move(out), dt, dev};
+}
+
 TensorMeta infer_concat(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, -1);
   if (in.empty()) throw ValueError("concat: expects a non-empty list of tensors");
@@ -341,7 +371,7 @@ struct Table {
 #include "ops/reduce.def"
     InferFn structural[] = {&infer_reshape,      &infer_permute, &infer_slice,   &infer_select,
                             &infer_expand,       &infer_copy,    &infer_to_device, &infer_where, &infer_clamp,
-                            &infer_softmax,      &infer_softmax, &infer_matmul,  &infer_concat,
+                            &infer_softmax,      &infer_softmax, &infer_matmul,  &infer_addmm,  &infer_concat,
                             &infer_index_select, &infer_creation, &infer_creation,
                             &infer_creation,     &infer_creation, &infer_creation,
                             &infer_creation,     &infer_creation};

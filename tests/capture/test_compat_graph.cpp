@@ -163,6 +163,46 @@ TEST_CASE("the TF1 op names build the ops they name", "[compat][graph]") {
   CHECK(tf::matmul(a, b, true, false, "mt").dtype() == em::float32);
 }
 
+TEST_CASE("nn::bias_add and nn::xw_plus_b check shapes as TF does; xw_plus_b is one addmm", "[compat][graph]") {
+  tf::Graph g;
+  Tensor x, y, y2, h;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    tf::Variable w(em::tensor({{1.f, 0.f, 2.f, 0.f}, {0.f, 1.f, 0.f, 3.f}, {1.f, 1.f, 1.f, 1.f}}), "w");
+    tf::Variable b(em::tensor({0.5f, -1.f, 0.f, 2.f}), "b");
+    y = tf::nn::xw_plus_b(x, w, b);
+    y2 = tf::nn::xw_plus_b(x, w, b, "logits");
+    h = tf::nn::bias_add(tf::matmul(x, w), b);
+    init = tf::global_variables_initializer();
+    CHECK(tf::tensor_name(y) == "xw_plus_b:0");
+    CHECK(tf::tensor_name(y2) == "logits:0");
+    CHECK(tf::tensor_name(tf::nn::xw_plus_b(x, w, b)) == "xw_plus_b_1:0");
+    CHECK(tf::static_shape(y) == em::Shape{-1, 4});
+    // TF's shape errors, with the shapes in the message.
+    auto a = tf::placeholder(em::float32, {2, 2}, "a");
+    CHECK_THROWS_AS(tf::nn::bias_add(a, tf::constant(em::ones({3}))), em::ShapeError);
+    CHECK_THROWS_WITH(tf::nn::bias_add(a, tf::constant(em::ones({3}))),
+                      "bias_add: bias has 3 elements but the last dim of [2,2] has 2");
+    CHECK_THROWS_WITH(tf::nn::bias_add(tf::constant(em::ones({2})), tf::constant(em::ones({2}))),
+                      "bias_add: value must have at least 2 dims, got shape [2]");
+    CHECK_THROWS_WITH(tf::nn::bias_add(a, tf::constant(em::ones({1, 2}))), "bias_add: bias must be 1-d, got shape [1,2]");
+    CHECK_THROWS_WITH(tf::nn::xw_plus_b(x, w, tf::constant(em::ones({3}))),
+                      "xw_plus_b: bias has 3 elements but the last dim of [-1,4] has 4");
+    CHECK_THROWS_WITH(tf::nn::xw_plus_b(tf::constant(em::ones({1, 2, 3})), w, b),
+                      "xw_plus_b: x and weights must be matrices (2-d), got [1,2,3] and [3,4]");
+    CHECK(tf::static_shape(h) == em::Shape{-1, 4});
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor batch = em::tensor({{1.f, 2.f, 3.f}, {0.f, -1.f, 0.5f}});
+  // [1,2,3] @ w = [4, 5, 5, 9]; [0,-1,0.5] @ w = [0.5, -0.5, 0.5, -2.5]; plus b.
+  const std::vector<float> want = {4.5f, 4.f, 5.f, 11.f, 1.f, -1.5f, 0.5f, -0.5f};
+  const auto outs = sess.run({y, y2, h}, {{x, batch}});
+  for (const Tensor& t : outs) CHECK(t.to_vector<float>() == want);
+}
+
 TEST_CASE("variables, assign ops, initializers and collections", "[compat][graph]") {
   tf::Graph g;
   auto scope = g.as_default();

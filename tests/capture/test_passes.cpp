@@ -2,6 +2,7 @@
 // meaning on random inputs and changes the graph as it should. Memory planning
 // is checked through the allocator statistics.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -247,6 +248,86 @@ TEST_CASE("fusion alone turns an elementwise chain into one fused node", "[captu
     INFO("n = " << n);
     CHECK(em::equal(g.run({x2})[0], chain10(x2)));
   }
+}
+
+TEST_CASE("fusion folds a bias add into the matmul before it (addmm)", "[capture][passes][fuse][addmm]") {
+  // Note [Bias in the GEMM]: add(matmul(a, w), b) -> addmm(b, a, w).
+  auto layer = [](Tensor x, Tensor w) { return em::relu(em::matmul(x, w) + w.slice(0, 0, 1).reshape({-1})); };
+  const Tensor x0 = rnd({8, 300}, 1), w0 = rnd({300, 16}, 2);
+  auto none = graph_of(layer, only(Pass::none), {x0, w0});
+  auto fused = graph_of(layer, only(Pass::fuse), {x0, w0});
+  CHECK(none.count("matmul") == 1);
+  CHECK(none.count("addmm") == 0);
+  CHECK(fused.count("addmm") == 1);
+  CHECK(fused.count("matmul") == 0);
+  CHECK(fused.count("add") == 0);
+  CHECK(fused.count("relu") == 1);
+  CHECK_THAT(fused.str(), Catch::Contains("addmm("));
+  for (uint32_t seed = 3; seed < 7; ++seed) {
+    const Tensor x = rnd({8, 300}, seed), w = rnd({300, 16}, seed + 10);
+    EMBER_CHECK_CLOSE(fused.run({x, w})[0], layer(x, w));
+  }
+  // Every bias shape that broadcasts to the product without growing it, on
+  // either side of the add, in float32 and float64.
+  for (em::DType dt : {em::float32, em::float64}) {
+    for (const em::Shape& bs : {em::Shape{5}, em::Shape{1, 5}, em::Shape{4, 1}, em::Shape{4, 5}, em::Shape{}}) {
+      INFO(em::dtype_name(dt) << " bias " << em::shape_str(bs));
+      const Tensor a = rnd({4, 3}, 5).to(dt), w = rnd({3, 5}, 6).to(dt), b = rnd(bs, 7).to(dt);
+      for (bool bias_first : {false, true}) {
+        auto f = [&](Tensor u, Tensor v) { return bias_first ? b + em::matmul(u, v) : em::matmul(u, v) + b; };
+        auto g = graph_of(f, only(Pass::fuse), {a, w});
+        CHECK(g.count("addmm") == 1);
+        CHECK(g.count("matmul") == 0);
+        const Tensor a2 = rnd({4, 3}, 8).to(dt), w2 = rnd({3, 5}, 9).to(dt);
+        // K = 3: one block, so the bias joins the sum where eager adds it.
+        CHECK(em::equal(g.run({a2, w2})[0], f(a2, w2)));
+      }
+    }
+  }
+  // Left alone: fusion off, a product read elsewhere, a bias that grows the
+  // result or changes its dtype, integer and 16-bit floats, batched and 1-d operands.
+  struct Keep {
+    const char* what;
+    std::function<std::vector<Tensor>(Tensor, Tensor)> fn;
+    em::DType dt;
+  };
+  const std::vector<Keep> keeps = {
+      {"product also an output", [](Tensor a, Tensor w) {
+         Tensor p = em::matmul(a, w);
+         return std::vector<Tensor>{p + 1.0f, p};
+       }, em::float32},
+      {"product read twice", [](Tensor a, Tensor w) {
+         Tensor p = em::matmul(a, w);
+         return std::vector<Tensor>{(p + w.slice(0, 0, 1)) * p};
+       }, em::float32},
+      {"bias grows the result", [](Tensor a, Tensor w) {
+         return std::vector<Tensor>{em::matmul(a, w) + em::zeros({2, 4, 5})};
+       }, em::float32},
+      {"bias promotes the dtype", [](Tensor a, Tensor w) {
+         return std::vector<Tensor>{em::matmul(a, w) + em::ones({5}, em::float64)};
+       }, em::float32},
+      {"int32", [](Tensor a, Tensor w) { return std::vector<Tensor>{em::matmul(a, w) + w.slice(0, 0, 1)}; }, em::int32},
+      {"float16", [](Tensor a, Tensor w) { return std::vector<Tensor>{em::matmul(a, w) + w.slice(0, 0, 1)}; },
+       em::float16},
+      {"batched", [](Tensor a, Tensor w) {
+         return std::vector<Tensor>{em::matmul(a.unsqueeze(0).expand({2, 4, 3}), w) + w.slice(0, 0, 1)};
+       }, em::float32},
+      {"vector operand", [](Tensor a, Tensor w) {
+         return std::vector<Tensor>{em::matmul(a.select(0, 0), w) + w.select(0, 1)};
+       }, em::float32},
+  };
+  for (const Keep& k : keeps) {
+    INFO(k.what);
+    const Tensor a = rnd({4, 3}, 11).to(k.dt), w = rnd({3, 5}, 12).to(k.dt);
+    auto lf = [&](const std::vector<Tensor>& in) { return k.fn(in[0], in[1]); };
+    const cap::Graph g = cap::detail::trace_list(lf, {a, w}, {}, only(Pass::fuse)).first;
+    CHECK(g.count("addmm") == 0);
+    CHECK(g.count("matmul") == 1);
+    const std::vector<Tensor> got = g.run({a, w}), want = k.fn(a, w);
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(em::equal(got[i], want[i]));
+  }
+  auto off = graph_of(layer, only(Pass::none), {x0, w0});
+  CHECK(off.count("addmm") == 0);
 }
 
 TEST_CASE("fusion fuses trees with broadcasting operands and scalars", "[capture][passes][fuse]") {

@@ -276,6 +276,16 @@ std::vector<Case> other_cases() {
                      return std::vector<Tensor>{rnd({3, 5}, em::float64, s), rnd({5, 2}, em::float64, s + 1),
                                                 rnd({2, 3}, em::int32, s + 2), rnd({3, 3}, em::int32, s + 3)};
                    }});
+  cases.push_back({"addmm, and matmul + bias (folded into addmm by fusion)",
+                   [](const std::vector<Tensor>& in) {
+                     return std::vector<Tensor>{em::addmm(in[2], in[0], in[1]), em::addmm(in[2], in[0], in[1], 0.5, 2),
+                                                em::relu(em::matmul(in[0], in[1]) + in[2]),
+                                                in[3] + em::matmul(in[0], in[1])};
+                   },
+                   [](uint32_t s) {
+                     return std::vector<Tensor>{rnd({3, 5}, em::float32, s), rnd({5, 4}, em::float32, s + 1),
+                                                rnd({4}, em::float32, s + 2), rnd({3, 1}, em::float32, s + 3)};
+                   }});
   cases.push_back({"concat/stack",
                    [](const std::vector<Tensor>& in) {
                      return std::vector<Tensor>{em::concat({in[0], in[1], in[0]}, 1), em::concat({in[0], in[0]}, 0),

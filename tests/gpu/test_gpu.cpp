@@ -275,6 +275,54 @@ TEST_CASE("matmul through cuBLAS matches a float64 reference", "[gpu][matmul]") 
                     Catch::StartsWith("matmul: int32 is not supported on cuda:0 (cuBLAS multiplies floating types)"));
 }
 
+TEST_CASE("addmm through cuBLAS (input as the accumulator) matches the CPU", "[gpu][matmul][addmm]") {
+  for (DType dt : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
+    const double tol = dt == DType::float64 ? 1e-12 : (dt == DType::float32 ? 2e-5 : 4e-2);
+    Tensor a = random_cpu({33, 17}, dt, false), b = random_cpu({17, 9}, dt, false);
+    for (const em::Shape& is : {em::Shape{9}, em::Shape{1, 9}, em::Shape{33, 1}, em::Shape{33, 9}, em::Shape{}}) {
+      Tensor in = random_cpu(is, dt, false);
+      for (auto [beta, alpha] : {std::pair{1.0, 1.0}, std::pair{0.5, -2.0}, std::pair{0.0, 1.0}}) {
+        const std::string what = std::string("addmm ") + em::dtype_name(dt) + " input " + em::shape_str(is) +
+                                 " beta " + std::to_string(beta);
+        Tensor want = em::addmm(in.to(DType::float64), a.to(DType::float64), b.to(DType::float64), beta, alpha);
+        Tensor got = em::addmm(upload(in, dt), upload(a, dt), upload(b, dt), beta, alpha);
+        CHECK(got.dtype() == dt);
+        check_close(download(got), want.to_vector<double>(), tol * 20, what);
+        // A transposed operand goes to cuBLAS as a flag.
+        got = em::addmm(upload(in, dt), upload(a.t().contiguous(), dt).t(), upload(b, dt), beta, alpha);
+        check_close(download(got), want.to_vector<double>(), tol * 20, what + " transposed mat1");
+      }
+    }
+    // beta = 0 ignores NaN; K = 0 leaves beta * input.
+    Tensor nan = em::full({33, 9}, std::nan(""), dt, kGpu);
+    check_close(download(em::addmm(nan, upload(a, dt), upload(b, dt), 0.0, 1.0)),
+                em::matmul(a.to(DType::float64), b.to(DType::float64)).to_vector<double>(), tol * 20, "beta 0");
+    Tensor bias = random_cpu({4}, dt, false);
+    check_close(download(em::addmm(upload(bias, dt), em::ones({3, 0}, dt, kGpu), em::ones({0, 4}, dt, kGpu), 2.0, 1.0)),
+                (bias.to(DType::float64) * 2.0).expand({3, 4}).contiguous().to_vector<double>(), tol, "K = 0");
+    // A 0-d host input (a wrapped number) joins GPU matrices.
+    check_close(download(em::addmm(em::scalar_tensor(0.5), upload(a, dt), upload(b, dt))),
+                (em::matmul(a.to(DType::float64), b.to(DType::float64)) + 0.5).to_vector<double>(), tol * 20,
+                "0-d host input");
+  }
+  // The fusion pass folds a bias add into the GPU matmul; replay equals eager.
+  auto layer = [](const Tensor& x, const Tensor& w, const Tensor& b) { return em::relu(em::matmul(x, w) + b); };
+  auto f = em::capture::function(layer);
+  for (int rep = 0; rep < 3; ++rep) {
+    Tensor x = random_cpu({64, 96}, DType::float32, false).to(kGpu), w = random_cpu({96, 32}, DType::float32, false).to(kGpu);
+    Tensor b = random_cpu({32}, DType::float32, false).to(kGpu);
+    check_close(download(f(x, w, b)), download(layer(x, w, b)), 1e-5, "captured matmul + bias");
+  }
+  {
+    Tensor x = em::zeros({64, 96}, DType::float32, kGpu), w = em::zeros({96, 32}, DType::float32, kGpu);
+    Tensor b = em::zeros({32}, DType::float32, kGpu);
+    CHECK(f.graph_for(x, w, b).count("addmm") == 1);
+  }
+  CHECK_THROWS_WITH(em::addmm(em::ones({2}, DType::int32, kGpu), em::ones({2, 2}, DType::int32, kGpu),
+                              em::ones({2, 2}, DType::int32, kGpu)),
+                    Catch::StartsWith("addmm: int32 is not supported on cuda:0"));
+}
+
 TEST_CASE("creation and random ops on the GPU", "[gpu][creation]") {
   check_close(download(em::arange(0, 10, 3, DType::int64, kGpu)), {0, 3, 6, 9}, 0, "arange");
   check_close(download(em::linspace(0, 1, 5, DType::float32, kGpu)), {0, 0.25, 0.5, 0.75, 1}, 0, "linspace");

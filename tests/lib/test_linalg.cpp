@@ -250,6 +250,138 @@ TEST_CASE("matmul of integers is exact", "[linalg][matmul]") {
   CHECK(em::matmul(i32.t(), i32.t()).to_vector<int32_t>() == std::vector<int32_t>{16785409, 0, 4098, 1});
 }
 
+// ---- addmm -----------------------------------------------------------------------
+
+namespace {
+
+// beta * input (broadcast to [M, N]) + alpha * product, in float64; an
+// integer result wraps like its dtype's arithmetic (stored_all).
+Vec ref_addmm(const Vec& in, const em::Shape& is, const Vec& prod, int64_t M, int64_t N, double beta,
+              double alpha) {
+  Vec out(static_cast<std::size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      int64_t k = 0;  // the input element that broadcasts to (i, j)
+      if (is.size() == 2) k = (is[0] == 1 ? 0 : i) * is[1] + (is[1] == 1 ? 0 : j);
+      if (is.size() == 1) k = is[0] == 1 ? 0 : j;
+      const double p = alpha * prod[static_cast<std::size_t>(i * N + j)];
+      out[static_cast<std::size_t>(i * N + j)] = beta == 0 ? p : beta * in[static_cast<std::size_t>(k)] + p;
+    }
+  return out;
+}
+
+Tol addmm_tol(em::DType dt) {
+  if (dt == em::float16 || dt == em::bfloat16) return {2e-2, 2e-2};
+  return matmul_tol(dt);
+}
+
+}  // namespace
+
+TEST_CASE("addmm matches beta * input + alpha * mat1 @ mat2 for every dtype, layout and broadcast",
+          "[linalg][addmm]") {
+  struct Dims {
+    int64_t M, K, N;
+  };
+  // 1 x K and M x 1 go through BLAS's matrix-vector kernel.
+  const Dims dims[] = {{2, 3, 4}, {1, 5, 3}, {4, 5, 1}, {17, 33, 9}};
+  const em::DType dts[] = {em::float32, em::float64, em::int32, em::int64, em::uint8, em::float16, em::bfloat16};
+  for (em::DType dt : dts) {
+    const bool fl = em::is_floating(dt);
+    const std::vector<std::pair<double, double>> coefs =
+        fl ? std::vector<std::pair<double, double>>{{1, 1}, {0.5, 2}, {0, 1}, {2, -1}}
+           : std::vector<std::pair<double, double>>{{1, 1}, {0, 1}, {2, -1}, {3, 2}};
+    for (const Dims& d : dims) {
+      const Vec av = sample(dt, d.M * d.K, 1), bv = sample(dt, d.K * d.N, 2);
+      const Vec prod = ref_matmul(av, {d.M, d.K}, bv, {d.K, d.N}).v;
+      for (const em::Shape& is : {em::Shape{d.N}, em::Shape{1, d.N}, em::Shape{d.M, 1}, em::Shape{d.M, d.N},
+                                  em::Shape{}, em::Shape{1}}) {
+        const Vec iv = sample(dt, numel_of(is), 3);
+        const em::Tensor input = from_values(iv, is, dt);
+        for (const auto& [beta, alpha] : coefs) {
+          const Vec want = stored_all(ref_addmm(iv, is, prod, d.M, d.N, beta, alpha), dt);
+          for (const Layout& la : layouts(av, {d.M, d.K}, dt))
+            for (const Layout& lb : layouts(bv, {d.K, d.N}, dt)) {
+              INFO(em::dtype_name(dt) << " [" << d.M << "," << d.K << "] @ [" << d.K << "," << d.N << "], input "
+                                      << em::shape_str(is) << ", beta " << beta << " alpha " << alpha << ", mat1 "
+                                      << la.name << ", mat2 " << lb.name);
+              CHECK(mismatch(em::addmm(input, la.t, lb.t, beta, alpha), {d.M, d.N}, dt, want, addmm_tol(dt)) ==
+                    "");
+            }
+        }
+      }
+      // The input itself strided: a transposed [M, N] and a step-2 slice.
+      const Vec iv = sample(dt, d.M * d.N, 4);
+      const Vec want = stored_all(ref_addmm(iv, {d.M, d.N}, prod, d.M, d.N, 1, 1), dt);
+      for (const Layout& li : layouts(iv, {d.M, d.N}, dt)) {
+        INFO(em::dtype_name(dt) << " input " << li.name);
+        CHECK(mismatch(em::addmm(li.t, from_values(av, {d.M, d.K}, dt), from_values(bv, {d.K, d.N}, dt)),
+                       {d.M, d.N}, dt, want, addmm_tol(dt)) == "");
+      }
+    }
+  }
+}
+
+TEST_CASE("addmm: beta 0 ignores the input, K == 0 scales it, empty results, mixed dtypes", "[linalg][addmm]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (em::DType dt : {em::float32, em::float64}) {
+    INFO(em::dtype_name(dt));
+    const em::Tensor a = em::tensor({{1., 2.}, {3., 4.}}).to(dt), b = em::tensor({{1., 0.}, {1., 1.}}).to(dt);
+    const em::Tensor bad = em::full({2, 2}, nan, dt);
+    // beta = 0: NaN in the input does not reach the result (torch.addmm's rule).
+    CHECK(mismatch(em::addmm(bad, a, b, 0, 1), {2, 2}, dt, {3, 2, 7, 4}, {0, 0}) == "");
+    CHECK(mismatch(em::addmm(bad, a, b, 0, 2), {2, 2}, dt, {6, 4, 14, 8}, {0, 0}) == "");
+    // beta = 1 keeps it.
+    CHECK(std::isnan(em::addmm(bad, a, b).to_vector<double>()[3]));
+  }
+  for (em::DType dt : {em::float32, em::float64, em::int32, em::int64, em::uint8}) {
+    INFO(em::dtype_name(dt));
+    { em::Tensor junk = em::full({3, 4}, 7, dt); }  // garbage in the allocator's cache
+    const em::Tensor bias = em::arange(4, dt);
+    const em::Tensor e1 = em::ones({3, 0}, dt), e2 = em::ones({0, 4}, dt);
+    CHECK(mismatch(em::addmm(bias, e1, e2), {3, 4}, dt, {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}, {0, 0}) == "");
+    CHECK(mismatch(em::addmm(bias, e1, e2, 3, 1), {3, 4}, dt, {0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9}, {0, 0}) == "");
+    CHECK(mismatch(em::addmm(bias, e1, e2, 0, 1), {3, 4}, dt, Vec(12, 0.0), {0, 0}) == "");
+    CHECK(em::addmm(bias, em::ones({0, 2}, dt), em::ones({2, 4}, dt)).shape() == em::Shape{0, 4});
+    CHECK(em::addmm(em::ones({3, 1}, dt), em::ones({3, 2}, dt), em::ones({2, 0}, dt)).shape() == em::Shape{3, 0});
+  }
+  // dtypes promote as in matmul + add; a float64 input makes a float64 result.
+  const em::Tensor a = em::tensor({{1, 2}, {3, 4}}), b = em::tensor({{1.f, 0.f}, {1.f, 1.f}});
+  CHECK(mismatch(em::addmm(em::tensor({0.5, 0.25}), a, b), {2, 2}, em::float64, {3.5, 2.25, 7.5, 4.25}, {0, 0}) == "");
+  CHECK(mismatch(em::addmm(em::tensor({1, 2}), a, a), {2, 2}, em::int32, {8, 12, 16, 24}, {0, 0}) == "");
+  // Integer arithmetic is exact where float32 would round.
+  const int64_t big = (int64_t(1) << 40) + 1;
+  const em::Tensor x = em::tensor(std::vector<int64_t>{big, 3, 1, big}, {2, 2});
+  const em::Tensor y = em::tensor(std::vector<int64_t>{1, 2, 3, 1}, {2, 2});
+  CHECK(em::addmm(em::tensor(std::vector<int64_t>{1, -1}, {2}), x, y, 1, 2).to_vector<int64_t>() ==
+        std::vector<int64_t>{2 * big + 19, 4 * big + 5, 3 + 6 * big, 3 + 2 * big});
+}
+
+TEST_CASE("addmm rejects what torch.addmm rejects, naming the operand", "[linalg][addmm][errors]") {
+  using Catch::Contains;
+  const em::Tensor a = em::ones({2, 3}), b = em::ones({3, 4});
+  CHECK_THROWS_AS(em::addmm(em::ones({4}), em::ones({2, 2, 3}), b), em::ShapeError);
+  CHECK_THROWS_WITH(em::addmm(em::ones({4}), em::ones({2, 2, 3}), b),
+                    "addmm: mat1 must be a matrix (2-d), got 3-d [2,2,3]");
+  CHECK_THROWS_WITH(em::addmm(em::ones({4}), a, em::ones({3})), "addmm: mat2 must be a matrix (2-d), got 1-d [3]");
+  CHECK_THROWS_WITH(em::addmm(em::ones({4}), a, em::ones({2, 4})),
+                    "addmm: mat1 [2,3] and mat2 [2,4] do not line up (3 != 2)");
+  for (const em::Shape& s : {em::Shape{3}, em::Shape{3, 4}, em::Shape{2, 2}, em::Shape{1, 2, 4}}) {
+    INFO(em::shape_str(s));
+    CHECK_THROWS_AS(em::addmm(em::ones(s), a, b), em::ShapeError);
+    CHECK_THROWS_WITH(em::addmm(em::ones(s), a, b),
+                      fmt::format("addmm: input {} does not broadcast to the product's [2,4]", em::shape_str(s)));
+  }
+  const em::Tensor ai = em::ones({2, 3}, em::int32), bi = em::ones({3, 4}, em::int32);
+  CHECK_THROWS_AS(em::addmm(em::ones({4}, em::int32), ai, bi, 0.5), em::ValueError);
+  CHECK_THROWS_WITH(em::addmm(em::ones({4}, em::int32), ai, bi, 0.5, 1),
+                    "addmm: beta and alpha must be integers for a int32 result, got beta=0.5 alpha=1");
+  CHECK_THROWS_WITH(em::addmm(em::ones({4}, em::int32), ai, bi, 1, std::numeric_limits<double>::infinity()),
+                    Contains("beta and alpha must be integers"));
+  const em::Tensor bt = em::ones({2, 2}, em::bool_);
+  CHECK_THROWS_AS(em::addmm(bt, bt, bt), em::DTypeError);
+  CHECK_THROWS_WITH(em::addmm(bt, bt, bt), Contains("addmm: the inputs has dtype bool"));
+}
+
 // ---- concat ----------------------------------------------------------------------
 
 namespace {

@@ -921,8 +921,30 @@ Tensor softmax(const Tensor& x, int64_t axis, const std::string& n) {
 Tensor log_softmax(const Tensor& x, int64_t axis, const std::string& n) {
   return named(n, [&] { return ember::log_softmax(x, axis); });
 }
+namespace {
+// TF's checks: a rank >= 2 value and a 1-d bias as long as its last dim
+// (sizes unknown in graph mode (-1) are not compared).
+void check_bias(const char* op, const Shape& vs, const Shape& bs) {
+  if (vs.size() < 2)
+    throw ShapeError(fmt::format("{}: value must have at least 2 dims, got shape {}", op, shape_str(vs)));
+  if (bs.size() != 1) throw ShapeError(fmt::format("{}: bias must be 1-d, got shape {}", op, shape_str(bs)));
+  if (vs.back() >= 0 && bs[0] >= 0 && vs.back() != bs[0])
+    throw ShapeError(fmt::format("{}: bias has {} elements but the last dim of {} has {}", op, bs[0], shape_str(vs),
+                                 vs.back()));
+}
+}  // namespace
+
 Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& n) {
+  check_bias("bias_add", static_shape(value), static_shape(bias));
   return named(n, [&] { return ember::add(value, bias); });
+}
+Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, const std::string& n) {
+  const Shape xs = static_shape(x), ws = static_shape(weights);
+  if (xs.size() != 2 || ws.size() != 2)
+    throw ShapeError(fmt::format("xw_plus_b: x and weights must be matrices (2-d), got {} and {}", shape_str(xs),
+                                 shape_str(ws)));
+  check_bias("xw_plus_b", {xs[0], ws[1]}, static_shape(biases));
+  return named(n.empty() ? "xw_plus_b" : n, [&] { return ember::addmm(biases, x, weights); });
 }
 }  // namespace nn
 

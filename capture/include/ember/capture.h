@@ -24,7 +24,8 @@ struct Options {
   bool dce = true;          ///< drop nodes no output or assignment needs
   bool cse = true;          ///< merge identical nodes
   bool const_fold = true;   ///< evaluate nodes whose inputs are all constants
-  bool fuse = true;         ///< one kernel (one pass over memory) per elementwise chain/tree
+  bool fuse = true;         ///< one kernel (one pass over memory) per elementwise chain/tree,
+                            ///< and a bias add folded into the matmul before it (addmm)
   bool memory_plan = true;  ///< reuse intermediate buffers once their last reader ran
   /// A graph whose work is all on one GPU replays as a CUDA graph: its
   /// kernels are recorded once and then launched with one call per replay.

@@ -123,6 +123,11 @@ Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 
 /// NumPy matmul: 1-d operands are promoted then squeezed, batch dims broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b);
+/// beta * input + alpha * (mat1 @ mat2), as torch.addmm: mat1 [M, K] and
+/// mat2 [K, N] are matrices, input broadcasts to [M, N]. One BLAS call with the
+/// input as its accumulator (no separate add pass). beta = 0 ignores input
+/// (NaN there does not propagate); integer results need integral beta and alpha.
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, double beta = 1, double alpha = 1);
 
 /// Joins tensors along an existing dim (dtypes promote).
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim = 0);

@@ -177,6 +177,14 @@ const std::vector<GradCase>& cases() {
     t.push_back({"matmul", "[3] [3]", {{3}, {3}}, mm});
     t.push_back({"matmul", "transposed operand", {{3, 2}, {3, 4}},
                  [](V x) { return em::matmul(x[0].t(), x[1]); }});
+    t.push_back({"addmm", "bias [4], [2,3] [3,4]", {{4}, {2, 3}, {3, 4}},
+                 [](V x) { return em::addmm(x[0], x[1], x[2]); }});
+    t.push_back({"addmm", "input [2,4], beta 0.5 alpha -2", {{2, 4}, {2, 3}, {3, 4}},
+                 [](V x) { return em::addmm(x[0], x[1], x[2], 0.5, -2); }});
+    t.push_back({"addmm", "column input [2,1], one output column", {{2, 1}, {2, 3}, {3, 1}},
+                 [](V x) { return em::addmm(x[0], x[1], x[2], 2, 1); }});
+    t.push_back({"addmm", "0-d input, transposed mat2", {{}, {1, 3}, {4, 3}},
+                 [](V x) { return em::addmm(x[0], x[1], x[2].t()); }});
     t.push_back({"concat", "dim 1", {{2, 3}, {2, 1}}, [](V x) { return em::concat({x[0], x[1]}, 1); }});
     t.push_back({"concat", "stack", {{2, 3}, {2, 3}}, [](V x) { return em::stack({x[0], x[1]}, 1); }});
     t.push_back({"index_select", "repeated and negative indices", {{4, 3}},

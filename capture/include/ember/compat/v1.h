@@ -294,8 +294,11 @@ Tensor sigmoid(const Tensor& x, const std::string& name = "");
 Tensor tanh(const Tensor& x, const std::string& name = "");
 Tensor softmax(const Tensor& logits, int64_t axis = -1, const std::string& name = "");
 Tensor log_softmax(const Tensor& logits, int64_t axis = -1, const std::string& name = "");
-/// value + bias along the last dim.
+/// value + bias along the last dim (value has >= 2 dims, bias is 1-d).
 Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& name = "");
+/// matmul(x, weights) + biases as one op (addmm): x [batch, in], weights
+/// [in, out], biases [out]. Named "xw_plus_b" unless `name` says otherwise.
+Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, const std::string& name = "");
 }  // namespace nn
 
 // ---- sessions -------------------------------------------------------------
