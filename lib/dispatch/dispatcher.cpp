@@ -56,9 +56,9 @@ Tensor call(OpId op, Inputs inputs, const Attrs& attrs) {
   if (s.flags & kReadsHost) [[unlikely]]
     for (std::size_t i = 0; i < inputs.size(); ++i)
       if (!inputs[i].impl().storage) throw_symbolic(op, i, inputs[i], rec && rec->graph_mode());
-  TensorMeta meta = s.infer(op, inputs, attrs);
   if (rec && rec->graph_mode() && rec->builds(inputs)) [[unlikely]]
-    return rec->build(op, inputs, attrs, meta);
+    return rec->build(op, inputs, attrs, rec->infer(op, inputs, attrs));
+  TensorMeta meta = s.infer(op, inputs, attrs);
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].impl().storage) [[unlikely]]
       throw_symbolic(op, i, inputs[i], false);

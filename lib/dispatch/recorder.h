@@ -36,6 +36,9 @@ class Recorder {
   /// Called after a kernel ran. `inplace` is true for add_, copy_, ... (out is inputs' target).
   virtual void record(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out,
                       bool inplace) = 0;
+  /// Graph mode: the shape rule of a call that builds a node. The TF1 shim
+  /// overrides it to give unknown (-1) dims the sizes the rule ties them to.
+  virtual TensorMeta infer(OpId op, Inputs inputs, const Attrs& attrs) { return schema(op).infer(op, inputs, attrs); }
   /// Graph mode: makes the symbolic result of `op` (called after infer succeeded).
   virtual Tensor build(OpId op, Inputs inputs, const Attrs& attrs, const TensorMeta& meta);
   /// A traced function read `t`'s values on the host (item, to_vector, data).

@@ -76,6 +76,57 @@ TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") 
   CHECK_THROWS_WITH(tf::placeholder(em::float32, {-2}), Catch::Contains("placeholder: invalid size -2"));
 }
 
+TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies them", "[compat][graph]") {
+  tf::Graph g;
+  Tensor x, mm, sum, joined, picked, lin, col;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, -1}, "x");
+    const Tensor w = em::ones({5, 3});  // an eager tensor becomes a constant
+    mm = tf::matmul(x, w, false, false, "mm");
+    CHECK(tf::static_shape(mm) == em::Shape{-1, 3});
+    CHECK(tf::static_shape(tf::matmul(tf::constant(em::ones({2, 4})), x)) == em::Shape{2, -1});
+    sum = tf::add(x, em::ones({5}), "sum");
+    CHECK(tf::static_shape(sum) == em::Shape{-1, 5});
+    CHECK(tf::static_shape(tf::add(x, em::ones({1}))) == em::Shape{-1, -1});     // 1 says nothing
+    CHECK(tf::static_shape(tf::add(x, em::ones({4, 1}))) == em::Shape{4, -1});
+    CHECK(tf::static_shape(tf::multiply(x, tf::placeholder(em::float32, {-1}))) == em::Shape{-1, -1});
+    joined = tf::concat({x, tf::constant(em::ones({2, 5}))}, 0, "joined");
+    CHECK(tf::static_shape(joined) == em::Shape{-1, 5});
+    CHECK(tf::static_shape(tf::concat({x, tf::constant(em::ones({2, 5}))}, 1)) == em::Shape{2, -1});
+    picked = tf::where(tf::greater(x, 0.f), x, em::zeros({5}), "picked");
+    CHECK(tf::static_shape(picked) == em::Shape{-1, 5});
+    lin = tf::nn::xw_plus_b(x, tf::constant(em::ones({5, 2})), tf::constant(em::ones({2})), "lin");
+    CHECK(tf::static_shape(lin) == em::Shape{-1, 2});
+    auto b3 = tf::placeholder(em::float32, {-1, 2, 5}, "b3");
+    CHECK(tf::static_shape(tf::matmul(b3, tf::placeholder(em::float32, {4, -1, 3}))) == em::Shape{4, 2, 3});
+    col = tf::reduce_sum(x, {1}, false, "col");
+    CHECK(tf::static_shape(col) == em::Shape{-1});
+    // A known conflict is still an error while building; the message shows -1, not the stand-in size.
+    auto x4 = tf::placeholder(em::float32, {-1, 4}, "x4");
+    CHECK_THROWS_AS(tf::matmul(x4, w), em::ShapeError);
+    CHECK_THROWS_WITH(tf::matmul(x4, w),
+                      "matmul: a [-1,4] and b [5,3] do not line up (a dim -1 is 4, b dim -2 is 5)");
+    CHECK_THROWS_WITH(tf::add(x4, em::ones({5})), "add: shapes [-1,4] and [5] cannot be broadcast (dim -1: 4 vs 5)");
+  }
+  // The session checks the real sizes.
+  tf::Session sess(g);
+  const Tensor feed = em::arange(10, em::float32).reshape({2, 5});
+  const auto outs = sess.run({mm, sum, joined, picked, lin}, {{x, feed}});
+  CHECK(outs[0].to_vector<float>() == std::vector<float>{10, 10, 10, 35, 35, 35});
+  CHECK(outs[1].shape() == em::Shape{2, 5});
+  CHECK(outs[1].to_vector<float>()[9] == 10.f);
+  CHECK(outs[2].shape() == em::Shape{4, 5});
+  CHECK(outs[3].to_vector<float>()[0] == 0.f);
+  CHECK(outs[4].to_vector<float>() == std::vector<float>{11, 11, 36, 36});
+  CHECK(sess.run(col, {{x, em::ones({3, 7})}}).to_vector<float>() == std::vector<float>{7, 7, 7});
+  const Tensor wrong = em::ones({2, 4});
+  CHECK_THROWS_AS(sess.run(mm, {{x, wrong}}), em::ShapeError);
+  CHECK_THROWS_WITH(sess.run(mm, {{x, wrong}}), Catch::Contains("\"mm\""));
+  CHECK_THROWS_WITH(sess.run(mm, {{x, wrong}}), Catch::Contains("do not line up"));
+  CHECK_THROWS_WITH(sess.run(sum, {{x, wrong}}), Catch::Contains("cannot be broadcast"));
+}
+
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
   tf::Graph g1, g2;
   {

@@ -1,6 +1,7 @@
 // Graph mode: the scope recorder that turns op calls into named nodes, the
 // Graph and Variable classes and the TF1 construction functions.
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 
 #include <fmt/format.h>
@@ -39,7 +40,105 @@ Tensor stand_in(const Shape& shape, DType dtype, int64_t unknown_size) {
   return Tensor(std::move(ref));
 }
 
+// Note [Unknown dims]: gives unknown dims of `s` (the inputs' static shapes)
+// the known sizes `op`'s shape rule ties them to. Conflicting known sizes are
+// left for the rule to report.
+std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector<Shape> s) {
+  // Right-aligned dims broadcast: an unknown dim next to a known size > 1 must
+  // be that size (or 1, which broadcasts to the same result).
+  auto broadcast = [](const std::vector<Shape*>& shapes) {
+    std::size_t rank = 0;
+    for (const Shape* p : shapes) rank = std::max(rank, p->size());
+    for (std::size_t k = 1; k <= rank; ++k) {
+      int64_t known = -1;
+      for (const Shape* p : shapes)
+        if (p->size() >= k && (*p)[p->size() - k] > 1) known = (*p)[p->size() - k];
+      if (known < 0) continue;
+      for (Shape* p : shapes)
+        if (p->size() >= k && (*p)[p->size() - k] < 0) (*p)[p->size() - k] = known;
+    }
+  };
+  auto unify = [](int64_t& x, int64_t& y) {
+    if (x < 0) x = y;
+    if (y < 0) y = x;
+  };
+  const uint32_t flags = dispatch::schema(op).flags;
+  if (flags & dispatch::kElementwise) {
+    std::vector<Shape*> ps;
+    for (Shape& x : s) ps.push_back(&x);
+    broadcast(ps);
+  } else if (op == OpId::matmul && s.size() == 2 && !s[0].empty() && !s[1].empty()) {
+    Shape& A = s[0];
+    Shape& B = s[1];
+    unify(A.back(), B.size() == 1 ? B[0] : B[B.size() - 2]);
+    if (A.size() > 2 && B.size() > 2) {  // batch dims broadcast
+      Shape ba(A.begin(), A.end() - 2), bb(B.begin(), B.end() - 2);
+      broadcast({&ba, &bb});
+      std::copy(ba.begin(), ba.end(), A.begin());
+      std::copy(bb.begin(), bb.end(), B.begin());
+    }
+  } else if (op == OpId::addmm && s.size() == 3 && s[1].size() == 2 && s[2].size() == 2) {
+    unify(s[1][1], s[2][0]);
+    Shape product{s[1][0], s[2][1]};
+    broadcast({&s[0], &product});
+    s[1][0] = product[0];
+    s[2][1] = product[1];
+  } else if (op == OpId::concat && !s.empty()) {
+    const auto rank = static_cast<int64_t>(s[0].size());
+    const int64_t axis = a.i0 < 0 ? a.i0 + rank : a.i0;
+    for (int64_t d = 0; d < rank; ++d) {
+      if (d == axis) continue;
+      int64_t known = -1;
+      for (const Shape& x : s)
+        if (static_cast<int64_t>(x.size()) == rank && x[static_cast<std::size_t>(d)] >= 0)
+          known = x[static_cast<std::size_t>(d)];
+      for (Shape& x : s)
+        if (static_cast<int64_t>(x.size()) == rank && x[static_cast<std::size_t>(d)] < 0)
+          x[static_cast<std::size_t>(d)] = known;
+    }
+  }
+  return s;
+}
+
+// `msg` with the stand-in size written as -1 (a whole number only).
+std::string show_unknown(const std::string& msg) {
+  const std::string stand = std::to_string(kStandIn);
+  std::string out;
+  std::size_t i = 0;
+  while (i < msg.size()) {
+    const std::size_t at = msg.find(stand, i);
+    if (at == std::string::npos) break;
+    const bool left = at == 0 || !std::isdigit(static_cast<unsigned char>(msg[at - 1]));
+    const std::size_t end = at + stand.size();
+    const bool right = end == msg.size() || !std::isdigit(static_cast<unsigned char>(msg[end]));
+    out += msg.substr(i, at - i);
+    out += left && right ? "-1" : stand;
+    i = end;
+  }
+  return out + msg.substr(i);
+}
+
 }  // namespace
+
+[[noreturn]] void rethrow_edited(const std::function<std::string(const std::string&)>& edit) {
+  try {
+    throw;
+  } catch (const ShapeError& e) {
+    throw ShapeError(edit(e.what()));
+  } catch (const DTypeError& e) {
+    throw DTypeError(edit(e.what()));
+  } catch (const DeviceError& e) {
+    throw DeviceError(edit(e.what()));
+  } catch (const IndexError& e) {
+    throw IndexError(edit(e.what()));
+  } catch (const OutOfMemoryError& e) {
+    throw OutOfMemoryError(edit(e.what()));
+  } catch (const InternalError& e) {
+    throw InternalError(edit(e.what()));
+  } catch (const Error& e) {
+    throw ValueError(edit(e.what()));
+  }
+}
 
 std::string GraphState::type_str(const Node& n) {
   return fmt::format("{} {}", dtype_name(n.dtype), shape_str(n.shape));
@@ -138,6 +237,33 @@ int ScopeRecorder::add(Node n, const char* who) {
   return g_->add(std::move(n), who);
 }
 
+dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs) {
+  const dispatch::OpSchema& sch = dispatch::schema(op);
+  std::vector<Shape> shapes;
+  bool unknown = false;
+  {
+    std::lock_guard<std::recursive_mutex> lk(g_->mu);
+    for (const Tensor& t : inputs) {
+      const NodeSymbol* sym = t.defined() ? symbol_of(t) : nullptr;
+      // Another graph's tensor: build() reports it.
+      if (sym && sym->graph_id != g_->id) return sch.infer(op, inputs, attrs);
+      shapes.push_back(sym ? g_->nodes[static_cast<std::size_t>(sym->node)].shape
+                           : (t.defined() ? t.shape() : Shape{}));
+      unknown = unknown || has_unknown(shapes.back());
+    }
+  }
+  if (!unknown) return sch.infer(op, inputs, attrs);
+  const std::vector<Shape> refined = refine_unknown(op, attrs, shapes);
+  std::vector<Tensor> ins(inputs.begin(), inputs.end());
+  for (std::size_t i = 0; i < ins.size(); ++i)
+    if (has_unknown(shapes[i])) ins[i] = stand_in(refined[i], ins[i].dtype(), kStandIn);
+  try {
+    return sch.infer(op, dispatch::Inputs(ins.data(), ins.size()), attrs);
+  } catch (const Error&) {
+    rethrow_edited(&show_unknown);
+  }
+}
+
 Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                             const dispatch::TensorMeta& meta) {
   const char* who = dispatch::op_name(op);
@@ -160,10 +286,13 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
   n.shape = meta.shape;
   if (unknown_in) {
     // Note [Unknown dims]: run the rule again with the second stand-in size.
+    std::vector<Shape> shapes;
+    for (int id : n.inputs) shapes.push_back(g_->nodes[id].shape);
+    const std::vector<Shape> refined = refine_unknown(op, attrs, shapes);
     std::vector<Tensor> ins2;
-    for (int id : n.inputs) {
-      const Node& in = g_->nodes[id];
-      ins2.push_back(in.kind == Kind::constant ? in.value : stand_in(in.shape, in.dtype, kStandIn2));
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const Node& in = g_->nodes[n.inputs[i]];
+      ins2.push_back(in.kind == Kind::constant ? in.value : stand_in(refined[i], in.dtype, kStandIn2));
     }
     dispatch::Attrs a2 = attrs;
     const Shape& in0 = g_->nodes[n.inputs[0]].shape;

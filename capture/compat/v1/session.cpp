@@ -53,23 +53,7 @@ std::optional<Device> device_named(const std::string& dev) {
 
 // Re-throws the current ember error with `prefix` in front, keeping its type.
 [[noreturn]] void rethrow_with(const std::string& prefix) {
-  try {
-    throw;
-  } catch (const ShapeError& e) {
-    throw ShapeError(prefix + e.what());
-  } catch (const DTypeError& e) {
-    throw DTypeError(prefix + e.what());
-  } catch (const DeviceError& e) {
-    throw DeviceError(prefix + e.what());
-  } catch (const IndexError& e) {
-    throw IndexError(prefix + e.what());
-  } catch (const OutOfMemoryError& e) {
-    throw OutOfMemoryError(prefix + e.what());
-  } catch (const InternalError& e) {
-    throw InternalError(prefix + e.what());
-  } catch (const Error& e) {
-    throw ValueError(prefix + e.what());
-  }
+  rethrow_edited([&](const std::string& what) { return prefix + what; });
 }
 
 Tensor stand_in(const Shape& shape, DType dtype) {

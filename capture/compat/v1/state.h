@@ -4,6 +4,7 @@
 // trace makes) and runs it on the capture executor.
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -30,7 +31,12 @@ enum class Kind : uint8_t {
 /// Note [Unknown dims]: a -1 dim is given a stand-in size while the graph is
 /// built, so that the ops' own shape rules run unchanged. The rule runs again
 /// with a second stand-in; output dims that differ are unknown (-1). A Session
-/// infers every shape again from the concrete feeds.
+/// infers every shape again from the concrete feeds. Where a rule ties an
+/// unknown dim to a known size of another input (broadcasting against a size
+/// > 1, matmul's shared dim, concat's other dims), the unknown dim takes that
+/// size while the rule runs, as TF's shape inference unifies them: [-1, -1] @
+/// [5, 3] is [-1, 3], and [-1, -1] + [5] is [-1, 5]. The run checks the real size.
+/// Messages of a rule that fails show the stand-in as -1.
 inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
 inline constexpr int64_t kStandIn2 = 2 * 720720;
 
@@ -118,6 +124,7 @@ class ScopeRecorder final : public dispatch::Recorder {
     return false;
   }
   void record(dispatch::OpId, dispatch::Inputs, const dispatch::Attrs&, const Tensor&, bool) override {}
+  dispatch::TensorMeta infer(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs) override;
   Tensor build(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                const dispatch::TensorMeta& meta) override;
   Tensor on_variable_read(const ember::Variable& v, const Tensor& value) override;
@@ -136,6 +143,9 @@ class ScopeRecorder final : public dispatch::Recorder {
  private:
   std::shared_ptr<GraphState> g_;
 };
+
+/// Re-throws the current ember error with its message edited, keeping its type.
+[[noreturn]] void rethrow_edited(const std::function<std::string(const std::string&)>& edit);
 
 /// The innermost scope's recorder on this thread, or null.
 ScopeRecorder* current_scope();
