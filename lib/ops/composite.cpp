@@ -47,7 +47,10 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   if (tensors.empty()) throw ValueError("stack: expects a non-empty list of tensors");
   const Shape& s0 = tensors[0].shape();
-  for (std::size_t i = 1; i < tensors.size(); ++i)
+  // Graph tensors (no storage) may have unknown dims: concat's rule checks them.
+  bool symbolic = false;
+  for (const Tensor& t : tensors) symbolic = symbolic || (t.defined() && !t.impl().storage);
+  for (std::size_t i = 1; i < tensors.size() && !symbolic; ++i)
     if (tensors[i].shape() != s0)
       throw ShapeError(fmt::format("stack: tensor {} has shape {} but tensor 0 has {}; all must match",
                                    i, shape_str(tensors[i].shape()), shape_str(s0)));

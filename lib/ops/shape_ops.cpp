@@ -58,6 +58,13 @@ Tensor reshape_to(const Tensor& x, const Shape& s) {
 }  // namespace
 
 Tensor Tensor::reshape(const Shape& shape) const {
+  // A graph tensor (no storage) may have unknown dims, which its graph's
+  // shape rule matches against a target given in full.
+  if (!impl().storage && defined() && std::find(shape.begin(), shape.end(), -1) == shape.end()) {
+    Attrs a;
+    a.ints = shape;
+    return view_op(OpId::reshape, *this, a);
+  }
   return reshape_to(*this, infer_size("reshape", shape, numel()));
 }
 

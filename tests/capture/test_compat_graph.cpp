@@ -78,7 +78,8 @@ TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") 
 
 TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies them", "[compat][graph]") {
   tf::Graph g;
-  Tensor x, mm, sum, joined, picked, lin, col;
+  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad;
+  tf::Operation init;
   {
     auto scope = g.as_default();
     x = tf::placeholder(em::float32, {-1, -1}, "x");
@@ -102,6 +103,19 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
     CHECK(tf::static_shape(tf::matmul(b3, tf::placeholder(em::float32, {4, -1, 3}))) == em::Shape{4, 2, 3});
     col = tf::reduce_sum(x, {1}, false, "col");
     CHECK(tf::static_shape(col) == em::Shape{-1});
+    // Reshapes carry each unknown dim to where it lands (unsqueeze, stack),
+    // and a reshape to a known shape fixes the one unknown dim.
+    stacked = tf::stack({x, tf::constant(em::ones({2, 5}))}, 0, "stacked");
+    CHECK(tf::static_shape(stacked) == em::Shape{2, 2, 5});
+    lifted = x.unsqueeze(0);
+    CHECK(tf::static_shape(lifted) == em::Shape{1, -1, -1});
+    CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1, 3}), {5, 3})) == em::Shape{5, 3});
+    // Gradients through a product with an unknown inner dim.
+    tf::Variable w2(em::ones({5, 3}), "w2");
+    loss = tf::reduce_mean(tf::square(tf::add(tf::matmul(x, w2), em::zeros({3}))));
+    grad = tf::gradients(loss, w2.value());
+    CHECK(tf::static_shape(grad) == em::Shape{5, 3});
+    init = tf::global_variables_initializer();
     // A known conflict is still an error while building; the message shows -1, not the stand-in size.
     auto x4 = tf::placeholder(em::float32, {-1, 4}, "x4");
     CHECK_THROWS_AS(tf::matmul(x4, w), em::ShapeError);
@@ -111,6 +125,7 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   }
   // The session checks the real sizes.
   tf::Session sess(g);
+  sess.run(init);
   const Tensor feed = em::arange(10, em::float32).reshape({2, 5});
   const auto outs = sess.run({mm, sum, joined, picked, lin}, {{x, feed}});
   CHECK(outs[0].to_vector<float>() == std::vector<float>{10, 10, 10, 35, 35, 35});
@@ -120,6 +135,15 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   CHECK(outs[3].to_vector<float>()[0] == 0.f);
   CHECK(outs[4].to_vector<float>() == std::vector<float>{11, 11, 36, 36});
   CHECK(sess.run(col, {{x, em::ones({3, 7})}}).to_vector<float>() == std::vector<float>{7, 7, 7});
+  CHECK(sess.run(stacked, {{x, feed}}).shape() == em::Shape{2, 2, 5});
+  CHECK(sess.run(lifted, {{x, em::ones({3, 4})}}).shape() == em::Shape{1, 3, 4});
+  // Row sums 15 and 2 (logits [[15]*3, [2]*3]); d mean(logits^2) / dw[k, j] = (15 x0k + 2 x1k) / 3.
+  const Tensor xg = em::tensor({{1.f, 2.f, 3.f, 4.f, 5.f}, {0.f, 1.f, 0.f, 1.f, 0.f}});
+  const std::vector<float> dw = sess.run(grad, {{x, xg}}).to_vector<float>();
+  const float want_rows[5] = {5.f, 32.f / 3, 15.f, 62.f / 3, 25.f};
+  REQUIRE(dw.size() == 15);
+  for (int k = 0; k < 5; ++k)
+    for (int j = 0; j < 3; ++j) CHECK(dw[static_cast<std::size_t>(k * 3 + j)] == Approx(want_rows[k]));
   const Tensor wrong = em::ones({2, 4});
   CHECK_THROWS_AS(sess.run(mm, {{x, wrong}}), em::ShapeError);
   CHECK_THROWS_WITH(sess.run(mm, {{x, wrong}}), Catch::Contains("\"mm\""));

@@ -83,6 +83,16 @@ std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector
     broadcast({&s[0], &product});
     s[1][0] = product[0];
     s[2][1] = product[1];
+  } else if (op == OpId::reshape && s.size() == 1) {
+    // A fully known target fixes a single unknown dim (a target dim inferred
+    // from the stand-in's element count is a multiple of the stand-in: left).
+    int64_t known = 1, target = 1;
+    int unknown = 0;
+    for (int64_t d : s[0]) d < 0 ? ++unknown : known *= d;
+    for (int64_t d : a.ints) target *= d;
+    if (unknown == 1 && known > 0 && target % known == 0 && (target / known) % kStandIn != 0)
+      for (int64_t& d : s[0])
+        if (d < 0) d = target / known;
   } else if (op == OpId::concat && !s.empty()) {
     const auto rank = static_cast<int64_t>(s[0].size());
     const int64_t axis = a.i0 < 0 ? a.i0 + rank : a.i0;
@@ -303,14 +313,32 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
                                      "known size can be sliced or indexed", who, attrs.i0));
     }
     if (op == OpId::reshape) {
-      // The target dim that reshape inferred from the element count is the
-      // one that carries the stand-in (the largest).
-      const auto it = std::max_element(a2.ints.begin(), a2.ints.end());
-      n.reshape_free_dim = static_cast<int>(it - a2.ints.begin());
-      int64_t rest = 1;
+      // The target was made from stand-in sizes. A dim equal to the stand-in
+      // carries an unknown input dim (in order: unsqueeze, squeeze, a reshape
+      // to sizes read from the tensor); the largest other dim derived from the
+      // stand-in is the one reshape inferred from the element count.
+      std::vector<int> unknown_dims;
+      for (std::size_t i = 0; i < refined[0].size(); ++i)
+        if (refined[0][i] < 0) unknown_dims.push_back(static_cast<int>(i));
+      n.reshape_carry.assign(a2.ints.size(), -1);
+      std::size_t next = 0;
       for (std::size_t i = 0; i < a2.ints.size(); ++i)
-        if (static_cast<int>(i) != n.reshape_free_dim) rest *= a2.ints[i];
-      *it = rest ? ins2[0].numel() / rest : 0;
+        if (a2.ints[i] == kStandIn && next < unknown_dims.size()) {
+          n.reshape_carry[i] = unknown_dims[next++];
+          a2.ints[i] = kStandIn2;
+        }
+      int64_t largest = kStandIn / 16 - 1;
+      for (std::size_t i = 0; i < a2.ints.size(); ++i)
+        if (n.reshape_carry[i] < 0 && a2.ints[i] > largest) {
+          largest = a2.ints[i];
+          n.reshape_free_dim = static_cast<int>(i);
+        }
+      if (n.reshape_free_dim >= 0) {
+        int64_t rest = 1;
+        for (std::size_t i = 0; i < a2.ints.size(); ++i)
+          if (static_cast<int>(i) != n.reshape_free_dim) rest *= a2.ints[i];
+        a2.ints[static_cast<std::size_t>(n.reshape_free_dim)] = rest ? ins2[0].numel() / rest : 0;
+      }
     }
     if (op == OpId::expand) {
       const std::size_t off = a2.ints.size() - in0.size();

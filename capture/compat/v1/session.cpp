@@ -497,6 +497,9 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             ins.push_back(ln.kind == capture::NodeKind::constant ? ln.value : stand_in(ln.out.shape, ln.out.dtype));
           }
           // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
+          for (std::size_t i = 0; i < n.reshape_carry.size(); ++i)
+            if (n.reshape_carry[i] >= 0)
+              cn.attrs.ints[i] = ins[0].shape()[static_cast<std::size_t>(n.reshape_carry[i])];
           if (n.reshape_free_dim >= 0) {
             int64_t rest = 1;
             for (std::size_t i = 0; i < cn.attrs.ints.size(); ++i)

@@ -33,7 +33,8 @@ enum class Kind : uint8_t {
 /// with a second stand-in; output dims that differ are unknown (-1). A Session
 /// infers every shape again from the concrete feeds. Where a rule ties an
 /// unknown dim to a known size of another input (broadcasting against a size
-/// > 1, matmul's shared dim, concat's other dims), the unknown dim takes that
+/// > 1, matmul's shared dim, concat's other dims, a reshape to a known
+/// shape), the unknown dim takes that
 /// size while the rule runs, as TF's shape inference unifies them: [-1, -1] @
 /// [5, 3] is [-1, 3], and [-1, -1] + [5] is [-1, 5]. The run checks the real size.
 /// Messages of a rule that fails show the stand-in as -1.
@@ -55,6 +56,7 @@ struct Node {
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
   int reshape_free_dim = -1;  // reshape of an unknown input: the target dim inferred from numel
+  std::vector<int> reshape_carry;  // per target dim: the unknown input dim it carries, or -1
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
 };
 
