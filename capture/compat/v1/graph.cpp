@@ -1,8 +1,8 @@
 // Graph mode: the scope recorder that turns op calls into named nodes, the
 // Graph and Variable classes and the TF1 construction functions.
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 
 #include <fmt/format.h>
 
