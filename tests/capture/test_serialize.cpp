@@ -171,7 +171,8 @@ TEST_CASE("save/load round trip of many ops, guards and dtypes", "[capture][seri
     Tensor u = (x.to(em::int32) + 3) * 2;
     Tensor h = em::var(x, {0}) + em::std(x, {1}, false, 0).sum() + em::prod(em::abs(x) + 1, {1}).mean();
     if ((x.sum() > 0).item<bool>()) h = h * 2.f;  // a guard (on the comparison's value)
-    return std::vector<Tensor>{m, v, k, q, u, h, em::any(b), em::all(x > -10)};
+    Tensor a = em::addmm(em::arange(4.f), x.t(), x, 0.5, -2);  // float attrs (beta, alpha)
+    return std::vector<Tensor>{m, v, k, q, u, h, em::any(b), em::all(x > -10), a};
   };
   auto x = em::test::random_tensor({3, 4}, em::float32, em::test::Domain::positive(), 1);
   auto idx = em::tensor(std::vector<int64_t>{3, 0, -1});
