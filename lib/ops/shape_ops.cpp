@@ -60,7 +60,9 @@ Tensor reshape_to(const Tensor& x, const Shape& s) {
 Tensor Tensor::reshape(const Shape& shape) const {
   // A graph tensor (no storage) may have unknown dims, which its graph's
   // shape rule matches against a target given in full.
-  if (!impl().storage && defined() && std::find(shape.begin(), shape.end(), -1) == shape.end()) {
+  if (!impl().storage && std::find(shape.begin(), shape.end(), -1) == shape.end()) {
+    for (int64_t d : shape)
+      if (d < 0) throw ShapeError(fmt::format("reshape: invalid size {} in shape {}", d, shape_str(shape)));
     Attrs a;
     a.ints = shape;
     return view_op(OpId::reshape, *this, a);

@@ -78,7 +78,7 @@ TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") 
 
 TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies them", "[compat][graph]") {
   tf::Graph g;
-  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad;
+  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad, rows, merged, grad_x;
   tf::Operation init;
   {
     auto scope = g.as_default();
@@ -91,6 +91,7 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
     CHECK(tf::static_shape(sum) == em::Shape{-1, 5});
     CHECK(tf::static_shape(tf::add(x, em::ones({1}))) == em::Shape{-1, -1});     // 1 says nothing
     CHECK(tf::static_shape(tf::add(x, em::ones({4, 1}))) == em::Shape{4, -1});
+    CHECK(tf::static_shape(tf::add(x, em::ones({0, 1}))) == em::Shape{0, -1});  // 0 unifies too
     CHECK(tf::static_shape(tf::multiply(x, tf::placeholder(em::float32, {-1}))) == em::Shape{-1, -1});
     joined = tf::concat({x, tf::constant(em::ones({2, 5}))}, 0, "joined");
     CHECK(tf::static_shape(joined) == em::Shape{-1, 5});
@@ -110,11 +111,22 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
     lifted = x.unsqueeze(0);
     CHECK(tf::static_shape(lifted) == em::Shape{1, -1, -1});
     CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1, 3}), {5, 3})) == em::Shape{5, 3});
-    // Gradients through a product with an unknown inner dim.
+    // A small inferred dim (40 / 20) and a flatten of two unknown dims: each
+    // target dim is remade from the input dims it covers.
+    rows = tf::reshape(tf::placeholder(em::float32, {-1}, "flat_in"), {-1, 20}, "rows");
+    CHECK(tf::static_shape(rows) == em::Shape{-1, 20});
+    auto cube = tf::placeholder(em::float32, {2, -1, -1}, "cube");
+    merged = cube.flatten(0, 1);
+    CHECK(tf::static_shape(merged) == em::Shape{-1, -1});
+    CHECK_THROWS_AS(x.reshape({-2, 5}), em::ShapeError);
+    CHECK_THROWS_WITH(x.reshape({-2, 5}), "reshape: invalid size -2 in shape [-2,5]");
+    // Gradients through a product with an unknown inner dim, to the weights and to x itself.
     tf::Variable w2(em::ones({5, 3}), "w2");
     loss = tf::reduce_mean(tf::square(tf::add(tf::matmul(x, w2), em::zeros({3}))));
     grad = tf::gradients(loss, w2.value());
     CHECK(tf::static_shape(grad) == em::Shape{5, 3});
+    grad_x = tf::gradients(tf::reduce_sum(tf::add(tf::matmul(x, w2), em::ones({3}))), x);
+    CHECK(tf::static_shape(grad_x) == em::Shape{-1, 5});  // x's dim 1 meets w2's 5, as in TF
     init = tf::global_variables_initializer();
     // A known conflict is still an error while building; the message shows -1, not the stand-in size.
     auto x4 = tf::placeholder(em::float32, {-1, 4}, "x4");
@@ -144,6 +156,14 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   REQUIRE(dw.size() == 15);
   for (int k = 0; k < 5; ++k)
     for (int j = 0; j < 3; ++j) CHECK(dw[static_cast<std::size_t>(k * 3 + j)] == Approx(want_rows[k]));
+  // d sum(x @ w2 + 1) / dx = ones @ w2^T: every element 3.
+  CHECK(sess.run(grad_x, {{x, xg}}).to_vector<float>() == std::vector<float>(10, 3.f));
+  CHECK(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(40, em::float32)}}).shape() ==
+        em::Shape{2, 20});
+  const Tensor c = em::arange(24, em::float32).reshape({2, 3, 4});
+  const Tensor got = sess.run(merged, {{g.get_tensor_by_name("cube:0"), c}});
+  CHECK(got.shape() == em::Shape{6, 4});
+  CHECK(em::equal(got, c.reshape({6, 4})));
   const Tensor wrong = em::ones({2, 4});
   CHECK_THROWS_AS(sess.run(mm, {{x, wrong}}), em::ShapeError);
   CHECK_THROWS_WITH(sess.run(mm, {{x, wrong}}), Catch::Contains("\"mm\""));
@@ -264,7 +284,9 @@ TEST_CASE("nn::bias_add and nn::xw_plus_b check shapes as TF does; xw_plus_b is 
                       "bias_add: value must have at least 2 dims, got shape [2]");
     CHECK_THROWS_WITH(tf::nn::bias_add(a, tf::constant(em::ones({1, 2}))), "bias_add: bias must be 1-d, got shape [1,2]");
     CHECK_THROWS_WITH(tf::nn::xw_plus_b(x, w, tf::constant(em::ones({3}))),
-                      "xw_plus_b: bias has 3 elements but the last dim of [-1,4] has 4");
+                      "xw_plus_b: biases has 3 elements but weights [3,4] has 4 columns");
+    CHECK_THROWS_WITH(tf::nn::xw_plus_b(x, w, tf::constant(em::ones({1, 4}))),
+                      "xw_plus_b: biases must be 1-d, got shape [1,4]");
     CHECK_THROWS_WITH(tf::nn::xw_plus_b(tf::constant(em::ones({1, 2, 3})), w, b),
                       "xw_plus_b: x and weights must be matrices (2-d), got [1,2,3] and [3,4]");
     CHECK(tf::static_shape(h) == em::Shape{-1, 4});

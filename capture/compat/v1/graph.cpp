@@ -44,15 +44,15 @@ Tensor stand_in(const Shape& shape, DType dtype, int64_t unknown_size) {
 // the known sizes `op`'s shape rule ties them to. Conflicting known sizes are
 // left for the rule to report.
 std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector<Shape> s) {
-  // Right-aligned dims broadcast: an unknown dim next to a known size > 1 must
-  // be that size (or 1, which broadcasts to the same result).
+  // Right-aligned dims broadcast: an unknown dim next to a known size other
+  // than 1 must be that size (or 1, which broadcasts to the same result).
   auto broadcast = [](const std::vector<Shape*>& shapes) {
     std::size_t rank = 0;
     for (const Shape* p : shapes) rank = std::max(rank, p->size());
     for (std::size_t k = 1; k <= rank; ++k) {
       int64_t known = -1;
       for (const Shape* p : shapes)
-        if (p->size() >= k && (*p)[p->size() - k] > 1) known = (*p)[p->size() - k];
+        if (p->size() >= k && (*p)[p->size() - k] >= 0 && (*p)[p->size() - k] != 1) known = (*p)[p->size() - k];
       if (known < 0) continue;
       for (Shape* p : shapes)
         if (p->size() >= k && (*p)[p->size() - k] < 0) (*p)[p->size() - k] = known;
@@ -110,6 +110,17 @@ std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector
   return s;
 }
 
+// A reshape to a shape read from graph tensors (sum_to in a gradient rule,
+// x.reshape(y.shape())) has stand-ins in its target. In the same position of
+// an input of the same rank, a known size replaces one (the two must agree at
+// run time), and an unknown one is carried by plan_reshape.
+dispatch::Attrs tie_reshape_target(OpId op, const Shape& input, dispatch::Attrs a) {
+  if (op != OpId::reshape || a.ints.size() != input.size()) return a;
+  for (std::size_t i = 0; i < input.size(); ++i)
+    if (a.ints[i] == kStandIn && input[i] >= 0) a.ints[i] = input[i];
+  return a;
+}
+
 // `msg` with the stand-in size written as -1 (a whole number only).
 std::string show_unknown(const std::string& msg) {
   const std::string stand = std::to_string(kStandIn);
@@ -147,6 +158,67 @@ std::string show_unknown(const std::string& msg) {
     throw InternalError(edit(e.what()));
   } catch (const Error& e) {
     throw ValueError(edit(e.what()));
+  }
+}
+
+std::vector<ReshapeDerived> plan_reshape(const Shape& input, const std::vector<bool>& unknown, const Shape& target) {
+  const int n_in = static_cast<int>(input.size()), n_out = static_cast<int>(target.size());
+  bool any_unknown = false, zero = false;
+  for (int i = 0; i < n_in; ++i) {
+    any_unknown = any_unknown || unknown[static_cast<std::size_t>(i)];
+    zero = zero || input[static_cast<std::size_t>(i)] == 0;
+  }
+  for (int64_t d : target) zero = zero || d == 0;
+  if (!any_unknown) return {};
+  // The largest target dim of a group is the one derived from its unknown input dims.
+  auto derive = [&](int a, int b, int c, int d) {
+    int at = c;
+    for (int j = c; j < d; ++j)
+      if (target[static_cast<std::size_t>(j)] > target[static_cast<std::size_t>(at)]) at = j;
+    return ReshapeDerived{at, a, b, c, d};
+  };
+  std::vector<ReshapeDerived> plan;
+  // Group dims whose running products agree (stand-in sizes keep the products
+  // apart); a group holding an unknown input dim derives one target dim.
+  using Wide = unsigned __int128;  // products of several stand-ins
+  int i = 0, j = 0;
+  bool grouped = !zero;
+  while (grouped && (i < n_in || j < n_out)) {
+    const int a = i, c = j;
+    Wide pi = 1, pj = 1;
+    if (i < n_in) pi *= static_cast<Wide>(input[static_cast<std::size_t>(i++)]);
+    if (j < n_out) pj *= static_cast<Wide>(target[static_cast<std::size_t>(j++)]);
+    while (pi != pj) {
+      if (pi < pj && i < n_in) {
+        pi *= static_cast<Wide>(input[static_cast<std::size_t>(i++)]);
+      } else if (pj < pi && j < n_out) {
+        pj *= static_cast<Wide>(target[static_cast<std::size_t>(j++)]);
+      } else {
+        grouped = false;
+        break;
+      }
+    }
+    bool has_unknown = false;
+    for (int k = a; k < i; ++k) has_unknown = has_unknown || unknown[static_cast<std::size_t>(k)];
+    if (grouped && has_unknown) {
+      if (c == j) grouped = false;  // unknown dims that map to no target dim
+      else plan.push_back(derive(a, i, c, j));
+    }
+  }
+  if (!grouped) return {derive(0, n_in, 0, n_out)};
+  return plan;
+}
+
+void remake_reshape(const std::vector<ReshapeDerived>& plan, const Shape& input, Shape& target) {
+  for (const ReshapeDerived& r : plan) {
+    int64_t numel = 1, rest = 1;
+    for (int k = r.in_begin; k < r.in_end; ++k) numel *= input[static_cast<std::size_t>(k)];
+    for (int k = r.out_begin; k < r.out_end; ++k)
+      if (k != r.dim) rest *= target[static_cast<std::size_t>(k)];
+    if (rest == 0 || numel % rest != 0)
+      throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {} with the unknown dim "
+                                   "inferred", shape_str(input), shape_str(target)));
+    target[static_cast<std::size_t>(r.dim)] = numel / rest;
   }
 }
 
@@ -263,12 +335,13 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
     }
   }
   if (!unknown) return sch.infer(op, inputs, attrs);
-  const std::vector<Shape> refined = refine_unknown(op, attrs, shapes);
+  const dispatch::Attrs tied = tie_reshape_target(op, shapes[0], attrs);
+  const std::vector<Shape> refined = refine_unknown(op, tied, shapes);
   std::vector<Tensor> ins(inputs.begin(), inputs.end());
   for (std::size_t i = 0; i < ins.size(); ++i)
     if (has_unknown(shapes[i])) ins[i] = stand_in(refined[i], ins[i].dtype(), kStandIn);
   try {
-    return sch.infer(op, dispatch::Inputs(ins.data(), ins.size()), attrs);
+    return sch.infer(op, dispatch::Inputs(ins.data(), ins.size()), tied);
   } catch (const Error&) {
     rethrow_edited(&show_unknown);
   }
@@ -289,6 +362,7 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
     n.inputs.push_back(id);
     unknown_in = unknown_in || has_unknown(g_->nodes[id].shape);
   }
+  if (unknown_in) n.attrs = tie_reshape_target(op, g_->nodes[n.inputs[0]].shape, attrs);
   if (!meta.device.is_cpu())
     throw DeviceError(fmt::format("{}: graph nodes are placed by device scopes (tf::device), not by "
                                   "tensor devices ({} given)", who, meta.device.str()));
@@ -298,13 +372,14 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
     // Note [Unknown dims]: run the rule again with the second stand-in size.
     std::vector<Shape> shapes;
     for (int id : n.inputs) shapes.push_back(g_->nodes[id].shape);
-    const std::vector<Shape> refined = refine_unknown(op, attrs, shapes);
-    std::vector<Tensor> ins2;
+    const std::vector<Shape> refined = refine_unknown(op, n.attrs, shapes);
+    std::vector<Tensor> ins, ins2;
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       const Node& in = g_->nodes[n.inputs[i]];
+      ins.push_back(in.kind == Kind::constant ? in.value : stand_in(refined[i], in.dtype, kStandIn));
       ins2.push_back(in.kind == Kind::constant ? in.value : stand_in(refined[i], in.dtype, kStandIn2));
     }
-    dispatch::Attrs a2 = attrs;
+    dispatch::Attrs a2 = n.attrs;
     const Shape& in0 = g_->nodes[n.inputs[0]].shape;
     if (op == OpId::slice || op == OpId::select) {
       const auto d = static_cast<std::size_t>(attrs.i0);
@@ -313,32 +388,9 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
                                      "known size can be sliced or indexed", who, attrs.i0));
     }
     if (op == OpId::reshape) {
-      // The target was made from stand-in sizes. A dim equal to the stand-in
-      // carries an unknown input dim (in order: unsqueeze, squeeze, a reshape
-      // to sizes read from the tensor); the largest other dim derived from the
-      // stand-in is the one reshape inferred from the element count.
-      std::vector<int> unknown_dims;
-      for (std::size_t i = 0; i < refined[0].size(); ++i)
-        if (refined[0][i] < 0) unknown_dims.push_back(static_cast<int>(i));
-      n.reshape_carry.assign(a2.ints.size(), -1);
-      std::size_t next = 0;
-      for (std::size_t i = 0; i < a2.ints.size(); ++i)
-        if (a2.ints[i] == kStandIn && next < unknown_dims.size()) {
-          n.reshape_carry[i] = unknown_dims[next++];
-          a2.ints[i] = kStandIn2;
-        }
-      int64_t largest = kStandIn / 16 - 1;
-      for (std::size_t i = 0; i < a2.ints.size(); ++i)
-        if (n.reshape_carry[i] < 0 && a2.ints[i] > largest) {
-          largest = a2.ints[i];
-          n.reshape_free_dim = static_cast<int>(i);
-        }
-      if (n.reshape_free_dim >= 0) {
-        int64_t rest = 1;
-        for (std::size_t i = 0; i < a2.ints.size(); ++i)
-          if (static_cast<int>(i) != n.reshape_free_dim) rest *= a2.ints[i];
-        a2.ints[static_cast<std::size_t>(n.reshape_free_dim)] = rest ? ins2[0].numel() / rest : 0;
-      }
+      std::vector<bool> unknown(refined[0].size());
+      for (std::size_t i = 0; i < unknown.size(); ++i) unknown[i] = refined[0][i] < 0;
+      n.reshape_derived = plan_reshape(ins[0].shape(), unknown, a2.ints);
     }
     if (op == OpId::expand) {
       const std::size_t off = a2.ints.size() - in0.size();
@@ -346,6 +398,7 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
         if (in0[i] < 0 && a2.ints[off + i] == kStandIn) a2.ints[off + i] = kStandIn2;
     }
     try {
+      if (op == OpId::reshape) remake_reshape(n.reshape_derived, ins2[0].shape(), a2.ints);
       const auto m2 = dispatch::schema(op).infer(op, dispatch::Inputs(ins2.data(), ins2.size()), a2);
       for (std::size_t i = 0; i < n.shape.size(); ++i)
         if (i >= m2.shape.size() || m2.shape[i] != n.shape[i]) n.shape[i] = -1;
@@ -1100,7 +1153,11 @@ Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, c
   if (xs.size() != 2 || ws.size() != 2)
     throw ShapeError(fmt::format("xw_plus_b: x and weights must be matrices (2-d), got {} and {}", shape_str(xs),
                                  shape_str(ws)));
-  check_bias("xw_plus_b", {xs[0], ws[1]}, static_shape(biases));
+  const Shape bs = static_shape(biases);
+  if (bs.size() != 1) throw ShapeError(fmt::format("xw_plus_b: biases must be 1-d, got shape {}", shape_str(bs)));
+  if (ws[1] >= 0 && bs[0] >= 0 && ws[1] != bs[0])
+    throw ShapeError(fmt::format("xw_plus_b: biases has {} elements but weights {} has {} columns", bs[0],
+                                 shape_str(ws), ws[1]));
   return named(n.empty() ? "xw_plus_b" : n, [&] { return ember::addmm(biases, x, weights); });
 }
 }  // namespace nn

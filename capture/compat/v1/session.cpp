@@ -497,20 +497,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             ins.push_back(ln.kind == capture::NodeKind::constant ? ln.value : stand_in(ln.out.shape, ln.out.dtype));
           }
           // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
-          for (std::size_t i = 0; i < n.reshape_carry.size(); ++i)
-            if (n.reshape_carry[i] >= 0)
-              cn.attrs.ints[i] = ins[0].shape()[static_cast<std::size_t>(n.reshape_carry[i])];
-          if (n.reshape_free_dim >= 0) {
-            int64_t rest = 1;
-            for (std::size_t i = 0; i < cn.attrs.ints.size(); ++i)
-              if (static_cast<int>(i) != n.reshape_free_dim) rest *= cn.attrs.ints[i];
-            const int64_t numel = ins[0].numel();
-            if (rest == 0 || numel % rest != 0)
-              throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {} with {} "
-                                           "inferred", shape_str(ins[0].shape()), shape_str(n.shape),
-                                           "the unknown dim"));
-            cn.attrs.ints[static_cast<std::size_t>(n.reshape_free_dim)] = numel / rest;
-          }
+          if (!n.reshape_derived.empty()) remake_reshape(n.reshape_derived, ins[0].shape(), cn.attrs.ints);
           if (n.op == OpId::expand) {
             const Shape& in0 = ins[0].shape();
             const std::size_t off = cn.attrs.ints.size() - in0.size();

@@ -41,6 +41,21 @@ enum class Kind : uint8_t {
 inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
 inline constexpr int64_t kStandIn2 = 2 * 720720;
 
+/// A reshape target dim made from stand-in sizes: the product of input dims
+/// [in_begin, in_end) divided by the other target dims in [out_begin, out_end)
+/// (a group whose running products agree, as in a view). Remade from the real
+/// input shape when a Session lowers the node.
+struct ReshapeDerived {
+  int dim = 0;
+  int in_begin = 0, in_end = 0, out_begin = 0, out_end = 0;
+};
+/// Which target dims of a reshape of `input` (stand-in sizes where
+/// `unknown[i]`) to `target` derive from unknown input dims.
+std::vector<ReshapeDerived> plan_reshape(const Shape& input, const std::vector<bool>& unknown, const Shape& target);
+/// Remakes the derived dims of `target` for an input of shape `input`;
+/// ShapeError when an element count does not divide.
+void remake_reshape(const std::vector<ReshapeDerived>& plan, const Shape& input, Shape& target);
+
 struct Node {
   Kind kind = Kind::op;
   std::string name;
@@ -55,8 +70,7 @@ struct Node {
   int var = -1;                                       // variable / assign: index into vars
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
-  int reshape_free_dim = -1;  // reshape of an unknown input: the target dim inferred from numel
-  std::vector<int> reshape_carry;  // per target dim: the unknown input dim it carries, or -1
+  std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
 };
 
