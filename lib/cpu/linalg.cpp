@@ -19,19 +19,6 @@ using dispatch::OpId;
 
 namespace {
 
-// out *= v in place (float32/float64, contiguous).
-void scale(Tensor& out, double v) {
-  const int64_t n = out.numel();
-  if (out.dtype() == DType::float32) {
-    float* p = out.data<float>();
-    const float f = static_cast<float>(v);  // as BLAS scales C
-    for (int64_t i = 0; i < n; ++i) p[i] *= f;
-  } else {
-    double* p = out.data<double>();
-    for (int64_t i = 0; i < n; ++i) p[i] *= v;
-  }
-}
-
 // A matrix operand: how to hand it to BLAS without copying, if possible.
 struct Mat {
   Tensor t;          // batch dims + [rows, cols]
@@ -112,8 +99,14 @@ void product(Tensor a, Tensor b, Tensor& out, double alpha, double beta) {
   const int64_t es = static_cast<int64_t>(itemsize(dt));
   char* c = static_cast<char*>(out.impl().data());
   if (K == 0) {
-    if (beta == 0) std::memset(c, 0, static_cast<std::size_t>(out.numel() * es));
-    else if (beta != 1) scale(out, beta);
+    if (beta == 0) {
+      std::memset(c, 0, static_cast<std::size_t>(out.numel() * es));
+    } else if (beta != 1) {  // C = beta * C through the mul loop, beta in C's dtype as BLAS has it
+      float f = static_cast<float>(beta);
+      char* ptrs[3] = {c, c, dt == DType::float32 ? reinterpret_cast<char*>(&f) : reinterpret_cast<char*>(&beta)};
+      const int64_t st[3] = {1, 1, 0};
+      arch().elementwise[dispatch::op_index(OpId::mul)][static_cast<int>(dt)](ptrs, st, out.numel(), nullptr);
+    }
     return;
   }
   Mat ma = prepare(a, dt), mb = prepare(b, dt);
@@ -181,16 +174,7 @@ void matmul_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs&, Tensor& ou
 void addmm_kernel(OpId, dispatch::Inputs in, const dispatch::Attrs& attrs, Tensor& out) {
   const double beta = attrs.f0, alpha = attrs.f1;
   if (out.numel() == 0) return;
-  // The input, broadcast (a stride-0 view) and cast, becomes C.
-  if (beta != 0) {
-    const Tensor& x = in[0];
-    const Shape& s = out.shape();
-    Strides st(2, 0);
-    const std::size_t lead = 2 - x.shape().size();
-    for (std::size_t d = 0; d < x.shape().size(); ++d)
-      if (x.shape()[d] != 1) st[lead + d] = x.strides()[d];
-    copy_into(out, ember::detail::make_view(x, s, st, x.storage_offset()));
-  }
+  if (beta != 0) copy_into(out, in[0]);  // the input, broadcast and cast, becomes C
   if (is_blas(out.dtype())) {
     product(in[1], in[2], out, alpha, beta);
     return;

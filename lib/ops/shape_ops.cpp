@@ -23,19 +23,27 @@ Tensor view_op(OpId op, const Tensor& x, const Attrs& a) {
   return dispatch::call(op, dispatch::Inputs(&x, 1), a);
 }
 
-Shape infer_size(const char* op, const Shape& shape, int64_t numel) {
-  Shape s = shape;
-  int64_t known = 1, infer_at = -1;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == -1) {
+// The position of the one -1 in `shape` (-1 when there is none); any other
+// negative size, or a second -1, is refused.
+int64_t free_dim(const char* op, const Shape& shape) {
+  int64_t infer_at = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
       if (infer_at >= 0) throw ShapeError(fmt::format("{}: only one dim can be -1 (shape {})", op, shape_str(shape)));
       infer_at = static_cast<int64_t>(i);
-    } else if (s[i] < 0) {
-      throw ShapeError(fmt::format("{}: invalid size {} in shape {}", op, s[i], shape_str(shape)));
-    } else {
-      known *= s[i];
+    } else if (shape[i] < 0) {
+      throw ShapeError(fmt::format("{}: invalid size {} in shape {}", op, shape[i], shape_str(shape)));
     }
   }
+  return infer_at;
+}
+
+Shape infer_size(const char* op, const Shape& shape, int64_t numel) {
+  Shape s = shape;
+  const int64_t infer_at = free_dim(op, shape);
+  int64_t known = 1;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (static_cast<int64_t>(i) != infer_at) known *= s[i];
   if (infer_at >= 0) {
     if (known == 0 || numel % known != 0)
       throw ShapeError(fmt::format("{}: shape {} is invalid for a tensor of {} elements", op,
@@ -60,9 +68,7 @@ Tensor reshape_to(const Tensor& x, const Shape& s) {
 Tensor Tensor::reshape(const Shape& shape) const {
   // A graph tensor (no storage) may have unknown dims, which its graph's
   // shape rule matches against a target given in full.
-  if (!impl().storage && std::find(shape.begin(), shape.end(), -1) == shape.end()) {
-    for (int64_t d : shape)
-      if (d < 0) throw ShapeError(fmt::format("reshape: invalid size {} in shape {}", d, shape_str(shape)));
+  if (!impl().storage && free_dim("reshape", shape) < 0) {
     Attrs a;
     a.ints = shape;
     return view_op(OpId::reshape, *this, a);

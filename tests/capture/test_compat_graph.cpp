@@ -160,6 +160,9 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   CHECK(sess.run(grad_x, {{x, xg}}).to_vector<float>() == std::vector<float>(10, 3.f));
   CHECK(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(40, em::float32)}}).shape() ==
         em::Shape{2, 20});
+  CHECK_THROWS_AS(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}), em::ShapeError);
+  CHECK_THROWS_WITH(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}),
+                    Catch::Contains("reshape: a tensor of shape [30] cannot be reshaped to [-1,20]"));
   const Tensor c = em::arange(24, em::float32).reshape({2, 3, 4});
   const Tensor got = sess.run(merged, {{g.get_tensor_by_name("cube:0"), c}});
   CHECK(got.shape() == em::Shape{6, 4});

@@ -326,8 +326,6 @@ TEST_CASE("fusion folds a bias add into the matmul before it (addmm)", "[capture
     const std::vector<Tensor> got = g.run({a, w}), want = k.fn(a, w);
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(em::equal(got[i], want[i]));
   }
-  auto off = graph_of(layer, only(Pass::none), {x0, w0});
-  CHECK(off.count("addmm") == 0);
 }
 
 TEST_CASE("fusion fuses trees with broadcasting operands and scalars", "[capture][passes][fuse]") {

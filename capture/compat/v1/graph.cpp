@@ -215,9 +215,12 @@ void remake_reshape(const std::vector<ReshapeDerived>& plan, const Shape& input,
     for (int k = r.in_begin; k < r.in_end; ++k) numel *= input[static_cast<std::size_t>(k)];
     for (int k = r.out_begin; k < r.out_end; ++k)
       if (k != r.dim) rest *= target[static_cast<std::size_t>(k)];
-    if (rest == 0 || numel % rest != 0)
-      throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {} with the unknown dim "
-                                   "inferred", shape_str(input), shape_str(target)));
+    if (rest == 0 || numel % rest != 0) {
+      Shape shown = target;  // the derived dims as the user sees them
+      for (const ReshapeDerived& q : plan) shown[static_cast<std::size_t>(q.dim)] = -1;
+      throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}", shape_str(input),
+                                   shape_str(shown)));
+    }
     target[static_cast<std::size_t>(r.dim)] = numel / rest;
   }
 }
@@ -373,10 +376,9 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
     std::vector<Shape> shapes;
     for (int id : n.inputs) shapes.push_back(g_->nodes[id].shape);
     const std::vector<Shape> refined = refine_unknown(op, n.attrs, shapes);
-    std::vector<Tensor> ins, ins2;
+    std::vector<Tensor> ins2;
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       const Node& in = g_->nodes[n.inputs[i]];
-      ins.push_back(in.kind == Kind::constant ? in.value : stand_in(refined[i], in.dtype, kStandIn));
       ins2.push_back(in.kind == Kind::constant ? in.value : stand_in(refined[i], in.dtype, kStandIn2));
     }
     dispatch::Attrs a2 = n.attrs;
@@ -388,9 +390,14 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
                                      "known size can be sliced or indexed", who, attrs.i0));
     }
     if (op == OpId::reshape) {
-      std::vector<bool> unknown(refined[0].size());
-      for (std::size_t i = 0; i < unknown.size(); ++i) unknown[i] = refined[0][i] < 0;
-      n.reshape_derived = plan_reshape(ins[0].shape(), unknown, a2.ints);
+      // The first pass's input shape: unknown dims at the stand-in size.
+      Shape first = refined[0];
+      std::vector<bool> unknown(first.size());
+      for (std::size_t i = 0; i < first.size(); ++i) {
+        unknown[i] = first[i] < 0;
+        if (unknown[i]) first[i] = kStandIn;
+      }
+      n.reshape_derived = plan_reshape(first, unknown, a2.ints);
     }
     if (op == OpId::expand) {
       const std::size_t off = a2.ints.size() - in0.size();
@@ -1131,21 +1138,16 @@ Tensor softmax(const Tensor& x, int64_t axis, const std::string& n) {
 Tensor log_softmax(const Tensor& x, int64_t axis, const std::string& n) {
   return named(n, [&] { return ember::log_softmax(x, axis); });
 }
-namespace {
 // TF's checks: a rank >= 2 value and a 1-d bias as long as its last dim
 // (sizes unknown in graph mode (-1) are not compared).
-void check_bias(const char* op, const Shape& vs, const Shape& bs) {
-  if (vs.size() < 2)
-    throw ShapeError(fmt::format("{}: value must have at least 2 dims, got shape {}", op, shape_str(vs)));
-  if (bs.size() != 1) throw ShapeError(fmt::format("{}: bias must be 1-d, got shape {}", op, shape_str(bs)));
-  if (vs.back() >= 0 && bs[0] >= 0 && vs.back() != bs[0])
-    throw ShapeError(fmt::format("{}: bias has {} elements but the last dim of {} has {}", op, bs[0], shape_str(vs),
-                                 vs.back()));
-}
-}  // namespace
-
 Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& n) {
-  check_bias("bias_add", static_shape(value), static_shape(bias));
+  const Shape vs = static_shape(value), bs = static_shape(bias);
+  if (vs.size() < 2)
+    throw ShapeError(fmt::format("bias_add: value must have at least 2 dims, got shape {}", shape_str(vs)));
+  if (bs.size() != 1) throw ShapeError(fmt::format("bias_add: bias must be 1-d, got shape {}", shape_str(bs)));
+  if (vs.back() >= 0 && bs[0] >= 0 && vs.back() != bs[0])
+    throw ShapeError(fmt::format("bias_add: bias has {} elements but the last dim of {} has {}", bs[0],
+                                 shape_str(vs), vs.back()));
   return named(n, [&] { return ember::add(value, bias); });
 }
 Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, const std::string& n) {

@@ -33,14 +33,14 @@ enum class Kind : uint8_t {
 /// with a second stand-in; output dims that differ are unknown (-1). A Session
 /// infers every shape again from the concrete feeds. Where a rule ties an
 /// unknown dim to a known size of another input (broadcasting against a size
-/// > 1, matmul's shared dim, concat's other dims, a reshape to a known
-/// shape), the unknown dim takes that
-/// size while the rule runs, as TF's shape inference unifies them: [-1, -1] @
-/// [5, 3] is [-1, 3], and [-1, -1] + [5] is [-1, 5]. The run checks the real size.
-/// Messages of a rule that fails show the stand-in as -1. A reshape's target
-/// dims made from stand-ins are remade from the real input shape, one per
-/// group of dims whose running products agree (plan_reshape), so unsqueeze,
-/// flatten and stack of tensors with several unknown dims keep each in place.
+/// other than 1, matmul's shared dim, concat's other dims, a reshape to a
+/// known shape), the unknown dim takes that size while the rule runs, as TF's
+/// shape inference unifies them: [-1, -1] @ [5, 3] is [-1, 3], and
+/// [-1, -1] + [5] is [-1, 5]. The run checks the real size. Messages of a rule
+/// that fails show the stand-in as -1. A reshape's target dims made from
+/// stand-ins are remade from the real input shape, one per group of dims whose
+/// running products agree (plan_reshape), so unsqueeze, flatten and stack of
+/// tensors with several unknown dims keep each in place.
 inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
 inline constexpr int64_t kStandIn2 = 2 * 720720;
 
