@@ -6,6 +6,9 @@
 // and copied first). float16/bfloat16 accumulate in float32; float32 uses
 // TF32 tensor cores only after ember::cuda::set_allow_tf32(true). addmm
 // copies its input (broadcast) into C and lets cuBLAS accumulate onto it.
+#include <algorithm>
+#include <limits>
+
 #include <cublas_v2.h>
 
 #include <fmt/format.h>
@@ -89,14 +92,19 @@ void product(const char* op, const Tensor& a_in, const Tensor& b_in, Tensor& out
   if (K == 0) {
     if (beta == 0) {
       EMBER_CUDA_CHECK(cudaMemsetAsync(out.impl().data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(dt), s));
-    } else if (beta != 1) {
+    } else if (beta != 1) {  // cublasScalEx counts in int: scale in chunks
       const bool f64 = dt == DType::float64;
       const double bd = beta;
       const float bf = static_cast<float>(beta);
-      EMBER_CUBLAS_CHECK(cublasScalEx(cublas(dev.index), static_cast<int>(out.numel()), f64 ? static_cast<const void*>(&bd)
-                                                                                            : static_cast<const void*>(&bf),
-                                      f64 ? CUDA_R_64F : CUDA_R_32F, out.impl().data(), cuda_type(dt), 1,
-                                      f64 ? CUDA_R_64F : CUDA_R_32F));
+      const void* pbeta = f64 ? static_cast<const void*>(&bd) : static_cast<const void*>(&bf);
+      const cudaDataType_t scalar_t = f64 ? CUDA_R_64F : CUDA_R_32F;
+      auto* c = static_cast<char*>(out.impl().data());
+      constexpr int64_t kChunk = std::numeric_limits<int>::max();
+      for (int64_t done = 0; done < out.numel(); done += kChunk) {
+        const auto n = static_cast<int>(std::min(kChunk, out.numel() - done));
+        EMBER_CUBLAS_CHECK(cublasScalEx(cublas(dev.index), n, pbeta, scalar_t, c + done * itemsize(dt), cuda_type(dt), 1,
+                                        scalar_t));
+      }
     }
     return;
   }

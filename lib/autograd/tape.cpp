@@ -65,12 +65,23 @@ class Tape final : public dispatch::Recorder {
     if (prev_) prev_->record(op, inputs, attrs, out, inplace);
   }
 
+  dispatch::TensorMeta infer(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs) override {
+    return prev_ ? prev_->infer(op, inputs, attrs) : Recorder::infer(op, inputs, attrs);
+  }
+
   Tensor build(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                const dispatch::TensorMeta& meta) override {
     if (!prev_) return Recorder::build(op, inputs, attrs, meta);
     Tensor out = prev_->build(op, inputs, attrs, meta);
     if (active()) add(op, inputs, attrs, out, false, true);
     return out;
+  }
+
+  Tensor build_inplace(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs, const Tensor& out) override {
+    if (!prev_) return Recorder::build_inplace(op, inputs, attrs, out);
+    Tensor value = prev_->build_inplace(op, inputs, attrs, out);
+    if (active()) add(op, inputs, attrs, value, true, true);
+    return value;
   }
 
   void on_host_read(const Tensor& t) override {
@@ -196,7 +207,7 @@ class Tape final : public dispatch::Recorder {
       }
     }
     if (inplace) {
-      const auto meta = dispatch::schema(op).infer(op, inputs, attrs);
+      const auto meta = infer(op, inputs, attrs);
       r.out_shape = meta.shape;
       r.out_dtype = meta.dtype;
     } else {

@@ -20,6 +20,10 @@ Tensor Recorder::build(OpId op, Inputs, const Attrs&, const TensorMeta&) {
   throw InternalError(fmt::format("{}: this recorder has no graph mode", op_name(op)));
 }
 
+Tensor Recorder::build_inplace(OpId op, Inputs, const Attrs&, const Tensor&) {
+  throw InternalError(fmt::format("{}_: this recorder has no graph mode", op_name(op)));
+}
+
 [[noreturn]] [[gnu::cold]] static void throw_symbolic(OpId op, std::size_t i, const Tensor& t, bool graph_mode) {
   const std::string what =
       t.impl().symbol ? t.impl().symbol->describe() : std::string("a tensor without storage");
@@ -105,32 +109,39 @@ bool has_internal_overlap(const Tensor& t) {
 
 }  // namespace
 
+void check_inplace_type(OpId op, const TensorMeta& result, const Tensor& out) {
+  const char* name = op_name(op);
+  if (result.device != out.device())
+    throw DeviceError(fmt::format("{}_: the result is on {} but the destination is on {}", name,
+                                  result.device.str(), out.device().str()));
+  const DType od = out.dtype();
+  if (op != OpId::copy && ((is_floating(result.dtype) && !is_floating(od)) ||
+                           (result.dtype != DType::bool_ && od == DType::bool_)))
+    throw DTypeError(fmt::format("{}_: the result dtype {} cannot be stored in the destination's {}",
+                                 name, dtype_name(result.dtype), dtype_name(od)));
+}
+
 void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
   const OpSchema& s = schema(op);
   const char* name = s.name;
+  Recorder* rec = detail::tls_recorder;
+  // Graph tensors are values: `out` becomes a new node (the recorder checks the types).
+  if (rec && rec->graph_mode() && (!out.impl().storage || rec->builds(inputs))) [[unlikely]] {
+    out = rec->build_inplace(op, inputs, attrs, out);
+    return;
+  }
   TensorMeta meta = s.infer(op, inputs, attrs);
-  if (meta.device != out.device())
-    throw DeviceError(fmt::format("{}_: the result is on {} but the destination is on {}", name,
-                                  meta.device.str(), out.device().str()));
+  check_inplace_type(op, meta, out);
   // The "<op>_" name is built only when the shapes differ (not per call).
   if (meta.shape != out.shape() &&
       broadcast_shapes(meta.shape, out.shape(), (std::string(name) + "_").c_str()) != out.shape())
     throw ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}",
                                  name, shape_str(meta.shape), shape_str(out.shape())));
   const DType od = out.dtype();
-  if (op != OpId::copy && ((is_floating(meta.dtype) && !is_floating(od)) ||
-                           (meta.dtype != DType::bool_ && od == DType::bool_)))
-    throw DTypeError(fmt::format("{}_: the result dtype {} cannot be stored in the destination's {}",
-                                 name, dtype_name(meta.dtype), dtype_name(od)));
   if (has_internal_overlap(out))
     throw ValueError(fmt::format(
         "{}_: the destination has elements that share memory (an expanded view); clone() it first",
         name));
-  Recorder* rec = detail::tls_recorder;
-  if (rec && rec->graph_mode() && (!out.impl().storage || rec->builds(inputs))) [[unlikely]] {
-    out = rec->build(op, inputs, attrs, {out.shape(), od, out.device()});
-    return;
-  }
   if (!out.impl().storage) [[unlikely]]
     throw_symbolic(op, inputs.size(), out, false);
   for (std::size_t i = 0; i < inputs.size(); ++i)

@@ -23,6 +23,10 @@ inline Tensor call(OpId op, std::initializer_list<Tensor> inputs, const Attrs& a
 /// Overlap between `out` and an input that is not elementwise-safe goes through a temporary.
 void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out);
 
+/// The type checks of an in-place write of `result` into `out` (same device;
+/// no floating result into an integer destination, nothing but bool into bool).
+void check_inplace_type(OpId op, const TensorMeta& result, const Tensor& out);
+
 /// Runs the kernel without inference or recording (for kernels composed of
 /// other kernels, and for the graph executor, which resolved everything earlier).
 KernelFn kernel_for(OpId op, Device device);

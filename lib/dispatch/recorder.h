@@ -41,6 +41,9 @@ class Recorder {
   virtual TensorMeta infer(OpId op, Inputs inputs, const Attrs& attrs) { return schema(op).infer(op, inputs, attrs); }
   /// Graph mode: makes the symbolic result of `op` (called after infer succeeded).
   virtual Tensor build(OpId op, Inputs inputs, const Attrs& attrs, const TensorMeta& meta);
+  /// Graph mode: the new value of `out` after an in-place op (add_, copy_): the
+  /// op's result, broadcast and cast to out's type as the write would be.
+  virtual Tensor build_inplace(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out);
   /// A traced function read `t`'s values on the host (item, to_vector, data).
   virtual void on_host_read(const Tensor& t) { (void)t; }
   /// `v.value()` was called; returns the tensor the caller gets (graph mode may

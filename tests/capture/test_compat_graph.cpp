@@ -174,6 +174,57 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   CHECK_THROWS_WITH(sess.run(sum, {{x, wrong}}), Catch::Contains("cannot be broadcast"));
 }
 
+TEST_CASE("in-place ops on graph tensors make new nodes typed like the eager write", "[compat][graph]") {
+  tf::Graph g;
+  Tensor x, grown, filled, narrowed, counts, one_row;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, -1}, "x");
+    grown = tf::identity(x);
+    grown += em::tensor({1.f, 2.f, 3.f});  // as Python's x += b: a new node; the unknown dim meets 3
+    CHECK(tf::static_shape(grown) == em::Shape{-1, 3});
+    CHECK(tf::tensor_name(grown) == "add:0");
+    // copy_ broadcasts and casts into the destination, as eagerly.
+    filled = tf::zeros({2, 3}, em::float64);
+    filled.copy_(tf::constant(em::tensor({1.f, 2.f, 3.f})));
+    CHECK(tf::static_shape(filled) == em::Shape{2, 3});
+    CHECK(filled.dtype() == em::float64);
+    counts = tf::constant(em::tensor({1, 2}));
+    counts += tf::constant(em::tensor(std::vector<int64_t>{7, 8}));  // int64 result stored as int32
+    CHECK(counts.dtype() == em::int32);
+    // A destination of one row takes an unknown number of rows only if the run gives one.
+    one_row = tf::zeros({1, 3});
+    one_row += tf::placeholder(em::float32, {-1, 3}, "rows");
+    CHECK(tf::static_shape(one_row) == em::Shape{1, 3});
+    auto known = tf::zeros({3});
+    CHECK_THROWS_AS(known += tf::constant(em::ones({4})), em::ShapeError);
+    CHECK_THROWS_WITH(known += tf::constant(em::ones({2, 3})),
+                      "add_: the result shape [2,3] does not broadcast to the destination's [3]");
+    auto unknown_rows = tf::placeholder(em::float32, {-1, 3}, "unknown_rows");
+    CHECK_THROWS_WITH(unknown_rows.copy_(tf::constant(em::ones({3}))),
+                      "copy_: the result shape [3] does not broadcast to the destination's [-1,3] (graph mode "
+                      "cannot broadcast into an unknown dim; give the destination a known shape)");
+    auto ints = tf::constant(em::tensor({1, 2}));
+    CHECK_THROWS_AS(ints += 0.5f, em::DTypeError);
+    CHECK_THROWS_WITH(ints += 0.5f, "add_: the result dtype float32 cannot be stored in the destination's int32");
+    CHECK_THROWS_WITH(tf::stack({x, tf::constant(em::ones({2, 3})), tf::constant(em::ones({4, 3}))}),
+                      "stack: tensor 2 has shape [4,3] but tensor 1 has [2,3]; all must match");
+    CHECK_THROWS_WITH(tf::stack({x, tf::constant(em::ones({2}))}),
+                      "stack: tensor 1 has shape [2] but tensor 0 has [-1,-1]; all must match");
+  }
+  tf::Session sess(g);
+  const auto outs = sess.run({grown, filled, counts}, {{x, em::ones({2, 3})}});
+  CHECK(outs[0].to_vector<float>() == std::vector<float>{2, 3, 4, 2, 3, 4});
+  CHECK(outs[1].dtype() == em::float64);
+  CHECK(outs[1].to_vector<double>() == std::vector<double>{1, 2, 3, 1, 2, 3});
+  CHECK(outs[2].dtype() == em::int32);
+  CHECK(outs[2].to_vector<int32_t>() == std::vector<int32_t>{8, 10});
+  const Tensor rows = g.get_tensor_by_name("rows:0");
+  CHECK(sess.run(one_row, {{rows, em::full({1, 3}, 2.f)}}).to_vector<float>() == std::vector<float>{2, 2, 2});
+  CHECK_THROWS_WITH(sess.run(one_row, {{rows, em::ones({2, 3})}}), Catch::Contains("expand"));
+  CHECK_THROWS_WITH(sess.run(grown, {{x, em::ones({2, 4})}}), Catch::Contains("cannot be broadcast"));
+}
+
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
   tf::Graph g1, g2;
   {

@@ -76,6 +76,36 @@ TEST_CASE("tf::gradients equals the eager tape, with an unknown batch dim", "[au
   }
 }
 
+TEST_CASE("a GradientTape inside graph mode builds gradient nodes, unknown dims and x += b included",
+          "[autograd][compat]") {
+  const Data d = make_data();
+  tf::Graph g;
+  Tensor x, y, w, b, gw, gb;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, -1}, "x");  // both dims meet w's only at the product
+    y = tf::placeholder(em::float32, {-1, 2}, "y");
+    w = tf::constant(d.w0, "w");
+    b = tf::constant(d.b0, "b");
+    em::GradientTape tape;
+    tape.watch(w);
+    tape.watch(b);
+    Tensor z = em::matmul(x, w);
+    z += b;  // a new node, recorded as the tape records an eager in-place add
+    Tensor e = em::tanh(z) - y;
+    auto gs = tape.gradient(em::mean(e * e), {w, b});
+    gw = gs[0];
+    gb = gs[1];
+    CHECK(tf::static_shape(gw) == em::Shape{3, 2});
+    CHECK(tf::static_shape(gb) == em::Shape{2});
+  }
+  tf::Session sess(g);
+  auto r = sess.run({gw, gb}, {{x, d.x}, {y, d.y}});
+  auto [ew, eb] = eager_grads(d, d.w0, d.b0);
+  CHECK(em::allclose(r[0], ew, 1e-5, 1e-6));
+  CHECK(em::allclose(r[1], eb, 1e-5, 1e-6));
+}
+
 TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
   tf::Graph g, other;
   Tensor foreign;

@@ -11,6 +11,7 @@
 
 #include "compat/v1/state.h"
 #include "compiled.h"
+#include "dispatch/dispatcher.h"
 #include "dispatch/schema.h"
 
 namespace ember::compat::v1 {
@@ -93,6 +94,11 @@ std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector
     if (unknown == 1 && known > 0 && target % known == 0 && (target / known) % kStandIn != 0)
       for (int64_t& d : s[0])
         if (d < 0) d = target / known;
+  } else if (op == OpId::expand && s.size() == 1 && s[0].size() <= a.ints.size()) {
+    // An unknown dim expanded to a known size must be that size (or 1).
+    const std::size_t off = a.ints.size() - s[0].size();
+    for (std::size_t i = 0; i < s[0].size(); ++i)
+      if (s[0][i] < 0 && a.ints[off + i] >= 0 && a.ints[off + i] != kStandIn) s[0][i] = a.ints[off + i];
   } else if (op == OpId::concat && !s.empty()) {
     const auto rank = static_cast<int64_t>(s[0].size());
     const int64_t axis = a.i0 < 0 ? a.i0 + rank : a.i0;
@@ -415,6 +421,58 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
     }
   }
   return symbolic(g_, add(std::move(n), who));
+}
+
+// Note [In-place ops in graph mode]: a graph tensor is a value, so x += y
+// makes x a new node, as `x += y` does to a tf.Tensor in Python. The node is
+// the op's result conformed to x's type as the eager write would be: an
+// expand where the result is 1 (or missing) against a known dim of x, or is
+// unknown against a known dim (the run checks it), and a cast to x's dtype.
+// A result that is 1 (or missing) against an unknown dim of x cannot say how
+// far to broadcast: an error.
+Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
+                                    const Tensor& out) {
+  const char* who = dispatch::op_name(op);
+  Shape dest;
+  {
+    std::lock_guard<std::recursive_mutex> lk(g_->mu);
+    const NodeSymbol* sym = symbol_of(out);
+    if (sym && sym->graph_id != g_->id) node_of(out, who);  // throws: another graph
+    dest = sym ? g_->nodes[static_cast<std::size_t>(sym->node)].shape : out.shape();
+  }
+  const dispatch::TensorMeta meta = infer(op, inputs, attrs);
+  dispatch::check_inplace_type(op, meta, out);
+  Tensor value = build(op, inputs, attrs, meta);
+  const Shape have = static_shape(value);
+  auto misfit = [&](const char* why) {
+    return ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}{}", who,
+                                  shape_str(have), shape_str(dest), why));
+  };
+  if (have.size() > dest.size()) throw misfit("");
+  const std::size_t lead = dest.size() - have.size();
+  bool expand = lead > 0;
+  Shape target(dest.size());
+  for (std::size_t i = 0; i < dest.size(); ++i) {
+    const int64_t h = i < lead ? 1 : have[i - lead], d = dest[i];
+    if (d < 0 && h == 1)
+      throw misfit(" (graph mode cannot broadcast into an unknown dim; give the destination a known shape)");
+    if (d >= 0 && h >= 0 && h != d && h != 1) throw misfit("");
+    expand = expand || (d >= 0 && h != d);
+    target[i] = d >= 0 ? d : (h >= 0 ? h : kStandIn);
+  }
+  if (expand) {
+    dispatch::Attrs a;
+    a.ints = target;
+    const Tensor in[1] = {value};
+    value = build(OpId::expand, in, a, infer(OpId::expand, in, a));
+  }
+  if (value.dtype() != out.dtype()) {
+    dispatch::Attrs a;
+    a.dtype = out.dtype();
+    const Tensor in[1] = {value};
+    value = build(OpId::copy, in, a, infer(OpId::copy, in, a));
+  }
+  return value;
 }
 
 Tensor ScopeRecorder::on_variable_read(const ember::Variable& v, const Tensor& value) {
@@ -1075,6 +1133,24 @@ Tensor concat(const std::vector<Tensor>& v, int64_t axis, const std::string& n) 
   return named(n, [&] { return ember::concat(v, axis); });
 }
 Tensor stack(const std::vector<Tensor>& v, int64_t axis, const std::string& n) {
+  // Static shapes must agree where known (ember::stack leaves graph tensors'
+  // shapes to concat's rule, whose message would show the unsqueezed shapes).
+  std::vector<Shape> shapes;
+  for (const Tensor& t : v) shapes.push_back(static_shape(t));
+  std::vector<std::size_t> first_known(shapes.empty() ? 0 : shapes[0].size(), 0);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    std::size_t other = 0;
+    bool match = shapes[i].size() == shapes[0].size();
+    for (std::size_t d = 0; match && d < shapes[i].size(); ++d) {
+      if (shapes[i][d] < 0) continue;
+      other = first_known[d];
+      match = shapes[other][d] < 0 || shapes[other][d] == shapes[i][d];
+      if (shapes[other][d] < 0) first_known[d] = i;
+    }
+    if (!match)
+      throw ShapeError(fmt::format("stack: tensor {} has shape {} but tensor {} has {}; all must match", i,
+                                   shape_str(shapes[i]), other, shape_str(shapes[other])));
+  }
   return named(n, [&] { return ember::stack(v, axis); });
 }
 Tensor cast(const Tensor& x, DType dt, const std::string& n) {

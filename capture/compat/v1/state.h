@@ -146,6 +146,8 @@ class ScopeRecorder final : public dispatch::Recorder {
   dispatch::TensorMeta infer(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs) override;
   Tensor build(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                const dispatch::TensorMeta& meta) override;
+  Tensor build_inplace(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
+                       const Tensor& out) override;
   Tensor on_variable_read(const ember::Variable& v, const Tensor& value) override;
   void on_variable_assign(const ember::Variable& v, const Tensor& src, dispatch::OpId kind) override;
 
