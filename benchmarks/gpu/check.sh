@@ -20,6 +20,10 @@ fi
 
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
 ROOT=$PWD/.deps/root
+if [ ! -d /usr/include/xtensor ] && [ ! -d .deps/debs ]; then
+  echo "check.sh: no xtensor here and no .deps/debs; run 'bash benchmarks/gpu/check.sh --fetch' on Debian 12 first" >&2
+  exit 2
+fi
 if [ ! -d /usr/include/xtensor ] && [ -d .deps/debs ]; then
   mkdir -p "$ROOT"
   for f in .deps/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
@@ -34,7 +38,8 @@ BUILD=${BUILD:-build-gpu}
 ninja -C "$BUILD" tests/gpu_tests benchmarks/bench_gpu
 echo "== GPU tests"
 status=0
-"./$BUILD/tests/gpu_tests" --order decl || status=$?
+# Time limits: a hang must not spend the whole device budget.
+timeout -k 10 300 "./$BUILD/tests/gpu_tests" --order decl --durations yes || status=$?
 echo "== GPU benchmarks"
-"./$BUILD/benchmarks/bench_gpu" || status=$?
+timeout -k 10 180 "./$BUILD/benchmarks/bench_gpu" || status=$?
 exit $status

@@ -107,28 +107,24 @@ cudaStream_t stream(int index) {
 
 cudaStream_t set_current_stream(int index, cudaStream_t s) { return std::exchange(tls_stream[index], s); }
 
+// Note [cuBLAS workspace]: cuBLAS takes its workspace from its default pool.
+// cublasSetStream resets any workspace set with cublasSetWorkspace to that
+// pool, so a fixed one would have to be set again per stream (and kept per
+// stream: two streams must not share one). Since CUDA 12.2 the pool allocates
+// stream-ordered (cudaMallocAsync), which CUDA-graph capture records, so we
+// keep to it, as PyTorch does for 12.2 and later.
 cublasHandle_t cublas(int index) {
   struct Handles {
     std::array<cublasHandle_t, kMaxDevices> h{};
-    std::array<void*, kMaxDevices> workspace{};
     ~Handles() {
       for (auto& x : h)
         if (x) cublasDestroy(x);
-      // Workspaces stay with the caching allocator's blocks: freed with the process.
     }
   };
   thread_local Handles handles;
   set_device(index);
   cublasHandle_t& h = handles.h[index];
-  if (!h) {
-    EMBER_CUBLAS_CHECK(cublasCreate(&h));
-    // A fixed workspace from our allocator: cuBLAS then never allocates on
-    // its own, which CUDA-graph capture requires.
-    constexpr std::size_t kWorkspace = std::size_t(32) << 20;
-    detail::Block b = allocator(index).allocate(kWorkspace);
-    handles.workspace[index] = b.ptr;
-    EMBER_CUBLAS_CHECK(cublasSetWorkspace(h, b.ptr, kWorkspace));
-  }
+  if (!h) EMBER_CUBLAS_CHECK(cublasCreate(&h));
   EMBER_CUBLAS_CHECK(cublasSetStream(h, stream(index)));
   EMBER_CUBLAS_CHECK(cublasSetMathMode(h, g_allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   return h;

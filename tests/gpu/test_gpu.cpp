@@ -277,7 +277,13 @@ TEST_CASE("matmul through cuBLAS matches a float64 reference", "[gpu][matmul]") 
 
 TEST_CASE("addmm through cuBLAS (input as the accumulator) matches the CPU", "[gpu][matmul][addmm]") {
   for (DType dt : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
-    const double tol = dt == DType::float64 ? 1e-12 : (dt == DType::float32 ? 2e-5 : 4e-2);
+    // Inputs, alpha and beta are exact in every dtype and cuBLAS accumulates in
+    // float32 (float64): the result's own rounding is the error (a wrong
+    // layout is off by far more).
+    const double tol = dt == DType::float64   ? 1e-12
+                       : dt == DType::float32 ? 2e-5
+                       : dt == DType::float16 ? 2e-3
+                                              : 1.6e-2;
     Tensor a = random_cpu({33, 17}, dt, false), b = random_cpu({17, 9}, dt, false);
     for (const em::Shape& is : {em::Shape{9}, em::Shape{1, 9}, em::Shape{33, 1}, em::Shape{33, 9}, em::Shape{}}) {
       Tensor in = random_cpu(is, dt, false);
@@ -287,22 +293,22 @@ TEST_CASE("addmm through cuBLAS (input as the accumulator) matches the CPU", "[g
         Tensor want = em::addmm(in.to(DType::float64), a.to(DType::float64), b.to(DType::float64), beta, alpha);
         Tensor got = em::addmm(upload(in, dt), upload(a, dt), upload(b, dt), beta, alpha);
         CHECK(got.dtype() == dt);
-        check_close(download(got), want.to_vector<double>(), tol * 20, what);
+        check_close(download(got), want.to_vector<double>(), tol, what);
         // A transposed operand goes to cuBLAS as a flag.
         got = em::addmm(upload(in, dt), upload(a.t().contiguous(), dt).t(), upload(b, dt), beta, alpha);
-        check_close(download(got), want.to_vector<double>(), tol * 20, what + " transposed mat1");
+        check_close(download(got), want.to_vector<double>(), tol, what + " transposed mat1");
       }
     }
     // beta = 0 ignores NaN; K = 0 leaves beta * input.
     Tensor nan = em::full({33, 9}, std::nan(""), dt, kGpu);
     check_close(download(em::addmm(nan, upload(a, dt), upload(b, dt), 0.0, 1.0)),
-                em::matmul(a.to(DType::float64), b.to(DType::float64)).to_vector<double>(), tol * 20, "beta 0");
+                em::matmul(a.to(DType::float64), b.to(DType::float64)).to_vector<double>(), tol, "beta 0");
     Tensor bias = random_cpu({4}, dt, false);
     check_close(download(em::addmm(upload(bias, dt), em::ones({3, 0}, dt, kGpu), em::ones({0, 4}, dt, kGpu), 2.0, 1.0)),
                 (bias.to(DType::float64) * 2.0).expand({3, 4}).contiguous().to_vector<double>(), tol, "K = 0");
     // A 0-d host input (a wrapped number) joins GPU matrices.
     check_close(download(em::addmm(em::scalar_tensor(0.5), upload(a, dt), upload(b, dt))),
-                (em::matmul(a.to(DType::float64), b.to(DType::float64)) + 0.5).to_vector<double>(), tol * 20,
+                (em::matmul(a.to(DType::float64), b.to(DType::float64)) + 0.5).to_vector<double>(), tol,
                 "0-d host input");
   }
   // The fusion pass folds a bias add into the GPU matmul; replay equals eager.
@@ -558,7 +564,7 @@ TEST_CASE("GPU kernels take 0-d host values by value, without trace guards", "[g
 
 TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
   namespace tf = em::compat::v1;
-  // cuBLAS's workspace stays for the thread: take it before counting.
+  // The thread's cuBLAS handle is made on first use: make it before counting.
   (void)em::matmul(em::ones({2, 2}, DType::float32, kGpu), em::ones({2, 2}, DType::float32, kGpu));
   em::cuda::synchronize();
   const auto mem_before = em::memory_stats(kGpu).current;
