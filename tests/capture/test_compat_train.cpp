@@ -106,6 +106,37 @@ TEST_CASE("a GradientTape inside graph mode builds gradient nodes, unknown dims 
   CHECK(em::allclose(r[1], eb, 1e-5, 1e-6));
 }
 
+TEST_CASE("variables and slots made under control_dependencies do not wait for them (TF's init_scope)",
+          "[autograd][compat]") {
+  // The batch-norm training pattern: the train op runs after the moving-mean update.
+  tf::Graph g;
+  Tensor x, update;
+  tf::Variable mean, w, made_here;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 2}, "x");
+    mean = tf::Variable(em::zeros({2}), "moving_mean", false);
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    update = mean.assign_sub((mean.value() - tf::reduce_mean(x, {0})) * 0.5f);
+    const Tensor loss = tf::reduce_sum(tf::square(x * w.value()));
+    {
+      auto cd = tf::control_dependencies({update});
+      train = tf::train::AdamOptimizer(0.01).minimize(loss);  // makes slots and beta powers here
+      made_here = tf::Variable(em::ones({1}), "made_here");
+    }
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);  // no feed: nothing it runs waits for the update, which needs x
+  CHECK(tf::report_uninitialized_variables(sess).empty());
+  CHECK(sess.run(made_here.value()).to_vector<float>() == std::vector<float>{1});
+  CHECK(sess.run(mean.value()).to_vector<float>() == std::vector<float>{0, 0});
+  sess.run(train, {{x, em::tensor({{2.f, 4.f}, {4.f, 8.f}})}});
+  CHECK(sess.run(mean.value()).to_vector<float>() == std::vector<float>{1.5f, 3.f});  // the update ran first
+  CHECK(sess.run(w.value()).to_vector<float>()[0] == Approx(0.99f));                 // Adam's first step is lr
+}
+
 TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
   tf::Graph g, other;
   Tensor foreign;

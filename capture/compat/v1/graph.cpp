@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -807,6 +808,15 @@ Operation op_of(const Tensor& t) {
 
 Variable::Variable(const Tensor& initial_value, const std::string& name, bool trainable) {
   ScopeRecorder& sc = detail::require_scope("Variable");
+  // As TF's init_scope: a variable, its initial value and its initializer do
+  // not wait for the control_dependencies around their creation (an
+  // optimizer's slots made under them would else run those ops at every
+  // read and at initialization).
+  struct ClearControl {
+    ScopeRecorder& sc;
+    std::vector<int> saved = std::exchange(sc.control, {});
+    ~ClearControl() { sc.control = std::move(saved); }
+  } clear{sc};
   auto& g = sc.graph();
   std::lock_guard<std::recursive_mutex> lk(g->mu);
   if (!initial_value.defined()) throw ValueError("Variable: the initial value is an undefined tensor");
