@@ -281,6 +281,68 @@ TEST_CASE("control dependencies run first", "[compat][session]") {
   CHECK(sess.run(c).item<float>() == 4.f);
 }
 
+TEST_CASE("reads and updates of a variable within one run follow the graph's order", "[compat][session]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable v(em::tensor({1.f}), "v");
+  const Tensor one = tf::constant(1.f);
+  // Chained updates: the second runs after the first and builds on it.
+  auto a1 = v.assign_add(one, "a1");
+  Tensor a2;
+  {
+    auto deps = tf::control_dependencies({a1});
+    a2 = v.assign_add(one, "a2");
+  }
+  // Two updates in one group both count, as two minimize ops on one variable do.
+  auto both = tf::group({v.assign_add(one), v.assign_sub(tf::constant(3.f))});
+  tf::Variable w(em::tensor({1.f}), "w");
+  auto loss = tf::reduce_sum(tf::multiply(w, 2.f));  // d loss / dw = 2
+  auto steps = tf::group({tf::train::GradientDescentOptimizer(0.1).minimize(loss),
+                          tf::train::GradientDescentOptimizer(0.1, "GD2").minimize(loss)});
+  // A read after an assign, through a data edge and through a node that only
+  // has the assign as a control input, sees the new value.
+  auto set = v.assign(tf::constant(10.f), "set");
+  Tensor via_data, via_chain, unordered = tf::multiply(v, 1.f, "unordered");
+  {
+    auto deps = tf::control_dependencies({tf::add(set, 0.f)});
+    via_data = tf::multiply(v, 2.f, "via_data");
+  }
+  Tensor mid;
+  {
+    auto deps = tf::control_dependencies({set});
+    mid = tf::add(tf::constant(0.f), 0.f, "mid");
+  }
+  {
+    auto deps = tf::control_dependencies({mid});
+    via_chain = tf::multiply(v, 3.f, "via_chain");
+  }
+  tf::Session sess(g);
+  sess.run(tf::global_variables_initializer());
+  CHECK(sess.run(a2).item<float>() == 3.f);
+  CHECK(sess.run(v).item<float>() == 3.f);
+  sess.run(both);
+  CHECK(sess.run(v).item<float>() == 1.f);
+  sess.run(steps);
+  CHECK(sess.run(w).item<float>() == Approx(0.6f));
+  CHECK(sess.run(via_data).item<float>() == 20.f);
+  sess.run(v.initializer());
+  CHECK(sess.run(via_chain).item<float>() == 30.f);
+  sess.run(v.initializer());
+  // A read the assign is not ordered with sees the value the run started with.
+  auto r = sess.run({unordered, set});
+  CHECK(r[0].item<float>() == 1.f);
+  CHECK(r[1].item<float>() == 10.f);
+  // An update of a variable first assigned in the same run needs no initialized value.
+  tf::Variable fresh(em::tensor({0.f}), "fresh");
+  Tensor bumped;
+  {
+    auto set5 = fresh.assign(tf::constant(5.f));
+    auto deps = tf::control_dependencies({set5});
+    bumped = fresh.assign_add(one);
+  }
+  CHECK(sess.run(bumped).item<float>() == 6.f);
+}
+
 TEST_CASE("placeholder_with_default", "[compat][session]") {
   tf::Graph g;
   auto scope = g.as_default();

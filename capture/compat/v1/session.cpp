@@ -412,29 +412,52 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     }
     return id;
   };
-  // Note [Reads after a control dependency]: a node that runs after an assign
-  // (a control input, directly or through a group) and reads the assigned
-  // variable sees the new value, as in TF1; the executor applies assignments at
-  // the end of a run, so such a read takes the assigned value instead.
-  auto input_of = [&](const Node& n, std::size_t k) {
-    const int in = n.inputs[k];
-    const Node& src = g->nodes[static_cast<std::size_t>(in)];
-    if (src.kind != Kind::variable || n.control.empty() || fed[static_cast<std::size_t>(in)] >= 0)
-      return low[static_cast<std::size_t>(in)];
-    std::vector<int> todo(n.control.begin(), n.control.end()), seen;
-    int found = -1;
-    while (!todo.empty()) {
-      const int c = todo.back();
-      todo.pop_back();
-      if (std::find(seen.begin(), seen.end(), c) != seen.end()) continue;
-      seen.push_back(c);
-      const Node& cn = g->nodes[static_cast<std::size_t>(c)];
-      if (cn.kind == Kind::assign && cn.var == src.var && low[static_cast<std::size_t>(c)] >= 0)
-        found = std::max(found, c);
-      if (cn.kind == Kind::no_op)
-        for (int cc : cn.control) todo.push_back(cc);
+  // Note [Variables within a run]: as with TF1's variables, an op that runs
+  // after an assign (the assign is an ancestor: an input or a control input,
+  // at any depth) and reads the variable sees the new value; other reads see
+  // the value the run started with. The assigns of one variable in a run form
+  // a chain in graph order, so assign_add and assign_sub build on the ones
+  // before them (two updates of one variable in a group both count). The
+  // executor applies the writes at the end of the run: such reads take the
+  // assigned value instead. after[id]: per variable, the last assign (by node
+  // id, i.e. in chain order) that node id runs after.
+  std::vector<std::vector<std::pair<int, int>>> after(n_nodes);
+  std::vector<int> chain_prev(n_nodes, -1);
+  {
+    std::vector<int> last(g->vars.size(), -1);
+    auto merge = [&](std::vector<std::pair<int, int>>& into, int src) {
+      for (const auto& [v, a] : after[static_cast<std::size_t>(src)]) {
+        auto it = std::find_if(into.begin(), into.end(), [v = v](const auto& e) { return e.first == v; });
+        if (it == into.end())
+          into.emplace_back(v, a);
+        else
+          it->second = std::max(it->second, a);
+      }
+    };
+    for (std::size_t id = 0; id < n_nodes; ++id) {
+      if (!need[id] || fed[id] >= 0) continue;
+      const Node& n = g->nodes[id];
+      for (int in : n.inputs) merge(after[id], in);
+      for (int c : n.control) merge(after[id], c);
+      if (n.kind != Kind::assign) continue;
+      const auto v = static_cast<std::size_t>(n.var);
+      chain_prev[id] = last[v];
+      last[v] = static_cast<int>(id);
+      auto& mine = after[id];
+      auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& e) { return e.first == n.var; });
+      if (it == mine.end())
+        mine.emplace_back(n.var, static_cast<int>(id));
+      else
+        it->second = static_cast<int>(id);
     }
-    return found >= 0 ? low[static_cast<std::size_t>(found)] : low[static_cast<std::size_t>(in)];
+  }
+  auto input_of = [&](std::size_t id, std::size_t k) {
+    const int in = g->nodes[id].inputs[k];
+    const Node& src = g->nodes[static_cast<std::size_t>(in)];
+    if (src.kind == Kind::variable && fed[static_cast<std::size_t>(in)] < 0)
+      for (const auto& [v, a] : after[id])
+        if (v == src.var) return low[static_cast<std::size_t>(a)];
+    return low[static_cast<std::size_t>(in)];
   };
   for (std::size_t id = 0; id < n_nodes; ++id) {
     // A feed no fetch needs is still an input of the plan (TF1 accepts it and
@@ -455,7 +478,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     try {
       switch (n.kind) {
         case Kind::placeholder:  // with a default (an unfed plain one was refused above)
-        case Kind::identity: low[id] = input_of(n, 0); break;
+        case Kind::identity: low[id] = input_of(id, 0); break;
         case Kind::no_op: break;
         case Kind::constant: {
           capture::Node cn;
@@ -485,7 +508,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           // 0-d host values join an elementwise op by value, when another input
           // already lives on the op's device (else the op would run on the host).
           std::vector<int> lowered(n.inputs.size());
-          for (std::size_t k = 0; k < n.inputs.size(); ++k) lowered[k] = input_of(n, k);
+          for (std::size_t k = 0; k < n.inputs.size(); ++k) lowered[k] = input_of(id, k);
           const bool by_value = (dispatch::schema(n.op).flags & dispatch::kElementwise) &&
                                 std::any_of(lowered.begin(), lowered.end(),
                                             [&](int l) { return info(l).device == place[id]; });
@@ -513,14 +536,18 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           auto sv = var(n.var);
           const Device vd = sv->state->value.device();
           const capture::ValueInfo want{n.shape, n.dtype, vd};
-          int src = on(low[static_cast<std::size_t>(n.inputs[0])], vd, self);
+          int src = on(input_of(id, 0), vd, self);
           if (n.assign_kind != OpId::copy) {
-            plan->reads.emplace_back(sv, n.name);
-            capture::Node r;
-            r.kind = capture::NodeKind::variable_read;
-            r.var = sv->state;
-            r.out = want;
-            const int rid = emit(std::move(r), self);
+            // Builds on the previous assign of the variable in this run, else on its value.
+            int rid = chain_prev[id] >= 0 ? low[static_cast<std::size_t>(chain_prev[id])] : -1;
+            if (rid < 0) {
+              plan->reads.emplace_back(sv, n.name);
+              capture::Node r;
+              r.kind = capture::NodeKind::variable_read;
+              r.var = sv->state;
+              r.out = want;
+              rid = emit(std::move(r), self);
+            }
             const Tensor pair[2] = {stand_in(want.shape, want.dtype), stand_in(info(src).shape, info(src).dtype)};
             const auto m = dispatch::schema(n.assign_kind).infer(n.assign_kind, dispatch::Inputs(pair, 2), {});
             capture::Node op;
