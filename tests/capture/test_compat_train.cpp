@@ -137,6 +137,25 @@ TEST_CASE("variables and slots made under control_dependencies do not wait for t
   CHECK(sess.run(w.value()).to_vector<float>()[0] == Approx(0.99f));                 // Adam's first step is lr
 }
 
+TEST_CASE("tf::gradients of braced lists gives a list, as in TF", "[autograd][compat]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable w(em::ones({3, 2}), "w");
+  tf::Variable b(em::zeros({2}), "b");
+  const Tensor loss = tf::reduce_sum(tf::add(tf::matmul(tf::constant(em::ones({4, 3})), w), b));
+  const std::vector<Tensor> listed = tf::gradients({loss}, {w});  // a vector, not one gradient's row 0
+  REQUIRE(listed.size() == 1);
+  CHECK(tf::static_shape(listed[0]) == em::Shape{3, 2});
+  const std::vector<Tensor> two = tf::gradients(loss, {w, b});
+  CHECK(tf::static_shape(two[1]) == em::Shape{2});
+  const Tensor one = tf::gradients(loss, w);  // one y, one x (a Variable) gives one tensor
+  CHECK(tf::static_shape(one) == em::Shape{3, 2});
+  tf::Session sess(g);
+  sess.run(tf::global_variables_initializer());
+  CHECK(sess.run(listed[0]).to_vector<float>() == std::vector<float>(6, 4.f));
+  CHECK(sess.run(two[1]).to_vector<float>() == std::vector<float>(2, 4.f));
+}
+
 TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
   tf::Graph g, other;
   Tensor foreign;

@@ -88,7 +88,6 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
   return autograd::backward(prog, targets, sources, xs, "gradients");
 }
 
-Tensor gradients(const Tensor& y, const Tensor& x) { return gradients(std::vector<Tensor>{y}, {x}).at(0); }
 
 namespace train {
 

@@ -8,6 +8,7 @@
 // The gradient nodes come from the same derivative rules as em::GradientTape
 // (lib/autograd/), built in graph mode.
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,8 +21,19 @@ namespace ember::compat::v1 {
 /// on gets zeros (TF gives None); integer or bool xs raise DTypeError.
 std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<Tensor>& xs,
                               const std::vector<Tensor>& grad_ys = {});
-/// One y, one x.
-Tensor gradients(const Tensor& y, const Tensor& x);
+/// One y, several xs.
+inline std::vector<Tensor> gradients(const Tensor& y, const std::vector<Tensor>& xs) {
+  return gradients(std::vector<Tensor>{y}, xs);
+}
+/// One y, one x (a tf::Variable stands for its value). A template, so that a
+/// braced list, `gradients({y}, {x})`, means a list as in TF (and gives a
+/// vector, not one gradient indexed by [0]).
+template <class Y, class X>
+  requires((std::is_same_v<Y, Tensor> || std::is_same_v<Y, Variable>) &&
+           (std::is_same_v<X, Tensor> || std::is_same_v<X, Variable>))
+Tensor gradients(const Y& y, const X& x) {
+  return gradients(std::vector<Tensor>{Tensor(y)}, std::vector<Tensor>{Tensor(x)}).at(0);
+}
 
 namespace train {
 
