@@ -66,9 +66,10 @@ Tensor reshape_to(const Tensor& x, const Shape& s) {
 }  // namespace
 
 Tensor Tensor::reshape(const Shape& shape) const {
-  // A graph tensor (no storage) may have unknown dims, which its graph's
-  // shape rule matches against a target given in full.
-  if (!impl().storage && free_dim("reshape", shape) < 0) {
+  // A graph tensor (no storage) may have unknown dims: its graph's shape rule
+  // takes the target as given, -1 included (in graph mode), and matches it.
+  const dispatch::Recorder* rec = dispatch::current_recorder();
+  if (!impl().storage && (free_dim("reshape", shape) < 0 || (rec && rec->graph_mode()))) {
     Attrs a;
     a.ints = shape;
     return view_op(OpId::reshape, *this, a);

@@ -78,7 +78,7 @@ TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") 
 
 TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies them", "[compat][graph]") {
   tf::Graph g;
-  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad, rows, merged, grad_x;
+  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad, rows, merged, grad_x, swapped;
   tf::Operation init;
   {
     auto scope = g.as_default();
@@ -115,6 +115,12 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
     // target dim is remade from the input dims it covers.
     rows = tf::reshape(tf::placeholder(em::float32, {-1}, "flat_in"), {-1, 20}, "rows");
     CHECK(tf::static_shape(rows) == em::Shape{-1, 20});
+    // A -1 in the target is sized from the element count: never taken for a size read from a shape.
+    swapped = tf::reshape(tf::placeholder(em::float32, {-1, 3}, "by3"), {3, -1}, "swapped");
+    CHECK(tf::static_shape(swapped) == em::Shape{3, -1});
+    CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1, 2, 5}), {2, -1, 5})) == em::Shape{2, -1, 5});
+    CHECK_THROWS_WITH(tf::reshape(tf::placeholder(em::float32, {4, 3}), {-1, 5}),
+                      "reshape: shape [-1,5] is invalid for a tensor of shape [4,3]");
     auto cube = tf::placeholder(em::float32, {2, -1, -1}, "cube");
     merged = cube.flatten(0, 1);
     CHECK(tf::static_shape(merged) == em::Shape{-1, -1});
@@ -163,6 +169,8 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   CHECK_THROWS_AS(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}), em::ShapeError);
   CHECK_THROWS_WITH(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}),
                     Catch::Contains("reshape: a tensor of shape [30] cannot be reshaped to [-1,20]"));
+  const Tensor by3 = em::arange(12, em::float32).reshape({4, 3});
+  CHECK(em::equal(sess.run(swapped, {{g.get_tensor_by_name("by3:0"), by3}}), by3.reshape({3, 4})));
   const Tensor c = em::arange(24, em::float32).reshape({2, 3, 4});
   const Tensor got = sess.run(merged, {{g.get_tensor_by_name("cube:0"), c}});
   CHECK(got.shape() == em::Shape{6, 4});

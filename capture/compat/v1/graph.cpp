@@ -121,11 +121,30 @@ std::vector<Shape> refine_unknown(OpId op, const dispatch::Attrs& a, std::vector
 // x.reshape(y.shape())) has stand-ins in its target. In the same position of
 // an input of the same rank, a known size replaces one (the two must agree at
 // run time), and an unknown one is carried by plan_reshape.
-dispatch::Attrs tie_reshape_target(OpId op, const Shape& input, dispatch::Attrs a) {
+// `free`: the target's -1, which resolve_free_dim sized from the element
+// count (not a size read from a shape): never tied.
+dispatch::Attrs tie_reshape_target(OpId op, const Shape& input, dispatch::Attrs a, int64_t free) {
   if (op != OpId::reshape || a.ints.size() != input.size()) return a;
   for (std::size_t i = 0; i < input.size(); ++i)
-    if (a.ints[i] == kStandIn && input[i] >= 0) a.ints[i] = input[i];
+    if (a.ints[i] == kStandIn && input[i] >= 0 && static_cast<int64_t>(i) != free) a.ints[i] = input[i];
   return a;
+}
+
+// A reshape target's -1 (Tensor::reshape passes it on in graph mode), sized
+// from the element count of `input` (stand-in sizes for unknown dims; the
+// dims derived from them are remade by plan_reshape). Returns its position, or -1.
+int64_t resolve_free_dim(OpId op, const Shape& input, dispatch::Attrs& a) {
+  if (op != OpId::reshape) return -1;
+  int64_t free = -1, known = 1;
+  for (std::size_t i = 0; i < a.ints.size(); ++i)
+    a.ints[i] == -1 ? free = static_cast<int64_t>(i) : known *= a.ints[i];
+  if (free < 0) return -1;
+  const int64_t numel = shape_numel(input);
+  if (known == 0 || numel % known != 0)
+    throw ShapeError(fmt::format("reshape: shape {} is invalid for a tensor of shape {}", shape_str(a.ints),
+                                 shape_str(input)));
+  a.ints[static_cast<std::size_t>(free)] = numel / known;
+  return free;
 }
 
 // `msg` with the stand-in size written as -1 (a whole number only).
@@ -329,8 +348,15 @@ int ScopeRecorder::add(Node n, const char* who) {
   return g_->add(std::move(n), who);
 }
 
-dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs) {
+dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& given) {
   const dispatch::OpSchema& sch = dispatch::schema(op);
+  dispatch::Attrs attrs = given;
+  int64_t free = -1;
+  try {
+    free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
+  } catch (const Error&) {
+    rethrow_edited(&show_unknown);
+  }
   std::vector<Shape> shapes;
   bool unknown = false;
   {
@@ -345,7 +371,7 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
     }
   }
   if (!unknown) return sch.infer(op, inputs, attrs);
-  const dispatch::Attrs tied = tie_reshape_target(op, shapes[0], attrs);
+  const dispatch::Attrs tied = tie_reshape_target(op, shapes[0], attrs, free);
   const std::vector<Shape> refined = refine_unknown(op, tied, shapes);
   std::vector<Tensor> ins(inputs.begin(), inputs.end());
   for (std::size_t i = 0; i < ins.size(); ++i)
@@ -357,10 +383,12 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
   }
 }
 
-Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
+Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& given,
                             const dispatch::TensorMeta& meta) {
   const char* who = dispatch::op_name(op);
   std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  dispatch::Attrs attrs = given;
+  const int64_t free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
   Node n;
   n.kind = Kind::op;
   n.name = who;
@@ -372,7 +400,7 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
     n.inputs.push_back(id);
     unknown_in = unknown_in || has_unknown(g_->nodes[id].shape);
   }
-  if (unknown_in) n.attrs = tie_reshape_target(op, g_->nodes[n.inputs[0]].shape, attrs);
+  if (unknown_in) n.attrs = tie_reshape_target(op, g_->nodes[n.inputs[0]].shape, attrs, free);
   if (!meta.device.is_cpu())
     throw DeviceError(fmt::format("{}: graph nodes are placed by device scopes (tf::device), not by "
                                   "tensor devices ({} given)", who, meta.device.str()));
