@@ -68,6 +68,19 @@ Tensor zeros_shaped_like(const Tensor& t) {
   return where(t == t, 0, 0).to(t.dtype());
 }
 
+Tensor zeros_along(const Tensor& like, int64_t d, int64_t k, DType dtype) {
+  Shape s = like.shape();
+  s[static_cast<std::size_t>(d)] = k;
+  if (!graph_mode()) return zeros(s, dtype, like.device());
+  // One zero slice of `like` expanded along d: the expand keeps its other dims, known or not.
+  return zeros_shaped_like(like.slice(d, 0, 1)).to(dtype).expand(s);
+}
+
+Tensor reshape_like(const Tensor& g, const Tensor& x) {
+  if (!graph_mode()) return g.reshape(x.shape());
+  return dispatch::current_recorder()->reshape_like(g, x);
+}
+
 Tensor reduced_count(const Tensor& x, const Axes& axes) {
   if (graph_mode()) return sum(ones_shaped_like(x), axes, true);
   int64_t n = 1;

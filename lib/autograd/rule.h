@@ -85,6 +85,11 @@ Tensor broadcast_like(const Tensor& g, const Tensor& x);
 /// Ones (zeros) of t's shape and dtype.
 Tensor ones_shaped_like(const Tensor& t);
 Tensor zeros_shaped_like(const Tensor& t);
+/// Zeros of g's dtype shaped like `like` but for dim d, which has size k.
+Tensor zeros_along(const Tensor& like, int64_t d, int64_t k, DType dtype);
+/// `g` reshaped to x's shape (in graph mode the shape the run gives x, unknown
+/// dims included; Recorder::reshape_like).
+Tensor reshape_like(const Tensor& g, const Tensor& x);
 /// How many elements of x each reduction result over `axes` combines, as a
 /// tensor that broadcasts against x (a 0-d number eagerly).
 Tensor reduced_count(const Tensor& x, const Axes& axes);

@@ -13,19 +13,14 @@ using dispatch::OpId;
 namespace {
 
 // `g` placed at positions [start, start + g.size(d)) of a zero tensor whose dim d has `size`.
-Tensor pad_dim(const Tensor& g, int64_t d, int64_t start, int64_t size) {
+// g placed at [start, start + g's size) of dim d of a zero tensor shaped like x.
+Tensor pad_dim(const Tensor& g, const Tensor& x, int64_t d, int64_t start) {
   const int64_t n = g.shape()[static_cast<std::size_t>(d)];
+  const int64_t size = x.shape()[static_cast<std::size_t>(d)];
   std::vector<Tensor> parts;
-  Shape s = g.shape();
-  if (start > 0) {
-    s[static_cast<std::size_t>(d)] = start;
-    parts.push_back(zeros(s, g.dtype(), g.device()));
-  }
+  if (start > 0) parts.push_back(zeros_along(x, d, start, g.dtype()));
   parts.push_back(g);
-  if (size - start - n > 0) {
-    s[static_cast<std::size_t>(d)] = size - start - n;
-    parts.push_back(zeros(s, g.dtype(), g.device()));
-  }
+  if (size - start - n > 0) parts.push_back(zeros_along(x, d, size - start - n, g.dtype()));
   return parts.size() == 1 ? g : concat(parts, d);
 }
 
@@ -37,9 +32,8 @@ void slice_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
   Tensor spread = g;
   if (step > 1 && n > 0) {
     // Interleave step-1 zeros after every element: [n, 1] ++ [n, step-1] -> [n * step].
-    Shape z = g.shape();
-    z.insert(z.begin() + d + 1, step - 1);
-    const Tensor tiled = concat({g.unsqueeze(d + 1), zeros(z, g.dtype(), g.device())}, d + 1);
+    const Tensor lifted = g.unsqueeze(d + 1);
+    const Tensor tiled = concat({lifted, zeros_along(lifted, d + 1, step - 1, g.dtype())}, d + 1);
     Shape flat = g.shape();
     flat[static_cast<std::size_t>(d)] = n * step;
     spread = tiled.reshape(flat);
@@ -47,7 +41,7 @@ void slice_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
     const int64_t keep = std::min(n * step, size - start);
     if (keep < n * step) spread = spread.slice(d, 0, keep);
   }
-  gx[0] = pad_dim(spread, d, start, size);
+  gx[0] = pad_dim(spread, c.in[0], d, start);
 }
 
 void matmul_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
@@ -99,7 +93,7 @@ void index_select_rule(const GradCtx& c, const Tensor& g, Tensor* gx) {
 
 void register_structural_rules(RuleTable& t) {
   t.set(OpId::reshape, kUsesNothing,
-        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = g.reshape(c.in[0].shape()); });
+        [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = reshape_like(g, c.in[0]); });
   t.set(OpId::permute, kUsesNothing, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const int64_t r = c.in[0].dim();
     Axes inv(static_cast<std::size_t>(r), 0);
@@ -109,7 +103,7 @@ void register_structural_rules(RuleTable& t) {
   t.set(OpId::slice, kUsesNothing, &slice_rule);
   t.set(OpId::select, kUsesNothing, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
     const int64_t d = wrap_dim(c.attrs.i0, c.in[0].dim(), "select");
-    gx[0] = pad_dim(g.unsqueeze(d), d, c.attrs.i1, c.in[0].shape()[static_cast<std::size_t>(d)]);
+    gx[0] = pad_dim(g.unsqueeze(d), c.in[0], d, c.attrs.i1);
   });
   t.set(OpId::expand, kUsesNothing,
         [](const GradCtx& c, const Tensor& g, Tensor* gx) { gx[0] = sum_to(g, c.in[0].shape()); });

@@ -77,6 +77,18 @@ class Tape final : public dispatch::Recorder {
     return out;
   }
 
+  Tensor reshape_like(const Tensor& t, const Tensor& like) override {
+    if (!prev_) return Recorder::reshape_like(t, like);
+    Tensor out = prev_->reshape_like(t, like);
+    if (active()) {
+      dispatch::Attrs a;
+      a.ints = out.shape();
+      const Tensor in[1] = {t};
+      add(OpId::reshape, in, a, out, false, true);
+    }
+    return out;
+  }
+
   Tensor build_inplace(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs, const Tensor& out) override {
     if (!prev_) return Recorder::build_inplace(op, inputs, attrs, out);
     Tensor value = prev_->build_inplace(op, inputs, attrs, out);

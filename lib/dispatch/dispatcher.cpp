@@ -24,6 +24,8 @@ Tensor Recorder::build_inplace(OpId op, Inputs, const Attrs&, const Tensor&) {
   throw InternalError(fmt::format("{}_: this recorder has no graph mode", op_name(op)));
 }
 
+Tensor Recorder::reshape_like(const Tensor& t, const Tensor& like) { return t.reshape(like.shape()); }
+
 [[noreturn]] [[gnu::cold]] static void throw_symbolic(OpId op, std::size_t i, const Tensor& t, bool graph_mode) {
   const std::string what =
       t.impl().symbol ? t.impl().symbol->describe() : std::string("a tensor without storage");

@@ -44,6 +44,9 @@ class Recorder {
   /// Graph mode: the new value of `out` after an in-place op (add_, copy_): the
   /// op's result, broadcast and cast to out's type as the write would be.
   virtual Tensor build_inplace(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out);
+  /// Graph mode: `t` reshaped to the shape `like` has when the graph runs
+  /// (a gradient rule's reshape back to its input's shape, unknown dims included).
+  virtual Tensor reshape_like(const Tensor& t, const Tensor& like);
   /// A traced function read `t`'s values on the host (item, to_vector, data).
   virtual void on_host_read(const Tensor& t) { (void)t; }
   /// `v.value()` was called; returns the tensor the caller gets (graph mode may

@@ -156,6 +156,44 @@ TEST_CASE("tf::gradients of braced lists gives a list, as in TF", "[autograd][co
   CHECK(sess.run(two[1]).to_vector<float>() == std::vector<float>(2, 4.f));
 }
 
+TEST_CASE("tf::gradients through flattens, slices and selects of tensors with unknown dims", "[autograd][compat]") {
+  // The sequence-model flatten: [batch, time, 8] -> [batch * time, 8], with
+  // one or two unknown dims; the gradient's reshape back takes the run's shape.
+  tf::Graph g;
+  Tensor x, xx, x2, g_one, g_two, g_flat, g_select, g_step;
+  tf::Variable e;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 5, 8}, "x");
+    xx = tf::placeholder(em::float32, {-1, -1, 8}, "xx");
+    e = tf::Variable(em::full({8}, 2.f), "e");
+    const Tensor w = tf::constant(em::ones({8, 2}));
+    g_one = tf::gradients(tf::reduce_sum(tf::matmul(tf::reshape(x * e.value(), {-1, 8}), w)), e);
+    g_two = tf::gradients(tf::reduce_sum(tf::matmul(tf::reshape(xx * e.value(), {-1, 8}), w)), e);
+    g_flat = tf::gradients(tf::reduce_sum(tf::reshape(xx * e.value(), {-1})), e);
+    CHECK(tf::static_shape(g_two) == em::Shape{8});
+    // Slices and selects of a known dim pad the gradient with zeros shaped by x at run time.
+    x2 = tf::placeholder(em::float32, {-1, 3}, "x2");
+    g_select = tf::gradients(tf::reduce_sum(x2.select(1, 0)), x2);
+    g_step = tf::gradients(tf::reduce_sum(x2.slice(1, 0, 3, 2) * 3.f), x2);
+    CHECK(tf::static_shape(g_select) == em::Shape{-1, 3});
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor xs = em::arange(80, em::float32).reshape({2, 5, 8});
+  // d/de_k sum(x e w) = 2 * sum of x[..., k] (each row of w sums to 2).
+  const std::vector<float> want = (em::sum(xs.reshape({10, 8}), {0}) * 2.f).to_vector<float>();
+  CHECK(sess.run(g_one, {{x, xs}}).to_vector<float>() == want);
+  CHECK(sess.run(g_two, {{xx, xs.reshape({5, 2, 8})}}).to_vector<float>() == want);
+  CHECK(sess.run(g_two, {{xx, em::ones({1, 3, 8})}}).to_vector<float>() == std::vector<float>(8, 6.f));
+  CHECK(sess.run(g_flat, {{xx, em::ones({2, 3, 8})}}).to_vector<float>() == std::vector<float>(8, 6.f));
+  CHECK(sess.run(g_select, {{x2, em::ones({2, 3})}}).to_vector<float>() == std::vector<float>{1, 0, 0, 1, 0, 0});
+  CHECK(sess.run(g_step, {{x2, em::ones({4, 3})}}).to_vector<float>() ==
+        std::vector<float>{3, 0, 3, 3, 0, 3, 3, 0, 3, 3, 0, 3});
+}
+
 TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
   tf::Graph g, other;
   Tensor foreign;

@@ -504,6 +504,31 @@ Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const disp
   return value;
 }
 
+// A target with unknown dims is the shape `like` has in the run: the node
+// keeps `like` (shape_of) and the session reads its lowered shape (TF's
+// reshape(g, tf.shape(x))). The element counts are checked then.
+Tensor ScopeRecorder::reshape_like(const Tensor& t, const Tensor& like) {
+  std::unique_lock<std::recursive_mutex> lk(g_->mu);
+  const int src = node_of(t, "reshape"), ref = node_of(like, "reshape");
+  const Shape target = g_->nodes[static_cast<std::size_t>(ref)].shape;
+  if (!has_unknown(target)) {
+    lk.unlock();
+    return t.reshape(target);
+  }
+  Node n;
+  n.kind = Kind::op;
+  n.name = "reshape";
+  n.op = OpId::reshape;
+  n.attrs.ints = target;
+  for (auto& d : n.attrs.ints)
+    if (d < 0) d = kStandIn;
+  n.inputs = {src};
+  n.shape = target;
+  n.dtype = g_->nodes[static_cast<std::size_t>(src)].dtype;
+  n.shape_of = ref;
+  return symbolic(g_, add(std::move(n), "reshape"));
+}
+
 Tensor ScopeRecorder::on_variable_read(const ember::Variable& v, const Tensor& value) {
   std::lock_guard<std::recursive_mutex> lk(g_->mu);
   for (const VarInfo& vi : g_->vars)

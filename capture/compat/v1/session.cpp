@@ -335,6 +335,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     const Node& n = g->nodes[static_cast<std::size_t>(id)];
     for (int in : n.inputs) stack.push_back(in);
     for (int c : n.control) stack.push_back(c);
+    if (n.shape_of >= 0) stack.push_back(n.shape_of);  // its shape is read when lowering
   }
   // Check and place.
   std::vector<Device> place(n_nodes, Device::cpu());
@@ -521,6 +522,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           }
           // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
           if (!n.reshape_derived.empty()) remake_reshape(n.reshape_derived, ins[0].shape(), cn.attrs.ints);
+          if (n.shape_of >= 0) cn.attrs.ints = info(low[static_cast<std::size_t>(n.shape_of)]).shape;
           if (n.op == OpId::expand) {
             const Shape& in0 = ins[0].shape();
             const std::size_t off = cn.attrs.ints.size() - in0.size();

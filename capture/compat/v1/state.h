@@ -74,6 +74,7 @@ struct Node {
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
+  int shape_of = -1;  // reshape: the target is this node's shape in the run (Recorder::reshape_like)
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
 };
 
@@ -148,6 +149,7 @@ class ScopeRecorder final : public dispatch::Recorder {
                const dispatch::TensorMeta& meta) override;
   Tensor build_inplace(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                        const Tensor& out) override;
+  Tensor reshape_like(const Tensor& t, const Tensor& like) override;
   Tensor on_variable_read(const ember::Variable& v, const Tensor& value) override;
   void on_variable_assign(const ember::Variable& v, const Tensor& src, dispatch::OpId kind) override;
 
