@@ -11,7 +11,7 @@ using dispatch::OpId;
 
 namespace {
 
-Tensor zero_grad(const GradCtx&, const Tensor& g) { return zeros_shaped_like(g); }
+Tensor zero_grad(const GradCtx&, const Tensor& g) { return zeros_like(g); }
 
 }  // namespace
 

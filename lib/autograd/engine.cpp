@@ -58,22 +58,12 @@ Tensor broadcast_like(const Tensor& g, const Tensor& x) {
   return where(x == x, g, g);  // shaped by x at run time (NaN-safe: both sides are g)
 }
 
-Tensor ones_shaped_like(const Tensor& t) {
-  if (!graph_mode()) return ones_like(t);
-  return where(t == t, 1, 1).to(t.dtype());
-}
-
-Tensor zeros_shaped_like(const Tensor& t) {
-  if (!graph_mode()) return zeros_like(t);
-  return where(t == t, 0, 0).to(t.dtype());
-}
-
 Tensor zeros_along(const Tensor& like, int64_t d, int64_t k, DType dtype) {
   Shape s = like.shape();
   s[static_cast<std::size_t>(d)] = k;
   if (!graph_mode()) return zeros(s, dtype, like.device());
   // One zero slice of `like` expanded along d: the expand keeps its other dims, known or not.
-  return zeros_shaped_like(like.slice(d, 0, 1)).to(dtype).expand(s);
+  return zeros_like(like.slice(d, 0, 1)).to(dtype).expand(s);
 }
 
 Tensor reshape_like(const Tensor& g, const Tensor& x) {
@@ -82,7 +72,7 @@ Tensor reshape_like(const Tensor& g, const Tensor& x) {
 }
 
 Tensor reduced_count(const Tensor& x, const Axes& axes) {
-  if (graph_mode()) return sum(ones_shaped_like(x), axes, true);
+  if (graph_mode()) return sum(ones_like(x), axes, true);
   int64_t n = 1;
   for (int64_t d : axes) n *= x.shape()[static_cast<std::size_t>(d)];
   return scalar_tensor(static_cast<double>(n), x.dtype(), x.device());
@@ -189,7 +179,7 @@ std::vector<Tensor> backward(const Program& p, const std::vector<Target>& target
       total = total.defined() ? total + g : g;
     }
     const Tensor& like = source_like[i];
-    if (!total.defined()) total = zeros_shaped_like(like);
+    if (!total.defined()) total = zeros_like(like);
     // Users get plain tensors (a rule may return an expanded view).
     else if (!total.is_contiguous()) total = total.contiguous();
     out.push_back(std::move(total));

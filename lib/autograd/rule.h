@@ -76,15 +76,13 @@ Tensor sum_to(const Tensor& g, const Shape& shape);
 // Note [Shapes in graph mode]: while ops build graph nodes (the TF1 shim), a
 // dim the graph does not know (-1) holds a stand-in size, so a rule must not
 // turn a shape into a value (a count, a fill, an expand target). These helpers
-// take what they need from the tensors themselves in graph mode and stay free
+// (and zeros_like, ones_like, full_like, which build from a graph tensor
+// itself) take what they need from the tensors in graph mode and stay free
 // views/numbers eagerly.
 /// True while ops build graph nodes instead of running.
 bool graph_mode();
 /// `g` (broadcastable to x) broadcast to x's shape.
 Tensor broadcast_like(const Tensor& g, const Tensor& x);
-/// Ones (zeros) of t's shape and dtype.
-Tensor ones_shaped_like(const Tensor& t);
-Tensor zeros_shaped_like(const Tensor& t);
 /// Zeros of g's dtype shaped like `like` but for dim d, which has size k.
 Tensor zeros_along(const Tensor& like, int64_t d, int64_t k, DType dtype);
 /// `g` reshaped to x's shape (in graph mode the shape the run gives x, unknown

@@ -153,7 +153,7 @@ class Tape final : public dispatch::Recorder {
       bool p;
       ~Restore() { t->paused_ = p || !t->persistent_; }
     } restore{this, was_paused};
-    if (!s.defined()) s = autograd::ones_shaped_like(target);
+    if (!s.defined()) s = ones_like(target);
     auto it = ids_.find(target.impl_ptr());
     const int tid = it == ids_.end() ? -1 : it->second;
     std::vector<Tensor> r = autograd::backward(prog_, {{tid, target, s}}, sources, like, who);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <ember/creation.h>
+#include <ember/ops.h>
 #include <ember/random.h>
 
 #include "dispatch/dispatcher.h"
@@ -121,10 +122,36 @@ Tensor eye(int64_t n, std::optional<int64_t> m, DType dtype, Device device) {
   return create(OpId::eye, {n, m.value_or(n)}, dtype, device);
 }
 
-Tensor empty_like(const Tensor& t, std::optional<DType> dt) { return empty(t.shape(), dt.value_or(t.dtype()), t.device()); }
-Tensor zeros_like(const Tensor& t, std::optional<DType> dt) { return zeros(t.shape(), dt.value_or(t.dtype()), t.device()); }
-Tensor ones_like(const Tensor& t, std::optional<DType> dt) { return ones(t.shape(), dt.value_or(t.dtype()), t.device()); }
+namespace {
+// Note [Shapes in graph mode]: a graph tensor's shape holds stand-in sizes for
+// its unknown dims, so *_like of one is built from the tensor itself (in graph
+// mode: its shape in the run); outside graph mode it has no shape to copy.
+bool is_graph_tensor(const Tensor& t) { return t.defined() && !t.impl().storage; }
+
+Tensor graph_like(const char* who, const Tensor& t, Scalar v, DType dt) {
+  const dispatch::Recorder* rec = dispatch::current_recorder();
+  if (!rec || !rec->graph_mode())
+    throw ValueError(fmt::format("{}: {} has no value here; ops on graph tensors must run inside the graph's "
+                                 "scope (g.as_default()) on this thread", who,
+                                 t.impl().symbol ? t.impl().symbol->describe() : "a tensor without storage"));
+  return where(eq(t, t), v, v).to(dt);  // shaped by t when the graph runs (NaN-safe: both sides are v)
+}
+}  // namespace
+
+Tensor empty_like(const Tensor& t, std::optional<DType> dt) {
+  if (is_graph_tensor(t)) return graph_like("empty_like", t, 0, dt.value_or(t.dtype()));
+  return empty(t.shape(), dt.value_or(t.dtype()), t.device());
+}
+Tensor zeros_like(const Tensor& t, std::optional<DType> dt) {
+  if (is_graph_tensor(t)) return graph_like("zeros_like", t, 0, dt.value_or(t.dtype()));
+  return zeros(t.shape(), dt.value_or(t.dtype()), t.device());
+}
+Tensor ones_like(const Tensor& t, std::optional<DType> dt) {
+  if (is_graph_tensor(t)) return graph_like("ones_like", t, 1, dt.value_or(t.dtype()));
+  return ones(t.shape(), dt.value_or(t.dtype()), t.device());
+}
 Tensor full_like(const Tensor& t, Scalar v, std::optional<DType> dt) {
+  if (is_graph_tensor(t)) return graph_like("full_like", t, v, dt.value_or(t.dtype()));
   return full(t.shape(), v, dt.value_or(t.dtype()), t.device());
 }
 
@@ -138,6 +165,12 @@ Generator& default_generator() {
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 
 namespace {
+[[noreturn]] void throw_random_like(const char* who, const Tensor& t) {
+  throw ValueError(fmt::format("{}: {} may have dims known only when the graph runs; draw with a known shape "
+                               "(tf::random_normal(shape))", who,
+                               t.impl().symbol ? t.impl().symbol->describe() : "a tensor without storage"));
+}
+
 Tensor random(OpId op, const Shape& shape, DType dt, Device device, Generator* gen, int64_t lo = 0,
               int64_t hi = 0) {
   check_args(dispatch::op_name(op), shape, device);
@@ -166,9 +199,11 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dt, Device d
   return random(OpId::randint, shape, dt, device, gen, low, high);
 }
 Tensor rand_like(const Tensor& t, Generator* gen) {
+  if (is_graph_tensor(t)) throw_random_like("rand_like", t);
   return rand(t.shape(), t.dtype(), t.device(), gen);
 }
 Tensor randn_like(const Tensor& t, Generator* gen) {
+  if (is_graph_tensor(t)) throw_random_like("randn_like", t);
   return randn(t.shape(), t.dtype(), t.device(), gen);
 }
 

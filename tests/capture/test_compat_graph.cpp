@@ -233,6 +233,43 @@ TEST_CASE("in-place ops on graph tensors make new nodes typed like the eager wri
   CHECK_THROWS_WITH(sess.run(grown, {{x, em::ones({2, 4})}}), Catch::Contains("cannot be broadcast"));
 }
 
+TEST_CASE("zeros_like and friends of graph tensors take the run's shape; sizes read from unknown dims are refused",
+          "[compat][graph]") {
+  tf::Graph g;
+  Tensor x, shifted, ones_i, halves, zl;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    shifted = x + em::zeros_like(x);
+    ones_i = em::ones_like(x, em::int32);
+    halves = em::full_like(x, 2.5);
+    zl = tf::zeros_like(x, em::float64, "zl");
+    CHECK(tf::static_shape(shifted) == em::Shape{-1, 3});
+    CHECK(tf::static_shape(ones_i) == em::Shape{-1, 3});
+    CHECK(ones_i.dtype() == em::int32);
+    CHECK(tf::tensor_name(zl) == "zl:0");
+    CHECK(tf::static_shape(tf::ones_like(tf::constant(em::ones({2})))) == em::Shape{2});
+    // x.shape() holds no value for the unknown dim: refused, not a tensor of the stand-in size.
+    CHECK_THROWS_AS(tf::constant(em::ones({1, 3})).expand(x.shape()), em::ValueError);
+    CHECK_THROWS_WITH(tf::constant(em::ones({1, 3})).expand(x.shape()),
+                      "expand: the result shape [-1,3] takes a size from an unknown (-1) dim of a graph tensor's "
+                      "shape, which has no value while the graph is built; take such sizes from the tensor itself "
+                      "(tf::zeros_like(x), broadcasting against x)");
+    CHECK_THROWS_WITH(tf::zeros(x.shape()), Catch::StartsWith("fill: the result shape [-1,3] takes a size"));
+    CHECK_THROWS_WITH(em::randn_like(x), "randn_like: graph tensor \"x:0\" (float32 [-1,3]) may have dims known "
+                                         "only when the graph runs; draw with a known shape (tf::random_normal(shape))");
+  }
+  CHECK_THROWS_WITH(em::zeros_like(x), Catch::StartsWith("zeros_like: graph tensor \"x:0\" (float32 [-1,3]) has no "
+                                                         "value here; ops on graph tensors must run inside"));
+  tf::Session sess(g);
+  const auto r = sess.run({shifted, ones_i, halves, zl}, {{x, em::ones({2, 3})}});
+  CHECK(r[0].to_vector<float>() == std::vector<float>(6, 1.f));
+  CHECK(r[1].to_vector<int32_t>() == std::vector<int32_t>(6, 1));
+  CHECK(r[2].to_vector<float>() == std::vector<float>(6, 2.5f));
+  CHECK(r[3].dtype() == em::float64);
+  CHECK(r[3].shape() == em::Shape{2, 3});
+}
+
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
   tf::Graph g1, g2;
   {

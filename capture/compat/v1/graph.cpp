@@ -279,6 +279,18 @@ int GraphState::add(Node n, const char* who) {
   return id;
 }
 
+// A shape that holds a stand-in size as a known one: a size was read from an
+// unknown dim of a graph tensor's shape (x.shape() as an expand target, or
+// zeros(x.shape())), which nothing can make again when the graph runs.
+void check_no_stand_in(const char* who, const char* what, const Shape& s) {
+  for (int64_t d : s)
+    if (d == kStandIn || d == kStandIn2)
+      throw ValueError(fmt::format("{}: {} {} takes a size from an unknown (-1) dim of a graph tensor's shape, "
+                                   "which has no value while the graph is built; take such sizes from the "
+                                   "tensor itself (tf::zeros_like(x), broadcasting against x)",
+                                   who, what, show_unknown(shape_str(s))));
+}
+
 std::string NodeSymbol::describe() const {
   auto gs = g.lock();
   if (!gs) return "a tensor of a destroyed graph";
@@ -329,6 +341,7 @@ int ScopeRecorder::node_of(const Tensor& t, const char* who) {
     throw ValueError(fmt::format("{}: an input is {}, not a tensor of this graph", who,
                                  t.impl().symbol ? t.impl().symbol->describe() : "a tensor without storage"));
   // An eager tensor used in graph mode is a constant, copied now (as TF converts a NumPy array).
+  check_no_stand_in(who, "the shape of an eager input,", t.shape());
   Node n;
   n.kind = Kind::constant;
   n.name = "const";
@@ -449,6 +462,7 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
         if (d >= kStandIn / 16) d = -1;
     }
   }
+  check_no_stand_in(who, "the result shape", n.shape);
   return symbolic(g_, add(std::move(n), who));
 }
 
@@ -1254,6 +1268,12 @@ Tensor zeros(const Shape& shape, DType dt, const std::string& n) {
 }
 Tensor ones(const Shape& shape, DType dt, const std::string& n) {
   return named(n, [&] { return built([&] { return ember::ones(shape, dt); }); });
+}
+Tensor zeros_like(const Tensor& x, std::optional<DType> dt, const std::string& n) {
+  return named(n, [&] { return built([&] { return ember::zeros_like(x, dt); }); });
+}
+Tensor ones_like(const Tensor& x, std::optional<DType> dt, const std::string& n) {
+  return named(n, [&] { return built([&] { return ember::ones_like(x, dt); }); });
 }
 Tensor random_normal(const Shape& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {

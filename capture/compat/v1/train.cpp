@@ -72,7 +72,7 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
     if (!grad_ys.empty() && grad_ys[i].defined()) {
       t.seed = grad_ys[i];
     } else {
-      t.seed = autograd::ones_shaped_like(ys[i]);
+      t.seed = ember::ones_like(ys[i]);
     }
     targets.push_back(std::move(t));
   }

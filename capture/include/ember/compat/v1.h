@@ -284,6 +284,9 @@ Tensor exp(const Tensor& x, const std::string& name = "");
 Tensor log(const Tensor& x, const std::string& name = "");
 Tensor zeros(const Shape& shape, DType dtype = DType::float32, const std::string& name = "");
 Tensor ones(const Shape& shape, DType dtype = DType::float32, const std::string& name = "");
+/// Zeros (ones) shaped like x when the graph runs, unknown dims included; x's dtype unless given.
+Tensor zeros_like(const Tensor& x, std::optional<DType> dtype = {}, const std::string& name = "");
+Tensor ones_like(const Tensor& x, std::optional<DType> dtype = {}, const std::string& name = "");
 /// Normal samples, drawn again on every run (a random initializer).
 Tensor random_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0,
                      const std::string& name = "");
