@@ -1,6 +1,8 @@
 // tf::gradients and the TF1 optimizers against eager GradientTape and
 // hand-written eager updates; slots saved by Saver.
 #include <cstdio>
+#include <fstream>
+#include <memory>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -13,6 +15,14 @@ namespace tf = ember::compat::v1;
 using em::Tensor;
 
 namespace {
+
+std::string read_head(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::string head(64, '\0');
+  f.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(f.gcount()));
+  return head;
+}
 
 struct Data {
   Tensor x, y, w0, b0;
@@ -329,4 +339,32 @@ TEST_CASE("optimizer slots are variables that Saver saves and restores", "[autog
   saver->restore(fresh, path);
   CHECK(em::equal(fresh.run(adam.get_slot(w, "m")), m_before));
   std::remove(path.c_str());
+}
+
+TEST_CASE("a Saver made before minimize keeps to the variables of that moment, as TF's", "[autograd][compat]") {
+  const std::string path = "/tmp/ember_test_model_only.ckpt";
+  tf::Graph g;
+  tf::Variable w;
+  std::unique_ptr<tf::train::Saver> model_saver;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    model_saver = std::make_unique<tf::train::Saver>();
+    (void)tf::train::AdamOptimizer(0.1).minimize(tf::reduce_sum(tf::square(w.value())));  // slots come later
+    init = tf::global_variables_initializer();
+  }
+  {
+    tf::Session sess(g);
+    sess.run(init);
+    model_saver->save(sess, path);
+  }
+  CHECK(read_head(path).find("variables 1\n") != std::string::npos);
+  tf::Session fresh(g);
+  model_saver->restore(fresh, path);  // the slots are neither saved nor looked for
+  CHECK(fresh.run(w).to_vector<float>() == std::vector<float>{1.f, 2.f});
+  std::remove(path.c_str());
+  tf::Graph empty;
+  auto scope = empty.as_default();
+  CHECK_THROWS_WITH(tf::train::Saver(), "Saver: the default graph has no variables to save");
 }

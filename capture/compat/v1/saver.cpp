@@ -69,7 +69,11 @@ struct Entry {
 
 }  // namespace
 
-Saver::Saver(std::vector<Variable> vars) : vars_(std::move(vars)) {}
+Saver::Saver(std::vector<Variable> vars) : vars_(std::move(vars)) {
+  if (!vars_.empty() || !detail::current_scope()) return;
+  vars_ = global_variables();
+  if (vars_.empty()) throw ValueError("Saver: the default graph has no variables to save");
+}
 
 std::string Saver::save(Session& sess, const std::string& path) const {
   auto& st = *sess.state();

@@ -420,7 +420,10 @@ namespace train {
 /// Saves and restores variable values (format: capture/compat/checkpoint.md).
 class Saver {
  public:
-  /// Saves `vars` (default: every variable of the default graph when constructed).
+  /// Saves `vars`. By default, in a graph scope: the graph's variables at
+  /// construction (as TF; ValueError when it has none), so variables made later
+  /// (an optimizer's slots) are not saved; outside a scope: every variable of
+  /// the session's graph at each save and restore.
   explicit Saver(std::vector<Variable> vars = {});
   /// Writes the values the variables hold in `sess`; returns `path`.
   std::string save(Session& sess, const std::string& path) const;
