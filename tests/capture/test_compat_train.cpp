@@ -204,6 +204,30 @@ TEST_CASE("tf::gradients through flattens, slices and selects of tensors with un
         std::vector<float>{3, 0, 3, 3, 0, 3, 3, 0, 3, 3, 0, 3});
 }
 
+TEST_CASE("compute_gradients gives no gradient for a variable the loss does not read, as TF's None",
+          "[autograd][compat][errors]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable w(em::tensor({1.f, 2.f}), "w");
+  tf::Variable unused(em::tensor({3.f}), "unused");
+  const Tensor loss = tf::reduce_sum(tf::square(w.value()));
+  tf::train::GradientDescentOptimizer opt(0.1);
+  const auto gv = opt.compute_gradients(loss);
+  REQUIRE(gv.size() == 2);
+  CHECK(gv[0].first.defined());
+  CHECK_FALSE(gv[1].first.defined());
+  CHECK(gv[1].second.name() == "unused");
+  CHECK_THROWS_AS(opt.minimize(loss, {unused}), em::ValueError);
+  CHECK_THROWS_WITH(opt.minimize(loss, {unused}), "GradientDescent: no gradients provided for any variable");
+  // The variables that have one are updated.
+  auto step = opt.apply_gradients(gv);
+  tf::Session sess(g);
+  sess.run(tf::global_variables_initializer());
+  sess.run(step);
+  CHECK(sess.run(w).to_vector<float>() == std::vector<float>{0.8f, 1.6f});
+  CHECK(sess.run(unused).to_vector<float>() == std::vector<float>{3.f});
+}
+
 TEST_CASE("tf::gradients rejects integer xs and other graphs' tensors", "[autograd][compat][errors]") {
   tf::Graph g, other;
   Tensor foreign;

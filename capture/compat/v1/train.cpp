@@ -95,11 +95,37 @@ std::vector<GradAndVar> Optimizer::compute_gradients(const Tensor& loss, const s
   std::vector<Variable> vars = var_list.empty() ? trainable_variables() : var_list;
   if (vars.empty())
     throw ValueError(fmt::format("{}: no variables to optimize (the graph has no trainable variables)", name_));
+  // Which variables the loss reads, through data edges (TF gives the others None).
+  std::vector<char> reads;
+  if (const detail::NodeSymbol* s = detail::symbol_of(loss); s && s->graph_id == vars[0].graph_state()->id) {
+    const auto& g = vars[0].graph_state();
+    std::lock_guard<std::recursive_mutex> lk(g->mu);
+    std::vector<char> seen(g->nodes.size(), 0);
+    reads.assign(g->vars.size(), 0);
+    std::vector<int> todo{s->node};
+    while (!todo.empty()) {
+      const int id = todo.back();
+      todo.pop_back();
+      if (seen[static_cast<std::size_t>(id)]) continue;
+      seen[static_cast<std::size_t>(id)] = 1;
+      const Node& n = g->nodes[static_cast<std::size_t>(id)];
+      if (n.kind == Kind::variable) reads[static_cast<std::size_t>(n.var)] = 1;
+      for (int in : n.inputs) todo.push_back(in);
+    }
+  }
   std::vector<Tensor> xs;
-  for (const Variable& v : vars) xs.push_back(v.value());
-  std::vector<Tensor> gs = gradients({loss}, xs);
+  std::vector<std::size_t> at;
+  for (std::size_t i = 0; i < vars.size(); ++i) {
+    const auto k = static_cast<std::size_t>(vars[i].index());
+    if (!reads.empty() && vars[i].graph_state() == vars[0].graph_state() && (k >= reads.size() || !reads[k])) continue;
+    xs.push_back(vars[i].value());
+    at.push_back(i);
+  }
   std::vector<GradAndVar> out;
-  for (std::size_t i = 0; i < vars.size(); ++i) out.emplace_back(gs[i], vars[i]);
+  for (const Variable& v : vars) out.emplace_back(Tensor(), v);
+  if (xs.empty()) return out;
+  const std::vector<Tensor> gs = gradients(std::vector<Tensor>{loss}, xs);
+  for (std::size_t j = 0; j < at.size(); ++j) out[at[j]].first = gs[j];
   return out;
 }
 

@@ -47,7 +47,8 @@ using GradAndVar = std::pair<Tensor, Variable>;
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  /// d loss / d v for each v of `var_list` (default: every trainable variable).
+  /// d loss / d v for each v of `var_list` (default: every trainable variable);
+  /// an undefined gradient (TF's None) for a v the loss does not depend on.
   std::vector<GradAndVar> compute_gradients(const Tensor& loss, const std::vector<Variable>& var_list = {});
   /// One op that applies every update (the variables change when a Session runs it).
   Operation apply_gradients(const std::vector<GradAndVar>& grads_and_vars, const std::string& name = "");
