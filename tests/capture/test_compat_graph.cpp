@@ -35,6 +35,12 @@ TEST_CASE("unique names follow TF: add, add_1, and a name given twice", "[compat
   CHECK(tf::tensor_name(c2) == "add_1:0");
   CHECK(tf::tensor_name(c3) == "sum:0");
   CHECK(tf::tensor_name(c4) == "sum_1:0");
+  // A given name does not use up the default one (TF: the next add is "add_2" only if taken).
+  auto named3 = tf::multiply(a, b, "mul_7");
+  CHECK(tf::tensor_name(named3) == "mul_7:0");
+  CHECK(tf::tensor_name(tf::multiply(a, b)) == "mul:0");
+  CHECK(tf::tensor_name(tf::add(a, b, "add_2")) == "add_2:0");
+  CHECK(tf::tensor_name(tf::add(a, b)) == "add_3:0");  // add_2 is taken
   CHECK(tf::tensor_name(a) == "const:0");
   CHECK(tf::tensor_name(b) == "const_1:0");
   // A name on a call that returns an existing tensor gets an identity.

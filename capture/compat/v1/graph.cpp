@@ -269,6 +269,21 @@ std::string GraphState::unique_name(const std::string& base) {
   }
 }
 
+void GraphState::release_name(const std::string& name) {
+  auto it = name_counts.find(name);
+  if (it == name_counts.end() || it->second != 1) return;
+  name_counts.erase(it);
+  // "add_2" was the base's counter: step it back when nothing came after.
+  const std::size_t us = name.rfind('_');
+  if (us == std::string::npos || us + 1 == name.size() ||
+      !std::all_of(name.begin() + static_cast<std::ptrdiff_t>(us) + 1, name.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return;
+  auto base = name_counts.find(name.substr(0, us));
+  const std::string digits = name.substr(us + 1);
+  if (digits.size() < 10 && base != name_counts.end() && base->second == std::stoi(digits) + 1) --base->second;
+}
+
 int GraphState::add(Node n, const char* who) {
   if (finalized)
     throw ValueError(fmt::format("{}: the graph is finalized and cannot be modified", who));
@@ -585,6 +600,7 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) 
   if (static_cast<std::size_t>(s->node) < before) return identity(r, name);
   Node& n = g.nodes[static_cast<std::size_t>(s->node)];
   g.by_name.erase(n.name);
+  g.release_name(n.name);
   n.name = g.unique_name(name);
   g.by_name[n.name] = s->node;
   return r;

@@ -100,6 +100,9 @@ struct GraphState {
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
   std::string unique_name(const std::string& base);
+  /// Gives back `name`, claimed by unique_name for a node renamed at once
+  /// (a default name replaced by the user's), unless names were derived from it.
+  void release_name(const std::string& name);
   /// Appends a node, naming it; throws when finalized. Caller holds mu.
   int add(Node n, const char* who);
   /// "float32 [-1,3]"
