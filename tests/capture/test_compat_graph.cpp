@@ -452,7 +452,14 @@ TEST_CASE("control dependencies and device scopes apply to nodes made inside", "
   CHECK_THAT(s, Catch::Contains("b = identity(a, ^first, ^a) : float32 []\n"));
   CHECK_THAT(s, Catch::Contains("c = add(a, const, ^first, ^a) : float32 [] @/gpu:0\n"));
   CHECK_THAT(s, Catch::Contains("d = add(a, const_1) : float32 []\n"));
-  CHECK_THROWS_WITH(tf::device("/tpu:0"), "device: \"/tpu:0\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")");
+  CHECK_THROWS_WITH(tf::device("/tpu:0"), "device: \"/tpu:0\" is not a device name (use \"/cpu:0\" or \"/gpu:N\")");
+  CHECK_THROWS_WITH(tf::device("/cpu:0/gpu:0"), Catch::Contains("is not a device name"));
+  CHECK_THROWS_WITH(tf::device("/gpu:x"), Catch::Contains("is not a device name"));
+  {
+    auto full = tf::device("/job:localhost/replica:0/task:0/device:GPU:01");  // TF's full name
+    auto e = tf::add(a, 3.f, "e");
+    CHECK_THAT(g.str(), Catch::Contains("e = add(a, const_2) : float32 [] @/gpu:1\n"));
+  }
   (void)d;
 }
 

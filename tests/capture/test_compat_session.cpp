@@ -539,7 +539,12 @@ TEST_CASE("placement per pruned subgraph; soft placement; session device", "[com
   CHECK(s4.run(on_cpu).item<float>() == 3.f);
   tf::SessionOptions bad;
   bad.device = "/tpu:0";
-  CHECK_THROWS_WITH(tf::Session(g, bad), "Session: device \"/tpu:0\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")");
+  CHECK_THROWS_WITH(tf::Session(g, bad), "Session: \"/tpu:0\" is not a device name (use \"/cpu:0\" or \"/gpu:N\")");
+  // Any GPU index and TF's full names are devices, as in tf::device.
+  tf::SessionOptions second;
+  second.device = "/job:localhost/replica:0/task:0/device:GPU:1";
+  tf::Session s5(g, second);
+  CHECK_THROWS_WITH(s5.run(on_cpu), Catch::Contains("node \"on_cpu\" is placed on /gpu:1 but no GPU is available"));
 }
 
 TEST_CASE("session options: threads and device placement log", "[compat][session]") {

@@ -284,6 +284,38 @@ void GraphState::release_name(const std::string& name) {
   if (digits.size() < 10 && base != name_counts.end() && base->second == std::stoi(digits) + 1) --base->second;
 }
 
+std::string normalize_device(const std::string& d, const char* who) {
+  if (d.empty()) return d;
+  std::string s;
+  for (char c : d) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // TF's full names: "/job:localhost/replica:0/task:0/device:GPU:0"; "/device:CPU:0"; "/gpu:1"; "cpu".
+  std::string dev;
+  std::size_t at = 0;
+  bool ok = true;
+  while (ok && at <= s.size()) {
+    const std::size_t end = std::min(s.find('/', at), s.size());
+    const std::string part = s.substr(at, end - at);
+    at = end + 1;
+    if (part.empty() || part.rfind("job:", 0) == 0 || part.rfind("replica:", 0) == 0 || part.rfind("task:", 0) == 0)
+      continue;
+    ok = dev.empty();
+    dev = part.rfind("device:", 0) == 0 ? part.substr(7) : part;
+  }
+  auto index_ok = [](const std::string& n) {
+    return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  };
+  if (ok && (dev == "cpu" || dev == "cpu:0")) return "/cpu:0";
+  if (ok && (dev == "gpu" || dev == "cuda")) return "/gpu:0";
+  for (const char* kind : {"gpu:", "cuda:"}) {
+    const std::size_t k = std::char_traits<char>::length(kind);
+    if (ok && dev.rfind(kind, 0) == 0 && index_ok(dev.substr(k))) {
+      const std::string n = dev.substr(k);  // any length: a huge index is a missing GPU
+      return "/gpu:" + n.substr(std::min(n.find_first_not_of('0'), n.size() - 1));
+    }
+  }
+  throw ValueError(fmt::format("{}: \"{}\" is not a device name (use \"/cpu:0\" or \"/gpu:N\")", who, d));
+}
+
 int GraphState::add(Node n, const char* who) {
   if (finalized)
     throw ValueError(fmt::format("{}: the graph is finalized and cannot be modified", who));
@@ -625,19 +657,6 @@ int id_of(ScopeRecorder& sc, const Fetch& f, const char* who) {
     return f.op.node();
   }
   return sc.node_of(f.tensor, who);
-}
-
-std::string normalize_device(const std::string& d) {
-  if (d.empty()) return d;
-  std::string s;
-  for (char c : d) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (s.rfind("/device:", 0) == 0) s = "/" + s.substr(8);
-  if (s == "/cpu:0" || s == "cpu" || s == "/cpu") return "/cpu:0";
-  if (s.rfind("/gpu:", 0) == 0 && s.size() > 5 &&
-      std::all_of(s.begin() + 5, s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
-    return s;
-  if (s == "gpu" || s == "/gpu") return "/gpu:0";
-  throw ValueError(fmt::format("device: \"{}\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")", d));
 }
 
 }  // namespace
@@ -1146,7 +1165,7 @@ DeviceScope::DeviceScope(const std::string& device) {
   ScopeRecorder& sc = detail::require_scope("device");
   scope_ = &sc;
   saved_ = sc.device;
-  sc.device = detail::normalize_device(device);
+  sc.device = detail::normalize_device(device, "device");
 }
 
 DeviceScope::~DeviceScope() {

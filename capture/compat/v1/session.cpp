@@ -700,15 +700,8 @@ Session::Session(const Graph& g, const SessionOptions& options)
     : graph_(g), s_(std::make_shared<SessionState>()) {
   s_->g = g.state();
   s_->opts = options;
-  const std::string d = options.device;
-  std::string low;
-  for (char ch : d) low += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (low == "/cpu:0" || low == "cpu" || low == "/device:cpu:0" || low.empty())
-    s_->default_device = "/cpu:0";
-  else if (low == "/gpu:0" || low == "gpu" || low == "/device:gpu:0" || low == "cuda" || low == "cuda:0")
-    s_->default_device = "/gpu:0";
-  else
-    throw ValueError(fmt::format("Session: device \"{}\" is not a device name (use \"/cpu:0\" or \"/gpu:0\")", d));
+  s_->default_device = detail::normalize_device(options.device, "Session");
+  if (s_->default_device.empty()) s_->default_device = "/cpu:0";
   if (options.intra_op_parallelism_threads < 0)
     throw ValueError(fmt::format("Session: intra_op_parallelism_threads must be >= 0 (got {})",
                                  options.intra_op_parallelism_threads));

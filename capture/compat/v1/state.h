@@ -173,6 +173,9 @@ class ScopeRecorder final : public dispatch::Recorder {
 /// Re-throws the current ember error with its message edited, keeping its type.
 [[noreturn]] void rethrow_edited(const std::function<std::string(const std::string&)>& edit);
 
+/// "/cpu:0" or "/gpu:N" for a TF device name ("" stays ""); ValueError naming `who` otherwise.
+std::string normalize_device(const std::string& name, const char* who);
+
 /// The innermost scope's recorder on this thread, or null.
 ScopeRecorder* current_scope();
 /// The innermost scope's recorder; ValueError naming `who` outside any scope.

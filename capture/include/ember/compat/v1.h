@@ -311,7 +311,8 @@ Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, c
 /// between devices where a graph crosses them, and fetched values come back
 /// to the host (TF1 returns host arrays). Constants and feeds are host data.
 struct SessionOptions {
-  /// Where nodes without a device scope run: "/cpu:0" or "/gpu:0".
+  /// Where nodes without a device scope run: "/cpu:0" or "/gpu:N" (TF's longer
+  /// names such as "/job:localhost/replica:0/task:0/device:GPU:0" too).
   std::string device = "/cpu:0";
   /// Nodes asking for a missing GPU run on the CPU instead of failing.
   bool allow_soft_placement = false;
