@@ -341,6 +341,19 @@ TEST_CASE("reads and updates of a variable within one run follow the graph's ord
     bumped = fresh.assign_add(one);
   }
   CHECK(sess.run(bumped).item<float>() == 6.f);
+  // C++ numbers assign in the variable's dtype.
+  tf::Variable count(em::tensor(std::vector<int64_t>{0}), "count");
+  tf::Variable precise(em::tensor(std::vector<double>{0.0}), "precise");
+  auto set_ten = v.assign(10.f);
+  auto plus_two = count.assign_add(2);
+  auto tenth = precise.assign(0.1);
+  CHECK(sess.run(set_ten).item<float>() == 10.f);
+  sess.run(tf::variables_initializer({count, precise}));
+  CHECK(sess.run(plus_two).item<int64_t>() == 2);
+  CHECK(sess.run(tenth).item<double>() == 0.1);  // not rounded through float32
+  CHECK_THROWS_WITH(count.assign(1.7), "assign: 1.7 is not a whole number and cannot be stored in variable "
+                                       "\"count\" of dtype int64");
+  CHECK(sess.run(count.assign_sub(4.0)).item<int64_t>() == -2);
 }
 
 TEST_CASE("placeholder_with_default", "[compat][session]") {

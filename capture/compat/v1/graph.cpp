@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cmath>
 #include <utility>
 
 #include <fmt/format.h>
@@ -968,6 +969,15 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
   vi.initializer = sc.add(std::move(a), "Variable");
   g->vars.push_back(std::move(vi));
   g_ = g;
+}
+
+Tensor Variable::number(Scalar v, const char* who) const {
+  const DType dt = dtype();
+  const double d = v.to_double();
+  if (v.is_floating() && !is_floating(dt) && dt != DType::bool_ && (!std::isfinite(d) || d != std::trunc(d)))
+    throw ValueError(fmt::format("{}: {} is not a whole number and cannot be stored in variable \"{}\" of dtype {}",
+                                 who, d, name(), dtype_name(dt)));
+  return scalar_tensor(v, dt);
 }
 
 namespace {

@@ -143,6 +143,15 @@ class Variable {
   Tensor assign_add(const Tensor& v, const std::string& name = "") const;
   /// An op subtracting `v` from the variable; fetch it for the new value.
   Tensor assign_sub(const Tensor& v, const std::string& name = "") const;
+  /// The same with a C++ number, taken in the variable's dtype (a fraction
+  /// for an integer variable is a ValueError, as TF refuses to convert it).
+  Tensor assign(Scalar v, const std::string& name = "") const { return assign(number(v, "assign"), name); }
+  Tensor assign_add(Scalar v, const std::string& name = "") const {
+    return assign_add(number(v, "assign_add"), name);
+  }
+  Tensor assign_sub(Scalar v, const std::string& name = "") const {
+    return assign_sub(number(v, "assign_sub"), name);
+  }
   std::string name() const;
   Shape shape() const;
   DType dtype() const;
@@ -154,6 +163,7 @@ class Variable {
   int index() const { return index_; }
 
  private:
+  Tensor number(Scalar v, const char* who) const;
   std::shared_ptr<detail::GraphState> g_;
   int index_ = -1;
 };
