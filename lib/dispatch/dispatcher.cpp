@@ -26,14 +26,13 @@ Tensor Recorder::build_inplace(OpId op, Inputs, const Attrs&, const Tensor&) {
 
 Tensor Recorder::reshape_like(const Tensor& t, const Tensor& like) { return t.reshape(like.shape()); }
 
-[[noreturn]] [[gnu::cold]] static void throw_symbolic(OpId op, std::size_t i, const Tensor& t, bool graph_mode) {
+[[noreturn]] [[gnu::cold]] static void throw_symbolic(OpId op, std::size_t i, const Tensor& t) {
   const std::string what =
       t.impl().symbol ? t.impl().symbol->describe() : std::string("a tensor without storage");
   throw ValueError(fmt::format(
-      "{}: input {} is {}, which has no value here; {}", op_name(op), i, what,
-      graph_mode ? "this op reads its input values while it is built, which a graph cannot do"
-                 : "ops on graph tensors must run inside the graph's scope (g.as_default()) on "
-                   "this thread, and Session::run gives their values"));
+      "{}: input {} is {}, which has no value here; ops on graph tensors must run inside the graph's scope "
+      "(g.as_default()) on this thread, and Session::run gives their values",
+      op_name(op), i, what));
 }
 
 const Registry& registry() {
@@ -58,16 +57,17 @@ KernelFn kernel_for(OpId op, Device device) {
 Tensor call(OpId op, Inputs inputs, const Attrs& attrs) {
   const OpSchema& s = schema(op);
   Recorder* rec = detail::tls_recorder;
-  // Note [Symbolic tensors]: a rule that reads values cannot run on a graph tensor.
-  if (s.flags & kReadsHost) [[unlikely]]
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      if (!inputs[i].impl().storage) throw_symbolic(op, i, inputs[i], rec && rec->graph_mode());
+  // Note [Symbolic tensors]: a rule that reads values (index bounds) leaves a
+  // graph tensor's values to the run; outside graph mode it cannot take one.
   if (rec && rec->graph_mode() && rec->builds(inputs)) [[unlikely]]
     return rec->build(op, inputs, attrs, rec->infer(op, inputs, attrs));
+  if (s.flags & kReadsHost) [[unlikely]]
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (!inputs[i].impl().storage) throw_symbolic(op, i, inputs[i]);
   TensorMeta meta = s.infer(op, inputs, attrs);
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].impl().storage) [[unlikely]]
-      throw_symbolic(op, i, inputs[i], false);
+      throw_symbolic(op, i, inputs[i]);
   KernelFn k = kernel_for(op, meta.device);
   Tensor out;
   if (!(s.flags & kView)) out = ember::detail::make_tensor(meta.shape, meta.dtype, meta.device);
@@ -145,10 +145,10 @@ void call_inplace(OpId op, Inputs inputs, const Attrs& attrs, Tensor& out) {
         "{}_: the destination has elements that share memory (an expanded view); clone() it first",
         name));
   if (!out.impl().storage) [[unlikely]]
-    throw_symbolic(op, inputs.size(), out, false);
+    throw_symbolic(op, inputs.size(), out);
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].impl().storage) [[unlikely]]
-      throw_symbolic(op, i, inputs[i], false);
+      throw_symbolic(op, i, inputs[i]);
   if (rec) [[unlikely]]
     rec->before_inplace(op, inputs, out);
   KernelFn k = kernel_for(op, out.device());

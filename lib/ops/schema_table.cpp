@@ -309,7 +309,7 @@ TensorMeta infer_index_select(OpId op, Inputs in, const Attrs& a) {
                                  shape_str(idx.shape())));
   const int64_t d = wrap_dim(a.i0, x.dim(), "index_select");
   const int64_t size = x.dim() == 0 ? 1 : x.shape()[d];
-  if (dev.is_cpu()) {
+  if (dev.is_cpu() && idx.impl().storage) {  // a graph tensor's indices are checked when the graph runs
     for (int64_t v : index_values(idx)) {
       if (v < -size || v >= size)
         throw IndexError(fmt::format(

@@ -1326,7 +1326,36 @@ Tensor random_normal(const Shape& shape, double mean, double stddev, const std::
   });
 }
 
+Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, const std::string& n) {
+  return named(n, [&] {
+    const int64_t r = params.dim();
+    if (r == 0) throw ShapeError("gather: params must have at least 1 dim (got a 0-d tensor)");
+    const int64_t a = wrap_dim(axis, r, "gather");
+    if (indices.dim() == 1) return ember::index_select(params, a, indices);
+    const Tensor picked = ember::index_select(params, a, indices.reshape({-1}));
+    if (indices.dim() == 0) return picked.select(a, 0);
+    // The picked dim splits into the indices' dims.
+    const Shape ps = static_shape(params), is = static_shape(indices);
+    Shape target(ps.begin(), ps.begin() + a);
+    for (int64_t d : is) target.push_back(d);
+    for (int64_t k = a + 1; k < r; ++k) target.push_back(ps[static_cast<std::size_t>(k)]);
+    if (std::count_if(target.begin(), target.end(), [](int64_t d) { return d < 0; }) <= 1)
+      return picked.reshape(target);  // a -1 is sized when the graph runs
+    // Several unknown dims: the run's shape comes from a tensor shaped like
+    // the result (only its shape is read: the executor never computes it).
+    Tensor like = ember::zeros_like(params.select(a, 0), DType::bool_);
+    for (int64_t k = 0; k < indices.dim(); ++k) like = like.unsqueeze(a);
+    Tensor spread = ember::zeros_like(indices, DType::bool_);
+    for (int64_t k = 0; k < a; ++k) spread = spread.unsqueeze(0);
+    for (int64_t k = a + 1; k < r; ++k) spread = spread.unsqueeze(-1);
+    return detail::require_scope("gather").reshape_like(picked, ember::logical_or(like, spread));
+  });
+}
+
 namespace nn {
+Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::string& n) {
+  return named(n.empty() ? "embedding_lookup" : n, [&] { return gather(params, ids, 0); });
+}
 Tensor relu(const Tensor& x, const std::string& n) {
   return named(n, [&] { return ember::relu(x); });
 }

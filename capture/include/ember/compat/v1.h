@@ -287,6 +287,9 @@ Tensor reshape(const Tensor& x, const Shape& shape, const std::string& name = ""
 Tensor transpose(const Tensor& x, const Axes& perm = {}, const std::string& name = "");
 Tensor concat(const std::vector<Tensor>& values, int64_t axis, const std::string& name = "");
 Tensor stack(const std::vector<Tensor>& values, int64_t axis = 0, const std::string& name = "");
+/// Slices of `params` along `axis` at `indices` (int32/int64, any rank): the
+/// result is params.shape[:axis] + indices.shape + params.shape[axis+1:] (tf.gather).
+Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis = 0, const std::string& name = "");
 Tensor cast(const Tensor& x, DType dtype, const std::string& name = "");
 Tensor square(const Tensor& x, const std::string& name = "");  ///< x * x
 Tensor sqrt(const Tensor& x, const std::string& name = "");
@@ -312,6 +315,8 @@ Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& name
 /// matmul(x, weights) + biases as one op (addmm): x [batch, in], weights
 /// [in, out], biases [out]. Named "xw_plus_b" unless `name` says otherwise.
 Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, const std::string& name = "");
+/// Rows of `params` for `ids` of any shape: gather(params, ids, 0).
+Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::string& name = "");
 }  // namespace nn
 
 // ---- sessions -------------------------------------------------------------
