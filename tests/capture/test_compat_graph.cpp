@@ -127,6 +127,8 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
     CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1, 2, 5}), {2, -1, 5})) == em::Shape{2, -1, 5});
     CHECK_THROWS_WITH(tf::reshape(tf::placeholder(em::float32, {4, 3}), {-1, 5}),
                       "reshape: shape [-1,5] is invalid for a tensor of shape [4,3]");
+    CHECK_THROWS_WITH(tf::reshape(tf::placeholder(em::float32, {-1, 3}), {5, 7}),
+                      "reshape: shape [5,7] is invalid for a tensor of shape [-1,3]");  // no stand-in count
     auto cube = tf::placeholder(em::float32, {2, -1, -1}, "cube");
     merged = cube.flatten(0, 1);
     CHECK(tf::static_shape(merged) == em::Shape{-1, -1});

@@ -433,6 +433,20 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
   }
   if (!unknown) return sch.infer(op, inputs, attrs);
   const dispatch::Attrs tied = tie_reshape_target(op, shapes[0], attrs, free);
+  if (op == OpId::reshape && free < 0) {
+    // A known target must be a multiple of the input's known dims (the rule
+    // itself would name the stand-in's element count).
+    int64_t known = 1, target = 1;
+    bool derived = false;
+    for (int64_t d : shapes[0]) known *= d < 0 ? 1 : d;
+    for (int64_t d : tied.ints) {
+      derived = derived || d >= kStandIn / 16;
+      target *= d;
+    }
+    if (!derived && (known == 0 ? target != 0 : target % known != 0))
+      throw ShapeError(fmt::format("reshape: shape {} is invalid for a tensor of shape {}", shape_str(tied.ints),
+                                   shape_str(shapes[0])));
+  }
   const std::vector<Shape> refined = refine_unknown(op, tied, shapes);
   std::vector<Tensor> ins(inputs.begin(), inputs.end());
   for (std::size_t i = 0; i < ins.size(); ++i)
