@@ -354,6 +354,19 @@ TEST_CASE("reads and updates of a variable within one run follow the graph's ord
   CHECK_THROWS_WITH(count.assign(1.7), "assign: 1.7 is not a whole number and cannot be stored in variable "
                                        "\"count\" of dtype int64");
   CHECK(sess.run(count.assign_sub(4.0)).item<int64_t>() == -2);
+  // An initial value read from another variable: one initializer run sets both.
+  tf::Variable base(em::tensor({1.f, 2.f}), "base");
+  tf::Variable twice(tf::multiply(base, 2.f), "twice");
+  tf::Session fresh_sess(g);
+  fresh_sess.run(tf::variables_initializer({base, twice}));
+  CHECK(fresh_sess.run(twice).to_vector<float>() == std::vector<float>{2.f, 4.f});
+  fresh_sess.run(base.assign(tf::constant(std::vector<float>{5.f, 5.f}, {2})));
+  fresh_sess.run(twice.initializer());  // alone: reads base's value now
+  CHECK(fresh_sess.run(twice).to_vector<float>() == std::vector<float>{10.f, 10.f});
+  tf::Session third(g);
+  CHECK_THROWS_WITH(third.run(twice.initializer()),
+                    "Session::run: variable \"base\" is not initialized (read by node \"base\"); run its "
+                    "initializer first");
 }
 
 TEST_CASE("placeholder_with_default", "[compat][session]") {

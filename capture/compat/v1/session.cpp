@@ -353,6 +353,12 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   ir.input_names.resize(feeds.size());
   ir.input_writeback.assign(feeds.size(), -1);
   std::vector<int> low(n_nodes, -1);
+  struct Read {
+    int lowered;
+    std::shared_ptr<SessVar> var;
+    std::string name;
+  };
+  std::vector<Read> reads;
   std::vector<std::string> dev_of(n_nodes);
   auto emit = [&](capture::Node cn, int origin) {
     ir.nodes.push_back(std::move(cn));
@@ -424,6 +430,29 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   // id, i.e. in chain order) that node id runs after.
   std::vector<std::vector<std::pair<int, int>>> after(n_nodes);
   std::vector<int> chain_prev(n_nodes, -1);
+  // An initial value that reads another variable whose initializer is in the
+  // same run reads the value it initializes to (as TF guards such reads with
+  // initialized_value), so global_variables_initializer() can set both.
+  std::vector<char> seen(n_nodes, 0);
+  for (const detail::VarInfo& vi : g->vars) {
+    if (vi.initializer < 0 || !need[static_cast<std::size_t>(vi.initializer)]) continue;
+    std::vector<int> todo{vi.initializer};
+    while (!todo.empty()) {
+      const int id = todo.back();
+      todo.pop_back();
+      if (seen[static_cast<std::size_t>(id)] || fed[static_cast<std::size_t>(id)] >= 0) continue;
+      seen[static_cast<std::size_t>(id)] = 1;
+      for (int in : g->nodes[static_cast<std::size_t>(id)].inputs) {
+        const Node& src = g->nodes[static_cast<std::size_t>(in)];
+        if (src.kind == Kind::variable && fed[static_cast<std::size_t>(in)] < 0 && src.var >= 0) {
+          const int other = g->vars[static_cast<std::size_t>(src.var)].initializer;
+          if (other >= 0 && other < id && need[static_cast<std::size_t>(other)])
+            after[static_cast<std::size_t>(id)].emplace_back(src.var, other);
+        }
+        todo.push_back(in);
+      }
+    }
+  }
   {
     std::vector<int> last(g->vars.size(), -1);
     auto merge = [&](std::vector<std::pair<int, int>>& into, int src) {
@@ -491,12 +520,12 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
         }
         case Kind::variable: {
           auto sv = var(n.var);
-          plan->reads.emplace_back(sv, n.name);
           capture::Node cn;
           cn.kind = capture::NodeKind::variable_read;
           cn.var = sv->state;
           cn.out = {n.shape, n.dtype, sv->state->value.device()};
           low[id] = emit(std::move(cn), self);
+          reads.push_back({low[id], sv, n.name});
           break;
         }
         case Kind::op: {
@@ -543,12 +572,12 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             // Builds on the previous assign of the variable in this run, else on its value.
             int rid = chain_prev[id] >= 0 ? low[static_cast<std::size_t>(chain_prev[id])] : -1;
             if (rid < 0) {
-              plan->reads.emplace_back(sv, n.name);
               capture::Node r;
               r.kind = capture::NodeKind::variable_read;
               r.var = sv->state;
               r.out = want;
               rid = emit(std::move(r), self);
+              reads.push_back({rid, sv, n.name});
             }
             const Tensor pair[2] = {stand_in(want.shape, want.dtype), stand_in(info(src).shape, info(src).dtype)};
             const auto m = dispatch::schema(n.assign_kind).infer(n.assign_kind, dispatch::Inputs(pair, 2), {});
@@ -585,6 +614,18 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     plan->out_pos.push_back(static_cast<int>(ir.outputs.size()));
     ir.outputs.push_back(on(low[static_cast<std::size_t>(f.node)], Device::cpu(), f.node));
   }
+  // Only reads whose value the run uses must find the variable initialized
+  // (a read that every reader took from an assign in the run is not one).
+  std::vector<char> used(ir.nodes.size(), 0);
+  for (int o : ir.outputs) used[static_cast<std::size_t>(o)] = 1;
+  for (std::size_t i = ir.nodes.size(); i-- > 0;) {
+    const capture::Node& cn = ir.nodes[i];
+    if (cn.kind == capture::NodeKind::assign) used[i] = 1;
+    if (used[i])
+      for (int in : cn.inputs) used[static_cast<std::size_t>(in)] = 1;
+  }
+  for (const Read& r : reads)
+    if (used[static_cast<std::size_t>(r.lowered)]) plan->reads.emplace_back(r.var, r.name);
   ir.verify("Session::run");
   plan->compiled = capture::detail::compile(std::move(ir), opts.optimizer);
   return plan;
