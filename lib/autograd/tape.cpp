@@ -77,6 +77,8 @@ class Tape final : public dispatch::Recorder {
     return out;
   }
 
+  Shape static_shape(const Tensor& t) override { return prev_ ? prev_->static_shape(t) : t.shape(); }
+
   Tensor reshape_like(const Tensor& t, const Tensor& like) override {
     if (!prev_) return Recorder::reshape_like(t, like);
     Tensor out = prev_->reshape_like(t, like);

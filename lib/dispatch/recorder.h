@@ -44,6 +44,8 @@ class Recorder {
   /// Graph mode: the new value of `out` after an in-place op (add_, copy_): the
   /// op's result, broadcast and cast to out's type as the write would be.
   virtual Tensor build_inplace(OpId op, Inputs inputs, const Attrs& attrs, const Tensor& out);
+  /// Graph mode: t's shape with -1 for the dims the graph knows only when it runs.
+  virtual Shape static_shape(const Tensor& t) { return t.shape(); }
   /// Graph mode: `t` reshaped to the shape `like` has when the graph runs
   /// (a gradient rule's reshape back to its input's shape, unknown dims included).
   virtual Tensor reshape_like(const Tensor& t, const Tensor& like);

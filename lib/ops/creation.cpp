@@ -1,4 +1,5 @@
 // Public creation functions (creation.h, random.h).
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -129,11 +130,14 @@ namespace {
 bool is_graph_tensor(const Tensor& t) { return t.defined() && !t.impl().storage; }
 
 Tensor graph_like(const char* who, const Tensor& t, Scalar v, DType dt) {
-  const dispatch::Recorder* rec = dispatch::current_recorder();
+  dispatch::Recorder* rec = dispatch::current_recorder();
   if (!rec || !rec->graph_mode())
     throw ValueError(fmt::format("{}: {} has no value here; ops on graph tensors must run inside the graph's "
                                  "scope (g.as_default()) on this thread", who,
                                  t.impl().symbol ? t.impl().symbol->describe() : "a tensor without storage"));
+  // A fully known shape makes a constant, as TF (t need not be computed or fed).
+  const Shape s = rec->static_shape(t);
+  if (std::none_of(s.begin(), s.end(), [](int64_t d) { return d < 0; })) return full(s, v, dt, t.device());
   return where(eq(t, t), v, v).to(dt);  // shaped by t when the graph runs (NaN-safe: both sides are v)
 }
 }  // namespace

@@ -276,6 +276,25 @@ TEST_CASE("zeros_like and friends of graph tensors take the run's shape; sizes r
   CHECK(r[2].to_vector<float>() == std::vector<float>(6, 2.5f));
   CHECK(r[3].dtype() == em::float64);
   CHECK(r[3].shape() == em::Shape{2, 3});
+  // A fully known shape gives constants, as in TF: w need not be initialized, nor k fed.
+  tf::Graph g2;
+  tf::Variable w, acc, acc2;
+  Tensor k, kz;
+  tf::Operation init_acc;
+  {
+    auto scope = g2.as_default();
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    acc = tf::Variable(tf::zeros_like(w), "acc");
+    acc2 = tf::Variable(em::ones_like(w.value()), "acc2");
+    k = tf::placeholder(em::float32, {2}, "k");
+    kz = tf::zeros_like(k);
+    init_acc = tf::variables_initializer({acc, acc2});
+  }
+  tf::Session s2(g2);
+  s2.run(init_acc);
+  CHECK(s2.run(acc).to_vector<float>() == std::vector<float>{0.f, 0.f});
+  CHECK(s2.run(acc2).to_vector<float>() == std::vector<float>{1.f, 1.f});
+  CHECK(s2.run(kz).to_vector<float>() == std::vector<float>{0.f, 0.f});
 }
 
 TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims included", "[compat][graph]") {

@@ -341,6 +341,18 @@ TEST_CASE("reads and updates of a variable within one run follow the graph's ord
     bumped = fresh.assign_add(one);
   }
   CHECK(sess.run(bumped).item<float>() == 6.f);
+  // An assign reading its own variable reads it before it writes.
+  tf::Variable own(em::tensor({1.f, 2.f}), "own");
+  auto doubled_own = own.assign_add(own);
+  auto reset = own.assign(tf::constant(std::vector<float>{3.f, 3.f}, {2}));
+  Tensor after_reset;
+  {
+    auto deps = tf::control_dependencies({reset});
+    after_reset = own.assign_add(own);  // 3 + 3: both the chain and the read see the reset
+  }
+  sess.run(own.initializer());
+  CHECK(sess.run(doubled_own).to_vector<float>() == std::vector<float>{2.f, 4.f});
+  CHECK(sess.run(after_reset).to_vector<float>() == std::vector<float>{6.f, 6.f});
   // C++ numbers assign in the variable's dtype.
   tf::Variable count(em::tensor(std::vector<int64_t>{0}), "count");
   tf::Variable precise(em::tensor(std::vector<double>{0.0}), "precise");

@@ -580,6 +580,13 @@ Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const disp
   return value;
 }
 
+Shape ScopeRecorder::static_shape(const Tensor& t) {
+  const NodeSymbol* s = symbol_of(t);
+  if (!s || s->graph_id != g_->id) return t.shape();
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  return g_->nodes[static_cast<std::size_t>(s->node)].shape;
+}
+
 // A target with unknown dims is the shape `like` has in the run: the node
 // keeps `like` (shape_of) and the session reads its lowered shape (TF's
 // reshape(g, tf.shape(x))). The element counts are checked then.

@@ -430,6 +430,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   // id, i.e. in chain order) that node id runs after.
   std::vector<std::vector<std::pair<int, int>>> after(n_nodes);
   std::vector<int> chain_prev(n_nodes, -1);
+  std::vector<int> own_prev(n_nodes, -1);  // an assign: the assign of its variable its inputs run after
   // An initial value that reads another variable whose initializer is in the
   // same run reads the value it initializes to (as TF guards such reads with
   // initialized_value), so global_variables_initializer() can set both.
@@ -475,18 +476,24 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       last[v] = static_cast<int>(id);
       auto& mine = after[id];
       auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& e) { return e.first == n.var; });
-      if (it == mine.end())
+      if (it == mine.end()) {
         mine.emplace_back(n.var, static_cast<int>(id));
-      else
+      } else {
+        own_prev[id] = it->second;
         it->second = static_cast<int>(id);
+      }
     }
   }
   auto input_of = [&](std::size_t id, std::size_t k) {
     const int in = g->nodes[id].inputs[k];
     const Node& src = g->nodes[static_cast<std::size_t>(in)];
     if (src.kind == Kind::variable && fed[static_cast<std::size_t>(in)] < 0)
-      for (const auto& [v, a] : after[id])
-        if (v == src.var) return low[static_cast<std::size_t>(a)];
+      for (const auto& [v, a] : after[id]) {
+        if (v != src.var) continue;
+        // v.assign_add(v): the assign's own inputs run before it.
+        const int before = a == static_cast<int>(id) ? own_prev[id] : a;
+        return low[static_cast<std::size_t>(before >= 0 ? before : in)];
+      }
     return low[static_cast<std::size_t>(in)];
   };
   for (std::size_t id = 0; id < n_nodes; ++id) {

@@ -153,6 +153,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   Tensor build_inplace(dispatch::OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                        const Tensor& out) override;
   Tensor reshape_like(const Tensor& t, const Tensor& like) override;
+  Shape static_shape(const Tensor& t) override;
   Tensor on_variable_read(const ember::Variable& v, const Tensor& value) override;
   void on_variable_assign(const ember::Variable& v, const Tensor& src, dispatch::OpId kind) override;
 

@@ -85,7 +85,11 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
                                    i, detail::symbol_of(xs[i])->describe(), dtype_name(xs[i].dtype())));
     sources.push_back({id});
   }
-  return autograd::backward(prog, targets, sources, xs, "gradients");
+  std::vector<Tensor> out = autograd::backward(prog, targets, sources, xs, "gradients");
+  // A gradient made of known-shape constants (zeros_like) is still a node of the graph.
+  for (Tensor& t : out)
+    if (!detail::symbol_of(t)) t = detail::symbolic(g, sc.node_of(t, "gradients"));
+  return out;
 }
 
 
