@@ -84,7 +84,7 @@ TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") 
 
 TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies them", "[compat][graph]") {
   tf::Graph g;
-  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad, rows, merged, grad_x, swapped;
+  Tensor x, mm, sum, joined, picked, lin, col, stacked, lifted, loss, grad, rows, merged, grad_x, swapped, images;
   tf::Operation init;
   {
     auto scope = g.as_default();
@@ -129,6 +129,13 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
                       "reshape: shape [-1,5] is invalid for a tensor of shape [4,3]");
     CHECK_THROWS_WITH(tf::reshape(tf::placeholder(em::float32, {-1, 3}), {5, 7}),
                       "reshape: shape [5,7] is invalid for a tensor of shape [-1,3]");  // no stand-in count
+    // Over unknown dims the -1 is sized when the graph runs, whatever the other sizes.
+    images = tf::reshape(tf::placeholder(em::float32, {-1}, "pixels"), {-1, 28, 28});
+    CHECK(tf::static_shape(images) == em::Shape{-1, 28, 28});
+    CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1}), {-1, 10010})) == em::Shape{-1, 10010});
+    CHECK(tf::static_shape(tf::reshape(tf::placeholder(em::float32, {-1, 2}), {-1, 64})) == em::Shape{-1, 64});
+    CHECK_THROWS_WITH(tf::reshape(tf::placeholder(em::float32, {-1}), {0, -1}),
+                      "reshape: shape [0,-1] is invalid for a tensor of shape [-1] (a -1 next to a 0 has no size)");
     auto cube = tf::placeholder(em::float32, {2, -1, -1}, "cube");
     merged = cube.flatten(0, 1);
     CHECK(tf::static_shape(merged) == em::Shape{-1, -1});
@@ -177,6 +184,10 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
   CHECK_THROWS_AS(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}), em::ShapeError);
   CHECK_THROWS_WITH(sess.run(rows, {{g.get_tensor_by_name("flat_in:0"), em::arange(30, em::float32)}}),
                     Catch::Contains("reshape: a tensor of shape [30] cannot be reshaped to [-1,20]"));
+  CHECK(sess.run(images, {{g.get_tensor_by_name("pixels:0"), em::ones({2 * 784})}}).shape() == em::Shape{2, 28, 28});
+  CHECK_THROWS_WITH(sess.run(images, {{g.get_tensor_by_name("pixels:0"), em::ones({785})}}),
+                    "Session::run: node \"reshape_5\": reshape: a tensor of shape [785] cannot be reshaped to "
+                    "[-1,28,28]");
   const Tensor by3 = em::arange(12, em::float32).reshape({4, 3});
   CHECK(em::equal(sess.run(swapped, {{g.get_tensor_by_name("by3:0"), by3}}), by3.reshape({3, 4})));
   const Tensor c = em::arange(24, em::float32).reshape({2, 3, 4});
@@ -316,6 +327,9 @@ TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims inclu
     CHECK(tf::tensor_name(grid) == "grid:0");
     CHECK(tf::static_shape(cols) == em::Shape{4, 2});
     CHECK(tf::static_shape(one) == em::Shape{3});
+    // Sequence ids of any length (the flattened lookup splits at run time).
+    CHECK(tf::static_shape(tf::nn::embedding_lookup(table, tf::placeholder(em::int64, {-1, 50}))) ==
+          em::Shape{-1, 50, 3});
     // d sum(rows) / d table counts how often each row was picked.
     grad = tf::gradients(tf::reduce_sum(grid), table);
     CHECK_THROWS_WITH(tf::gather(tf::constant(1.f), ids), "gather: params must have at least 1 dim (got a 0-d tensor)");

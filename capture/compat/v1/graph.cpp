@@ -131,6 +131,28 @@ dispatch::Attrs tie_reshape_target(OpId op, const Shape& input, dispatch::Attrs 
   return a;
 }
 
+// Note [Unknown dims]: a reshape target's -1 over an input with unknown dims
+// is sized only when the graph runs: the node keeps the -1 and the session
+// sizes it from the real element count (its static dim is -1). The other
+// target dims must be known sizes (not read from unknown dims: multiples of
+// the stand-in). Returns the -1's position, or -1 when this does not apply.
+int64_t free_dim_at_run(OpId op, const Shape& input, const dispatch::Attrs& a) {
+  if (op != OpId::reshape || !has_unknown(input)) return -1;
+  int64_t free = -1, known = 1;
+  for (std::size_t i = 0; i < a.ints.size(); ++i) {
+    if (a.ints[i] == -1) {
+      free = static_cast<int64_t>(i);
+      continue;
+    }
+    if (a.ints[i] != 0 && a.ints[i] % kStandIn == 0) return -1;
+    known *= a.ints[i];
+  }
+  if (free >= 0 && known == 0)
+    throw ShapeError(fmt::format("reshape: shape {} is invalid for a tensor of shape {} (a -1 next to a 0 has no size)",
+                                 shape_str(a.ints), shape_str(input)));
+  return free;
+}
+
 // A reshape target's -1 (Tensor::reshape passes it on in graph mode), sized
 // from the element count of `input` (stand-in sizes for unknown dims; the
 // dims derived from them are remade by plan_reshape). Returns its position, or -1.
@@ -411,13 +433,6 @@ int ScopeRecorder::add(Node n, const char* who) {
 
 dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& given) {
   const dispatch::OpSchema& sch = dispatch::schema(op);
-  dispatch::Attrs attrs = given;
-  int64_t free = -1;
-  try {
-    free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
-  } catch (const Error&) {
-    rethrow_edited(&show_unknown);
-  }
   std::vector<Shape> shapes;
   bool unknown = false;
   {
@@ -425,11 +440,26 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
     for (const Tensor& t : inputs) {
       const NodeSymbol* sym = t.defined() ? symbol_of(t) : nullptr;
       // Another graph's tensor: build() reports it.
-      if (sym && sym->graph_id != g_->id) return sch.infer(op, inputs, attrs);
+      if (sym && sym->graph_id != g_->id) return sch.infer(op, inputs, given);
       shapes.push_back(sym ? g_->nodes[static_cast<std::size_t>(sym->node)].shape
                            : (t.defined() ? t.shape() : Shape{}));
       unknown = unknown || has_unknown(shapes.back());
     }
+  }
+  if (!shapes.empty()) {
+    const int64_t later = free_dim_at_run(op, shapes[0], given);
+    if (later >= 0) {
+      Shape s(given.ints.begin(), given.ints.end());
+      s[static_cast<std::size_t>(later)] = kStandIn;
+      return {std::move(s), inputs[0].dtype(), inputs[0].device()};
+    }
+  }
+  dispatch::Attrs attrs = given;
+  int64_t free = -1;
+  try {
+    free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
+  } catch (const Error&) {
+    rethrow_edited(&show_unknown);
   }
   if (!unknown) return sch.infer(op, inputs, attrs);
   const dispatch::Attrs tied = tie_reshape_target(op, shapes[0], attrs, free);
@@ -462,24 +492,30 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
                             const dispatch::TensorMeta& meta) {
   const char* who = dispatch::op_name(op);
   std::lock_guard<std::recursive_mutex> lk(g_->mu);
-  dispatch::Attrs attrs = given;
-  const int64_t free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
   Node n;
   n.kind = Kind::op;
   n.name = who;
   n.op = op;
-  n.attrs = attrs;
   bool unknown_in = false;
   for (const Tensor& t : inputs) {
     const int id = node_of(t, who);
     n.inputs.push_back(id);
     unknown_in = unknown_in || has_unknown(g_->nodes[id].shape);
   }
-  if (unknown_in) n.attrs = tie_reshape_target(op, g_->nodes[n.inputs[0]].shape, attrs, free);
   if (!meta.device.is_cpu())
     throw DeviceError(fmt::format("{}: graph nodes are placed by device scopes (tf::device), not by "
                                   "tensor devices ({} given)", who, meta.device.str()));
   n.dtype = meta.dtype;
+  const int64_t later = n.inputs.empty() ? -1 : free_dim_at_run(op, g_->nodes[n.inputs[0]].shape, given);
+  if (later >= 0) {  // the session sizes the -1
+    n.attrs = given;
+    n.shape = Shape(given.ints.begin(), given.ints.end());
+    return symbolic(g_, add(std::move(n), who));
+  }
+  dispatch::Attrs attrs = given;
+  const int64_t free = inputs.empty() ? -1 : resolve_free_dim(op, inputs[0].shape(), attrs);
+  n.attrs = attrs;
+  if (unknown_in) n.attrs = tie_reshape_target(op, g_->nodes[n.inputs[0]].shape, attrs, free);
   n.shape = meta.shape;
   if (unknown_in) {
     // Note [Unknown dims]: run the rule again with the second stand-in size.

@@ -52,6 +52,19 @@ std::optional<Device> device_named(const std::string& dev) {
 }
 
 // Re-throws the current ember error with `prefix` in front, keeping its type.
+// Note [Unknown dims]: a reshape target's -1 kept for the run, sized from the real input.
+void size_free_dim(Shape& target, const Shape& input) {
+  int64_t known = 1;
+  std::size_t free = target.size();
+  for (std::size_t i = 0; i < target.size(); ++i) target[i] == -1 ? free = i : known *= target[i];
+  if (free == target.size()) return;
+  const int64_t numel = shape_numel(input);
+  if (known == 0 || numel % known != 0)
+    throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}", shape_str(input),
+                                 shape_str(target)));
+  target[free] = numel / known;
+}
+
 [[noreturn]] void rethrow_with(const std::string& prefix) {
   rethrow_edited([&](const std::string& what) { return prefix + what; });
 }
@@ -559,6 +572,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
           if (!n.reshape_derived.empty()) remake_reshape(n.reshape_derived, ins[0].shape(), cn.attrs.ints);
           if (n.shape_of >= 0) cn.attrs.ints = info(low[static_cast<std::size_t>(n.shape_of)]).shape;
+          if (n.op == OpId::reshape) size_free_dim(cn.attrs.ints, ins[0].shape());
           if (n.op == OpId::expand) {
             const Shape& in0 = ins[0].shape();
             const std::size_t off = cn.attrs.ints.size() - in0.size();
