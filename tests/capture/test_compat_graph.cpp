@@ -275,6 +275,8 @@ TEST_CASE("zeros_like and friends of graph tensors take the run's shape; sizes r
                       "shape, which has no value while the graph is built; take such sizes from the tensor itself "
                       "(tf::zeros_like(x), broadcasting against x)");
     CHECK_THROWS_WITH(tf::zeros(x.shape()), Catch::StartsWith("fill: the result shape [-1,3] takes a size"));
+    // A real dim of the stand-in's size, known on an input, is just a size.
+    CHECK(tf::static_shape(tf::placeholder(em::float32, {720720}) * 2.f) == em::Shape{720720});
     CHECK_THROWS_WITH(em::randn_like(x), "randn_like: graph tensor \"x:0\" (float32 [-1,3]) may have dims known "
                                          "only when the graph runs; draw with a known shape (tf::random_normal(shape))");
   }
@@ -310,7 +312,7 @@ TEST_CASE("zeros_like and friends of graph tensors take the run's shape; sizes r
 
 TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims included", "[compat][graph]") {
   tf::Graph g;
-  Tensor ids, ids2, rows, grid, cols, one, grad;
+  Tensor ids, ids2, rows, grid, cols, one, grad, from_unknown;
   tf::Variable table;
   tf::Operation init;
   {
@@ -327,6 +329,9 @@ TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims inclu
     CHECK(tf::tensor_name(grid) == "grid:0");
     CHECK(tf::static_shape(cols) == em::Shape{4, 2});
     CHECK(tf::static_shape(one) == em::Shape{3});
+    // Params with unknown dims, and ids with several.
+    from_unknown = tf::gather(tf::placeholder(em::float32, {-1, 3}, "P"), ids2);
+    CHECK(tf::static_shape(from_unknown) == em::Shape{-1, -1, 3});
     // Sequence ids of any length (the flattened lookup splits at run time).
     CHECK(tf::static_shape(tf::nn::embedding_lookup(table, tf::placeholder(em::int64, {-1, 50}))) ==
           em::Shape{-1, 50, 3});
@@ -345,6 +350,10 @@ TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims inclu
   CHECK(r[1].to_vector<float>() == std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2});
   CHECK(sess.run(cols).to_vector<float>() == std::vector<float>{2, 0, 5, 3, 8, 6, 11, 9});
   CHECK(sess.run(one).to_vector<float>() == std::vector<float>{9, 10, 11});
+  const Tensor picked = sess.run(from_unknown, {{g.get_tensor_by_name("P:0"), em::arange(6, em::float32).reshape({2, 3})},
+                                                {ids2, em::tensor({{1}, {0}, {1}}).to(em::int32)}});
+  CHECK(picked.shape() == em::Shape{3, 1, 3});
+  CHECK(picked.to_vector<float>() == std::vector<float>{3, 4, 5, 0, 1, 2, 3, 4, 5});
   // Indices are checked when the graph runs.
   CHECK_THROWS_AS(sess.run(rows, {{ids, em::tensor(std::vector<int64_t>{7})}}), em::IndexError);
   CHECK_THROWS_WITH(sess.run(rows, {{ids, em::tensor(std::vector<int64_t>{7})}}),

@@ -560,7 +560,11 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
         if (d >= kStandIn / 16) d = -1;
     }
   }
-  check_no_stand_in(who, "the result shape", n.shape);
+  // (Unless an input has such a size as a known dim: a real 720720.)
+  bool real_size = false;
+  for (int id : n.inputs)
+    for (int64_t d : g_->nodes[static_cast<std::size_t>(id)].shape) real_size = real_size || d == kStandIn || d == kStandIn2;
+  if (!real_size) check_no_stand_in(who, "the result shape", n.shape);
   return symbolic(g_, add(std::move(n), who));
 }
 
@@ -1400,12 +1404,13 @@ Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, const s
       return picked.reshape(target);  // a -1 is sized when the graph runs
     // Several unknown dims: the run's shape comes from a tensor shaped like
     // the result (only its shape is read: the executor never computes it).
-    Tensor like = ember::zeros_like(params.select(a, 0), DType::bool_);
-    for (int64_t k = 0; k < indices.dim(); ++k) like = like.unsqueeze(a);
-    Tensor spread = ember::zeros_like(indices, DType::bool_);
+    // params' dims other than `axis` (any of them unknown), then the ids' dims.
+    Tensor like = ember::sum(ember::zeros_like(params, DType::float32), {a}, true);
+    for (int64_t k = 1; k < indices.dim(); ++k) like = like.unsqueeze(a);
+    Tensor spread = ember::zeros_like(indices, DType::float32);
     for (int64_t k = 0; k < a; ++k) spread = spread.unsqueeze(0);
     for (int64_t k = a + 1; k < r; ++k) spread = spread.unsqueeze(-1);
-    return detail::require_scope("gather").reshape_like(picked, ember::logical_or(like, spread));
+    return detail::require_scope("gather").reshape_like(picked, like + spread);
   });
 }
 
