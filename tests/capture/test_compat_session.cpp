@@ -366,6 +366,14 @@ TEST_CASE("reads and updates of a variable within one run follow the graph's ord
   CHECK_THROWS_WITH(count.assign(1.7), "assign: 1.7 is not a whole number and cannot be stored in variable "
                                        "\"count\" of dtype int64");
   CHECK(sess.run(count.assign_sub(4.0)).item<int64_t>() == -2);
+  tf::Variable small(em::tensor({1}), "small");  // int32
+  tf::Variable bytes(em::tensor(std::vector<uint8_t>{1}), "bytes");
+  CHECK_THROWS_WITH(small.assign(3e9), "assign: 3000000000 is out of the range of variable \"small\" of dtype int32");
+  CHECK_THROWS_WITH(small.assign_add(int64_t{1} << 40),
+                    "assign_add: 1099511627776 is out of the range of variable \"small\" of dtype int32");
+  CHECK_THROWS_WITH(bytes.assign(-1), "assign: -1 is out of the range of variable \"bytes\" of dtype uint8");
+  CHECK_THROWS_WITH(count.assign(1e19), "assign: 1e+19 is out of the range of variable \"count\" of dtype int64");
+  CHECK(sess.run(small.assign(-2147483648.0)).item<int32_t>() == std::numeric_limits<int32_t>::min());
   // An initial value read from another variable: one initializer run sets both.
   tf::Variable base(em::tensor({1.f, 2.f}), "base");
   tf::Variable twice(tf::multiply(base, 2.f), "twice");

@@ -1034,10 +1034,20 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
 
 Tensor Variable::number(Scalar v, const char* who) const {
   const DType dt = dtype();
-  const double d = v.to_double();
-  if (v.is_floating() && !is_floating(dt) && dt != DType::bool_ && (!std::isfinite(d) || d != std::trunc(d)))
-    throw ValueError(fmt::format("{}: {} is not a whole number and cannot be stored in variable \"{}\" of dtype {}",
-                                 who, d, name(), dtype_name(dt)));
+  if (!is_floating(dt) && dt != DType::bool_) {
+    // An integer variable takes whole numbers in its range (TF refuses to convert others).
+    const double lo = dt == DType::uint8 ? 0.0 : dt == DType::int32 ? -2147483648.0 : -9223372036854775808.0;
+    const double hi = dt == DType::uint8 ? 255.0 : dt == DType::int32 ? 2147483647.0 : 9223372036854775807.0;
+    const double d = v.to_double();
+    const std::string shown = v.is_floating() ? fmt::format("{}", d) : fmt::format("{}", v.to_int());
+    if (v.is_floating() && (!std::isfinite(d) || d != std::trunc(d)))
+      throw ValueError(fmt::format("{}: {} is not a whole number and cannot be stored in variable \"{}\" of dtype {}",
+                                   who, shown, name(), dtype_name(dt)));
+    const bool in_range = dt == DType::int64 && !v.is_floating() ? true : d >= lo && (dt == DType::int64 ? d < hi : d <= hi);
+    if (!in_range)
+      throw ValueError(fmt::format("{}: {} is out of the range of variable \"{}\" of dtype {}", who, shown, name(),
+                                   dtype_name(dt)));
+  }
   return scalar_tensor(v, dt);
 }
 
