@@ -203,14 +203,13 @@ TEST_CASE("unknown dims take the sizes a shape rule ties them to, as TF unifies 
 
 TEST_CASE("in-place ops on graph tensors make new nodes typed like the eager write", "[compat][graph]") {
   tf::Graph g;
-  Tensor x, grown, filled, narrowed, counts, one_row;
+  Tensor x, grown, filled, counts, one_row, spread, h;
   {
     auto scope = g.as_default();
     x = tf::placeholder(em::float32, {-1, -1}, "x");
     grown = tf::identity(x);
     grown += em::tensor({1.f, 2.f, 3.f});  // as Python's x += b: a new node; the unknown dim meets 3
     CHECK(tf::static_shape(grown) == em::Shape{-1, 3});
-    CHECK(tf::tensor_name(grown) == "add:0");
     // copy_ broadcasts and casts into the destination, as eagerly.
     filled = tf::zeros({2, 3}, em::float64);
     filled.copy_(tf::constant(em::tensor({1.f, 2.f, 3.f})));
@@ -227,10 +226,13 @@ TEST_CASE("in-place ops on graph tensors make new nodes typed like the eager wri
     CHECK_THROWS_AS(known += tf::constant(em::ones({4})), em::ShapeError);
     CHECK_THROWS_WITH(known += tf::constant(em::ones({2, 3})),
                       "add_: the result shape [2,3] does not broadcast to the destination's [3]");
-    auto unknown_rows = tf::placeholder(em::float32, {-1, 3}, "unknown_rows");
-    CHECK_THROWS_WITH(unknown_rows.copy_(tf::constant(em::ones({3}))),
-                      "copy_: the result shape [3] does not broadcast to the destination's [-1,3] (graph mode "
-                      "cannot broadcast into an unknown dim; give the destination a known shape)");
+    // Into unknown dims the result is conformed to the destination's shape in the run.
+    spread = tf::placeholder(em::float32, {-1, 3}, "unknown_rows");
+    spread.copy_(tf::constant(em::ones({3})));
+    CHECK(tf::static_shape(spread) == em::Shape{-1, 3});
+    h = tf::identity(x);
+    h += tf::constant(em::ones({5, 3}));  // only an x of 5 rows (or 1) and 3 columns fits, as eagerly
+    CHECK(tf::static_shape(h) == em::Shape{5, 3});
     auto ints = tf::constant(em::tensor({1, 2}));
     CHECK_THROWS_AS(ints += 0.5f, em::DTypeError);
     CHECK_THROWS_WITH(ints += 0.5f, "add_: the result dtype float32 cannot be stored in the destination's int32");
@@ -250,6 +252,12 @@ TEST_CASE("in-place ops on graph tensors make new nodes typed like the eager wri
   CHECK(sess.run(one_row, {{rows, em::full({1, 3}, 2.f)}}).to_vector<float>() == std::vector<float>{2, 2, 2});
   CHECK_THROWS_WITH(sess.run(one_row, {{rows, em::ones({2, 3})}}), Catch::Contains("expand"));
   CHECK_THROWS_WITH(sess.run(grown, {{x, em::ones({2, 4})}}), Catch::Contains("cannot be broadcast"));
+  CHECK_THROWS_WITH(sess.run(grown, {{x, em::ones({2, 1})}}),  // the eager write fails too
+                    Catch::Contains("expand: shape [2,3] cannot be expanded to [2,1]"));
+  CHECK(sess.run(spread, {{g.get_tensor_by_name("unknown_rows:0"), em::zeros({2, 3})}}).to_vector<float>() ==
+        std::vector<float>(6, 1.f));
+  CHECK(sess.run(h, {{x, em::ones({5, 3})}}).to_vector<float>() == std::vector<float>(15, 2.f));
+  CHECK_THROWS_WITH(sess.run(h, {{x, em::ones({1, 3})}}), Catch::Contains("cannot be expanded to [1,3]"));
 }
 
 TEST_CASE("zeros_like and friends of graph tensors take the run's shape; sizes read from unknown dims are refused",

@@ -570,44 +570,47 @@ Tensor ScopeRecorder::build(OpId op, dispatch::Inputs inputs, const dispatch::At
 
 // Note [In-place ops in graph mode]: a graph tensor is a value, so x += y
 // makes x a new node, as `x += y` does to a tf.Tensor in Python. The node is
-// the op's result conformed to x's type as the eager write would be: an
-// expand where the result is 1 (or missing) against a known dim of x, or is
-// unknown against a known dim (the run checks it), and a cast to x's dtype.
-// A result that is 1 (or missing) against an unknown dim of x cannot say how
-// far to broadcast: an error.
+// the op's result conformed to x's type as the eager write would be: cast to
+// x's dtype, and expanded to x's shape: to its known sizes, or, where x has
+// unknown dims, to the shape x has in the run (the run then fails as the
+// eager write would when the result does not fit).
 Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const dispatch::Attrs& attrs,
                                     const Tensor& out) {
   const char* who = dispatch::op_name(op);
   Shape dest;
+  int dest_node = -1;
   {
     std::lock_guard<std::recursive_mutex> lk(g_->mu);
     const NodeSymbol* sym = symbol_of(out);
     if (sym && sym->graph_id != g_->id) node_of(out, who);  // throws: another graph
     dest = sym ? g_->nodes[static_cast<std::size_t>(sym->node)].shape : out.shape();
+    if (sym) dest_node = sym->node;
   }
   const dispatch::TensorMeta meta = infer(op, inputs, attrs);
   dispatch::check_inplace_type(op, meta, out);
   Tensor value = build(op, inputs, attrs, meta);
   const Shape have = static_shape(value);
-  auto misfit = [&](const char* why) {
-    return ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}{}", who,
-                                  shape_str(have), shape_str(dest), why));
-  };
-  if (have.size() > dest.size()) throw misfit("");
-  const std::size_t lead = dest.size() - have.size();
-  bool expand = lead > 0;
-  Shape target(dest.size());
-  for (std::size_t i = 0; i < dest.size(); ++i) {
-    const int64_t h = i < lead ? 1 : have[i - lead], d = dest[i];
-    if (d < 0 && h == 1)
-      throw misfit(" (graph mode cannot broadcast into an unknown dim; give the destination a known shape)");
-    if (d >= 0 && h >= 0 && h != d && h != 1) throw misfit("");
-    expand = expand || (d >= 0 && h != d);
-    target[i] = d >= 0 ? d : (h >= 0 ? h : kStandIn);
-  }
-  if (expand) {
+  if (have.size() > dest.size() ||
+      [&] {
+        for (std::size_t i = 0; i < have.size(); ++i) {
+          const int64_t h = have[i], d = dest[dest.size() - have.size() + i];
+          if (d >= 0 && h >= 0 && h != d && h != 1) return true;
+        }
+        return false;
+      }())
+    throw ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}", who,
+                                 shape_str(have), shape_str(dest)));
+  if (has_unknown(dest)) {
+    // Static shape: x's sizes, and the result's where x's are unknown (the run checks they agree).
+    Shape merged = dest;
+    const std::size_t lead = dest.size() - have.size();
+    for (std::size_t i = lead; i < dest.size(); ++i)
+      if (merged[i] < 0 && have[i - lead] > 1) merged[i] = have[i - lead];
+    std::lock_guard<std::recursive_mutex> lk(g_->mu);
+    value = symbolic(g_, shaped_like(OpId::expand, node_of(value, who), dest_node, merged));
+  } else if (have != dest) {
     dispatch::Attrs a;
-    a.ints = target;
+    a.ints = dest;
     const Tensor in[1] = {value};
     value = build(OpId::expand, in, a, infer(OpId::expand, in, a));
   }
@@ -618,6 +621,21 @@ Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const disp
     value = build(OpId::copy, in, a, infer(OpId::copy, in, a));
   }
   return value;
+}
+
+int ScopeRecorder::shaped_like(OpId op, int src, int like, const Shape& static_shape) {
+  Node n;
+  n.kind = Kind::op;
+  n.name = dispatch::op_name(op);
+  n.op = op;
+  n.attrs.ints = static_shape;
+  for (auto& d : n.attrs.ints)
+    if (d < 0) d = kStandIn;
+  n.inputs = {src};
+  n.shape = static_shape;
+  n.dtype = g_->nodes[static_cast<std::size_t>(src)].dtype;
+  n.shape_of = like;
+  return add(std::move(n), dispatch::op_name(op));
 }
 
 Shape ScopeRecorder::static_shape(const Tensor& t) {
@@ -638,18 +656,7 @@ Tensor ScopeRecorder::reshape_like(const Tensor& t, const Tensor& like) {
     lk.unlock();
     return t.reshape(target);
   }
-  Node n;
-  n.kind = Kind::op;
-  n.name = "reshape";
-  n.op = OpId::reshape;
-  n.attrs.ints = target;
-  for (auto& d : n.attrs.ints)
-    if (d < 0) d = kStandIn;
-  n.inputs = {src};
-  n.shape = target;
-  n.dtype = g_->nodes[static_cast<std::size_t>(src)].dtype;
-  n.shape_of = ref;
-  return symbolic(g_, add(std::move(n), "reshape"));
+  return symbolic(g_, shaped_like(OpId::reshape, src, ref, target));
 }
 
 Tensor ScopeRecorder::on_variable_read(const ember::Variable& v, const Tensor& value) {

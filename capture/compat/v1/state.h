@@ -74,7 +74,7 @@ struct Node {
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
-  int shape_of = -1;  // reshape: the target is this node's shape in the run (Recorder::reshape_like)
+  int shape_of = -1;  // reshape/expand: the target is this node's shape in the run (ScopeRecorder::shaped_like)
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
 };
 
@@ -161,6 +161,9 @@ class ScopeRecorder final : public dispatch::Recorder {
   int node_of(const Tensor& t, const char* who);
   /// Adds `n` with this scope's device and control dependencies. Caller holds mu.
   int add(Node n, const char* who);
+  /// A reshape or expand of node `src` to the shape node `like` has in the run
+  /// (Node::shape_of); `static_shape` is its static shape. Caller holds mu.
+  int shaped_like(dispatch::OpId op, int src, int like, const Shape& static_shape);
 
   const std::shared_ptr<GraphState>& graph() const { return g_; }
   std::string device;
