@@ -40,7 +40,12 @@ enum class Kind : uint8_t {
 /// that fails show the stand-in as -1. A reshape's target dims made from
 /// stand-ins are remade from the real input shape, one per group of dims whose
 /// running products agree (plan_reshape), so unsqueeze, flatten and stack of
-/// tensors with several unknown dims keep each in place.
+/// tensors with several unknown dims keep each in place. A target's -1 over
+/// unknown dims is kept and sized by the session (free_dim_at_run). A target
+/// that is another tensor's shape in the run (a gradient's reshape back, an
+/// in-place write into unknown dims) is read by the session from that node's
+/// lowered shape (Node::shape_of). A size read from an unknown dim as a number
+/// (x.shape() as a target) has no such link and is refused (check_no_stand_in).
 inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
 inline constexpr int64_t kStandIn2 = 2 * 720720;
 
