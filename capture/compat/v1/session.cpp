@@ -51,7 +51,6 @@ std::optional<Device> device_named(const std::string& dev) {
   return Device::cuda(index);
 }
 
-// Re-throws the current ember error with `prefix` in front, keeping its type.
 // Note [Unknown dims]: a reshape target's -1 kept for the run, sized from the real input.
 void size_free_dim(Shape& target, const Shape& input) {
   int64_t known = 1;
@@ -65,6 +64,7 @@ void size_free_dim(Shape& target, const Shape& input) {
   target[free] = numel / known;
 }
 
+// Re-throws the current ember error with `prefix` in front, keeping its type.
 [[noreturn]] void rethrow_with(const std::string& prefix) {
   rethrow_edited([&](const std::string& what) { return prefix + what; });
 }
