@@ -1,5 +1,7 @@
 // compat::v1 graph mode: scopes, symbolic tensors, names, the TF1 surface
 // and the errors of building a graph (after TF1's ops_test / graph tests).
+#include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -369,6 +371,85 @@ TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims inclu
   // Eagerly the same calls are plain ops.
   CHECK(em::equal(tf::gather(em::arange(6).reshape({3, 2}), em::tensor({{2, 0}}), 0),
                   em::tensor(std::vector<int64_t>{4, 5, 0, 1}).reshape({1, 2, 2})));
+}
+
+TEST_CASE("tf::shape gives sizes known only when the graph runs: reshape, random draws, dropout", "[compat][graph]") {
+  tf::Graph g;
+  Tensor ids, ids2, back, back2, whole, x, noise, uniform, dropped, kp;
+  tf::Variable table;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    table = tf::Variable(em::arange(30, em::float32).reshape({10, 3}), "table");
+    ids = tf::placeholder(em::int32, {-1, 5}, "ids");
+    ids2 = tf::placeholder(em::int32, {-1, -1}, "ids2");
+    // The flatten-and-restore idiom: tf.reshape(out, [tf.shape(ids)[0], -1, 3]).
+    const Tensor flat = tf::reshape(tf::nn::embedding_lookup(table, ids), {-1, 3});
+    back = tf::reshape(flat, {tf::shape(ids)[0], -1, 3});
+    CHECK(tf::static_shape(back) == em::Shape{-1, -1, 3});
+    CHECK(tf::static_shape(tf::reshape(flat, {tf::shape(ids)[1], -1})) == em::Shape{5, -1});  // a known dim is a number
+    const Tensor flat2 = tf::reshape(tf::nn::embedding_lookup(table, ids2), {-1, 3});
+    back2 = tf::reshape(flat2, {tf::shape(ids2)[0], tf::shape(ids2)[-1], 3});
+    whole = tf::reshape(flat2, tf::shape(tf::nn::embedding_lookup(table, ids2)));
+    CHECK(tf::static_shape(whole) == em::Shape{-1, -1, 3});
+    // x.shape() holds stand-in numbers for unknown dims: refused, never a silently wrong shape.
+    CHECK_THROWS_AS(tf::reshape(flat, {ids.shape(0), -1, 3}), em::ShapeError);
+    CHECK_THROWS_WITH(tf::reshape(flat, {ids.shape(0), -1, 3}),
+                      "reshape: the target [-1,-1,3] of a tensor of shape [-1,3] has a -1 next to a size read from "
+                      "an unknown (-1) dim of a graph tensor's shape (x.shape()), which has no value while the graph "
+                      "is built; write such sizes as tf::shape(x)[k]");
+    CHECK_THROWS_WITH(tf::reshape(flat, {ids.shape(0), 5, 3}),
+                      "reshape: a tensor of shape [-1,3] cannot be reshaped to [-1,5,3]: sizes read from unknown (-1) "
+                      "dims of a graph tensor's shape (x.shape()) have no value while the graph is built; write such "
+                      "sizes as tf::shape(x)[k]");
+    CHECK_THROWS_WITH(tf::reshape(flat, {tf::shape(ids)[0], -1, -1}),
+                      "reshape: only one dim can be -1 (shape [-1,-1,-1])");
+    // Draws shaped by a tensor in the run; dropout.
+    x = tf::placeholder(em::float32, {-1, 4}, "x");
+    noise = tf::random_normal({tf::shape(x)[0], 2}, 0.0, 1.0, "noise");
+    uniform = tf::random_uniform(tf::shape(x), 2.0, 3.0, em::float64);
+    CHECK(tf::static_shape(noise) == em::Shape{-1, 2});
+    CHECK(uniform.dtype() == em::float64);
+    kp = tf::placeholder_with_default(tf::constant(1.0f), {}, "keep_prob");
+    dropped = tf::nn::dropout(x, kp);
+    CHECK(tf::static_shape(dropped) == em::Shape{-1, 4});
+    CHECK_THROWS_WITH(tf::random_uniform({tf::shape(x)[0], -1}),
+                      "random_uniform: -1 is not a size here (shape [-1,-1]); read unknown sizes from a tensor, e.g. "
+                      "tf::shape(x)[0]");
+    CHECK_THROWS_WITH(tf::nn::dropout(x, 1.5), "dropout: keep_prob must be in (0, 1] (got 1.5)");
+    CHECK_THROWS_WITH(tf::nn::dropout(tf::placeholder(em::int32, {2}), 0.5),
+                      "dropout: x has dtype int32; dropout needs a floating tensor");
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const auto r = sess.run({back, back2, whole},
+                          {{ids, em::tensor({{1, 2, 3, 4, 5}, {0, 0, 0, 0, 9}}).to(em::int32)},
+                           {ids2, em::tensor({{9}, {1}, {2}}).to(em::int32)}});
+  CHECK(r[0].shape() == em::Shape{2, 5, 3});
+  CHECK(em::equal(r[0][1][4], em::tensor({27.f, 28.f, 29.f})));
+  CHECK(r[1].shape() == em::Shape{3, 1, 3});
+  CHECK(em::equal(r[1][2][0], em::tensor({6.f, 7.f, 8.f})));
+  CHECK(r[2].shape() == em::Shape{3, 1, 3});
+  const Tensor ones = em::ones({2000, 4});
+  const Tensor n1 = sess.run(noise, {{x, ones}}), n2 = sess.run(noise, {{x, ones}});
+  CHECK(n1.shape() == em::Shape{2000, 2});
+  CHECK_FALSE(em::equal(n1, n2));  // drawn again on every run
+  CHECK(std::abs(em::mean(n1).item<float>()) < 0.1f);
+  const Tensor u = sess.run(uniform, {{x, em::ones({5, 4})}});
+  CHECK(u.shape() == em::Shape{5, 4});
+  CHECK(em::min(u).item<double>() >= 2.0);
+  CHECK(em::max(u).item<double>() < 3.0);
+  CHECK(em::equal(sess.run(dropped, {{x, ones}}), ones));  // keep_prob 1: the identity
+  const Tensor half = em::scalar_tensor(0.5f);
+  const Tensor d1 = sess.run(dropped, {{x, ones}, {kp, half}}), d2 = sess.run(dropped, {{x, ones}, {kp, half}});
+  const std::vector<float> v = d1.to_vector<float>();
+  CHECK(std::all_of(v.begin(), v.end(), [](float e) { return e == 0.f || e == 2.f; }));  // kept ones scaled by 2
+  const double kept = static_cast<double>(std::count(v.begin(), v.end(), 2.f)) / static_cast<double>(v.size());
+  CHECK(kept == Approx(0.5).margin(0.03));  // 8000 draws: 6 sigma
+  CHECK_FALSE(em::equal(d1, d2));
+  // Sizes linked to a tensor need their feeds.
+  CHECK_THROWS_WITH(sess.run(noise), Catch::Contains("placeholder \"x\" (float32 [-1,4]) was not fed"));
 }
 
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {

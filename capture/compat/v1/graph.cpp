@@ -361,6 +361,22 @@ void check_no_stand_in(const char* who, const char* what, const Shape& s) {
                                    who, what, show_unknown(shape_str(s))));
 }
 
+// A reshape target with sizes read from unknown dims as numbers (x.shape(0))
+// next to a -1 cannot be sized right: the -1 and the read size would both
+// come from stand-ins, and the run could not tell which is which.
+void check_read_sizes(const Shape& input, const Shape& target) {
+  bool free = false, read = false;
+  for (int64_t d : target) {
+    free = free || d == -1;
+    read = read || (d != 0 && d % kStandIn == 0);
+  }
+  if (free && read)
+    throw ShapeError(fmt::format("reshape: the target {} of a tensor of shape {} has a -1 next to a size read from "
+                                 "an unknown (-1) dim of a graph tensor's shape (x.shape()), which has no value "
+                                 "while the graph is built; write such sizes as tf::shape(x)[k]",
+                                 show_unknown(shape_str(target)), shape_str(input)));
+}
+
 std::string NodeSymbol::describe() const {
   auto gs = g.lock();
   if (!gs) return "a tensor of a destroyed graph";
@@ -446,6 +462,7 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
       unknown = unknown || has_unknown(shapes.back());
     }
   }
+  if (op == OpId::reshape && !shapes.empty()) check_read_sizes(shapes[0], given.ints);
   if (!shapes.empty()) {
     const int64_t later = free_dim_at_run(op, shapes[0], given);
     if (later >= 0) {
@@ -484,6 +501,12 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
   try {
     return sch.infer(op, dispatch::Inputs(ins.data(), ins.size()), tied);
   } catch (const Error&) {
+    if (op == OpId::reshape &&
+        std::any_of(tied.ints.begin(), tied.ints.end(), [](int64_t d) { return d != 0 && d % kStandIn == 0; }))
+      throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}: sizes read from unknown "
+                                   "(-1) dims of a graph tensor's shape (x.shape()) have no value while the graph is "
+                                   "built; write such sizes as tf::shape(x)[k]",
+                                   shape_str(shapes[0]), show_unknown(shape_str(tied.ints))));
     rethrow_edited(&show_unknown);
   }
 }
@@ -623,19 +646,30 @@ Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const disp
   return value;
 }
 
-int ScopeRecorder::shaped_like(OpId op, int src, int like, const Shape& static_shape) {
+int ScopeRecorder::shaped_by(OpId op, std::vector<int> inputs, dispatch::Attrs attrs,
+                             std::vector<std::pair<int, int>> dims_of, const Shape& static_shape, DType dtype) {
   Node n;
   n.kind = Kind::op;
   n.name = dispatch::op_name(op);
   n.op = op;
-  n.attrs.ints = static_shape;
-  for (auto& d : n.attrs.ints)
-    if (d < 0) d = kStandIn;
-  n.inputs = {src};
+  n.attrs = std::move(attrs);
+  n.inputs = std::move(inputs);
   n.shape = static_shape;
-  n.dtype = g_->nodes[static_cast<std::size_t>(src)].dtype;
-  n.shape_of = like;
+  n.dtype = dtype;
+  n.dims_of = std::move(dims_of);
   return add(std::move(n), dispatch::op_name(op));
+}
+
+int ScopeRecorder::shaped_like(OpId op, int src, int like, const Shape& static_shape) {
+  dispatch::Attrs a;
+  a.ints = static_shape;
+  std::vector<std::pair<int, int>> dims(static_shape.size());
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    dims[i] = {like, static_cast<int>(i)};
+    if (a.ints[i] < 0) a.ints[i] = kStandIn;
+  }
+  return shaped_by(op, {src}, std::move(a), std::move(dims), static_shape,
+                   g_->nodes[static_cast<std::size_t>(src)].dtype);
 }
 
 Shape ScopeRecorder::static_shape(const Tensor& t) {
@@ -1314,11 +1348,80 @@ Tensor reduce_min(const Tensor& x, const Axes& axis, bool k, const std::string& 
 Tensor argmax(const Tensor& x, int64_t axis, const std::string& n) {
   return named(n, [&] { return ember::argmax(x, axis); });
 }
-Tensor reshape(const Tensor& x, const Shape& shape, const std::string& n) {
+DynamicShape::DynamicShape(const Tensor& t) : t_(t), static_(static_shape(t)) {}
+
+Dim DynamicShape::operator[](int64_t axis) const {
+  const int64_t a = wrap_dim(axis, rank(), "shape");
+  const int64_t d = static_[static_cast<std::size_t>(a)];
+  return d >= 0 ? Dim(d) : Dim(t_, a);
+}
+
+std::vector<Dim> DynamicShape::dims() const {
+  std::vector<Dim> out;
+  for (int64_t i = 0; i < rank(); ++i) out.push_back((*this)[i]);
+  return out;
+}
+
+DynamicShape shape(const Tensor& x) { return DynamicShape(x); }
+
+namespace {
+
+// A shape argument as a node's attribute: numbers, and for each size known
+// only in the run the (node, dim) it is read from (Node::dims_of).
+struct DimsPlan {
+  Shape ints, static_shape;
+  std::vector<std::pair<int, int>> dims_of;
+  bool linked = false;
+};
+
+DimsPlan plan_dims(ScopeRecorder* sc, const Dims& dims, const char* who) {
+  DimsPlan p;
+  for (const Dim& d : dims.list()) {
+    int64_t size = d.size();
+    std::pair<int, int> from{-1, -1};
+    if (!d.is_size()) {
+      if (!sc) throw ValueError(fmt::format("{}: a size read from a graph tensor needs the graph's scope", who));
+      const int id = sc->node_of(d.of(), who);
+      const Shape& st = sc->graph()->nodes[static_cast<std::size_t>(id)].shape;
+      if (d.axis() < 0 || d.axis() >= static_cast<int64_t>(st.size()))
+        throw ValueError(fmt::format("{}: dim {} of a tensor of rank {}", who, d.axis(), st.size()));
+      size = st[static_cast<std::size_t>(d.axis())];
+      if (size < 0) {
+        from = {id, static_cast<int>(d.axis())};
+        p.linked = true;
+      }
+    } else if (size < -1) {
+      throw ShapeError(fmt::format("{}: invalid size {} in a shape", who, size));
+    }
+    p.ints.push_back(from.first >= 0 ? detail::kStandIn : size);
+    p.static_shape.push_back(size);
+    p.dims_of.push_back(from);
+  }
+  return p;
+}
+
+}  // namespace
+
+Tensor reshape(const Tensor& x, const Dims& shape, const std::string& n) {
   return named(n, [&] {
-    // A graph tensor's unknown dims make its element count unknown: a -1 in
-    // `shape` is resolved against the stand-in size (Note [Unknown dims]).
-    return x.reshape(shape);
+    ScopeRecorder* sc = detail::current_scope();
+    std::unique_lock<std::recursive_mutex> lk;
+    if (sc) lk = std::unique_lock<std::recursive_mutex>(sc->graph()->mu);
+    DimsPlan p = plan_dims(sc, shape, "reshape");
+    if (!p.linked) {
+      if (lk.owns_lock()) lk.unlock();
+      // A graph tensor's unknown dims make its element count unknown: its
+      // graph's rule sizes a -1 (Note [Unknown dims]).
+      return x.reshape(p.ints);
+    }
+    if (std::count(p.ints.begin(), p.ints.end(), -1) > 1)
+      throw ShapeError(fmt::format("reshape: only one dim can be -1 (shape {})", shape_str(p.static_shape)));
+    // The session sizes the -1 and the linked dims (Node::dims_of) from the run.
+    dispatch::Attrs a;
+    a.ints = p.ints;
+    const int src = sc->node_of(x, "reshape");
+    return symbolic(sc->graph(), sc->shaped_by(OpId::reshape, {src}, std::move(a), std::move(p.dims_of),
+                                               p.static_shape, sc->graph()->nodes[static_cast<std::size_t>(src)].dtype));
   });
 }
 Tensor transpose(const Tensor& x, const Axes& perm, const std::string& n) {
@@ -1398,9 +1501,42 @@ Tensor zeros_like(const Tensor& x, std::optional<DType> dt, const std::string& n
 Tensor ones_like(const Tensor& x, std::optional<DType> dt, const std::string& n) {
   return named(n, [&] { return built([&] { return ember::ones_like(x, dt); }); });
 }
-Tensor random_normal(const Shape& shape, double mean, double stddev, const std::string& n) {
+namespace {
+// Samples of `op` (rand, randn) drawn again on every run; sizes may be linked to tensors.
+Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
+  ScopeRecorder* sc = detail::current_scope();
+  std::unique_lock<std::recursive_mutex> lk;
+  if (sc) lk = std::unique_lock<std::recursive_mutex>(sc->graph()->mu);
+  DimsPlan p = plan_dims(sc, shape, who);
+  for (int64_t d : p.ints)
+    if (d == -1)
+      throw ShapeError(fmt::format("{}: -1 is not a size here (shape {}); read unknown sizes from a tensor, e.g. "
+                                   "tf::shape(x)[0]", who, shape_str(p.static_shape)));
+  if (!p.linked) {
+    if (lk.owns_lock()) lk.unlock();
+    return built([&] { return op == OpId::randn ? ember::randn(p.ints, dt) : ember::rand(p.ints, dt); });
+  }
+  if (dt != DType::float32 && dt != DType::float64)
+    throw DTypeError(fmt::format("{}: samples are float32 or float64 (got {})", who, dtype_name(dt)));
+  dispatch::Attrs a;
+  a.ints = p.ints;
+  a.dtype = dt;
+  a.device = Device::cpu();  // the session places it (Note [Placement])
+  return symbolic(sc->graph(), sc->shaped_by(op, {}, std::move(a), std::move(p.dims_of), p.static_shape, dt));
+}
+}  // namespace
+
+Tensor random_normal(const Dims& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {
-    return built([&] { return ember::randn(shape) * static_cast<float>(stddev) + static_cast<float>(mean); });
+    return built([&] { return draw(OpId::randn, shape, DType::float32, "random_normal") * stddev + mean; });
+  });
+}
+
+Tensor random_uniform(const Dims& shape, double minval, double maxval, DType dtype, const std::string& n) {
+  if (!(minval < maxval))
+    throw ValueError(fmt::format("random_uniform: minval {} must be below maxval {}", minval, maxval));
+  return named(n, [&] {
+    return built([&] { return draw(OpId::rand, shape, dtype, "random_uniform") * (maxval - minval) + minval; });
   });
 }
 
@@ -1432,6 +1568,20 @@ Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, const s
 }
 
 namespace nn {
+Tensor dropout(const Tensor& x, const Value& keep_prob, const std::string& n) {
+  const Operand kp = keep_prob.operand();
+  if (!kp.is_tensor() && !(kp.scalar().to_double() > 0.0 && kp.scalar().to_double() <= 1.0))
+    throw ValueError(fmt::format("dropout: keep_prob must be in (0, 1] (got {})", kp.scalar().to_double()));
+  if (!is_floating(x.dtype()))
+    throw DTypeError(fmt::format("dropout: x has dtype {}; dropout needs a floating tensor", dtype_name(x.dtype())));
+  return named(n.empty() ? "dropout" : n, [&] {
+    // As TF1: keep where floor(keep_prob + U[0, 1)) is 1, scaled by 1 / keep_prob.
+    const DType dt = x.dtype() == DType::float64 ? DType::float64 : DType::float32;
+    const Tensor keep = ember::floor(ember::add(random_uniform(shape(x), 0.0, 1.0, dt), kp));
+    return ember::mul(ember::div(x, kp), keep.to(x.dtype()));
+  });
+}
+
 Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::string& n) {
   return named(n.empty() ? "embedding_lookup" : n, [&] { return gather(params, ids, 0); });
 }

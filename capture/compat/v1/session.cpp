@@ -348,7 +348,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     const Node& n = g->nodes[static_cast<std::size_t>(id)];
     for (int in : n.inputs) stack.push_back(in);
     for (int c : n.control) stack.push_back(c);
-    if (n.shape_of >= 0) stack.push_back(n.shape_of);  // its shape is read when lowering
+    for (const auto& d : n.dims_of)
+      if (d.first >= 0) stack.push_back(d.first);  // its shape is read when lowering
   }
   // Check and place.
   std::vector<Device> place(n_nodes, Device::cpu());
@@ -571,7 +572,10 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           }
           // Note [Unknown dims]: shape attributes made from stand-in sizes are made again.
           if (!n.reshape_derived.empty()) remake_reshape(n.reshape_derived, ins[0].shape(), cn.attrs.ints);
-          if (n.shape_of >= 0) cn.attrs.ints = info(low[static_cast<std::size_t>(n.shape_of)]).shape;
+          for (std::size_t i = 0; i < n.dims_of.size(); ++i)
+            if (n.dims_of[i].first >= 0)
+              cn.attrs.ints[i] = info(low[static_cast<std::size_t>(n.dims_of[i].first)])
+                                     .shape[static_cast<std::size_t>(n.dims_of[i].second)];
           if (n.op == OpId::reshape) size_free_dim(cn.attrs.ints, ins[0].shape());
           if (n.op == OpId::expand) {
             const Shape& in0 = ins[0].shape();

@@ -44,7 +44,7 @@ enum class Kind : uint8_t {
 /// unknown dims is kept and sized by the session (free_dim_at_run). A target
 /// that is another tensor's shape in the run (a gradient's reshape back, an
 /// in-place write into unknown dims) is read by the session from that node's
-/// lowered shape (Node::shape_of). A size read from an unknown dim as a number
+/// lowered shape (Node::dims_of). A size read from an unknown dim as a number
 /// (x.shape() as a target) has no such link and is refused (check_no_stand_in).
 inline constexpr int64_t kStandIn = 720720;       // divisible by 1..16, so reshapes of it work
 inline constexpr int64_t kStandIn2 = 2 * 720720;
@@ -79,7 +79,9 @@ struct Node {
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
-  int shape_of = -1;  // reshape/expand: the target is this node's shape in the run (ScopeRecorder::shaped_like)
+  // Shape attribute entries known only in the run: entry i of attrs.ints is
+  // dim `second` of node `first` as lowered (first < 0: attrs.ints[i] as it is).
+  std::vector<std::pair<int, int>> dims_of;
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
 };
 
@@ -166,8 +168,11 @@ class ScopeRecorder final : public dispatch::Recorder {
   int node_of(const Tensor& t, const char* who);
   /// Adds `n` with this scope's device and control dependencies. Caller holds mu.
   int add(Node n, const char* who);
-  /// A reshape or expand of node `src` to the shape node `like` has in the run
-  /// (Node::shape_of); `static_shape` is its static shape. Caller holds mu.
+  /// A node of `op` whose shape attribute (attrs.ints) takes entries from other
+  /// nodes' dims in the run (Node::dims_of); `static_shape` is its static shape. Caller holds mu.
+  int shaped_by(dispatch::OpId op, std::vector<int> inputs, dispatch::Attrs attrs,
+                std::vector<std::pair<int, int>> dims_of, const Shape& static_shape, DType dtype);
+  /// A reshape or expand of node `src` to the shape node `like` has in the run. Caller holds mu.
   int shaped_like(dispatch::OpId op, int src, int like, const Shape& static_shape);
 
   const std::shared_ptr<GraphState>& graph() const { return g_; }

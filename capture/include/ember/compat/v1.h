@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <utility>
@@ -281,8 +282,55 @@ Tensor reduce_max(const Tensor& x, const Axes& axis = {}, bool keepdims = false,
 Tensor reduce_min(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
 /// Index of the largest value along `axis` (int64).
 Tensor argmax(const Tensor& x, int64_t axis, const std::string& name = "");
+/// A size in a shape argument: a number, or dim `axis` of a tensor as it is
+/// when the graph runs (`tf::shape(x)[axis]`, TF's tf.shape(x)[axis]).
+class Dim {
+ public:
+  template <class T>
+    requires std::is_integral_v<T>
+  Dim(T size) : size_(static_cast<int64_t>(size)) {}  // NOLINT: a number is a size
+  Dim(const Tensor& of, int64_t axis) : of_(of), axis_(axis) {}
+  bool is_size() const { return !of_.defined(); }
+  int64_t size() const { return size_; }
+  const Tensor& of() const { return of_; }
+  int64_t axis() const { return axis_; }
+
+ private:
+  int64_t size_ = -1;
+  Tensor of_;
+  int64_t axis_ = 0;
+};
+/// A tensor's shape as it is when the graph runs (tf.shape): statically known
+/// dims are numbers, the others refer to the tensor. Sizes read this way stay
+/// right for every run; x.shape() holds stand-in numbers for unknown dims.
+class DynamicShape {
+ public:
+  explicit DynamicShape(const Tensor& t);
+  /// Dim `axis` (negative counts from the end).
+  Dim operator[](int64_t axis) const;
+  int64_t rank() const { return static_cast<int64_t>(static_.size()); }
+  std::vector<Dim> dims() const;
+
+ private:
+  Tensor t_;
+  Shape static_;
+};
+DynamicShape shape(const Tensor& x);
+/// A shape argument: numbers ({-1, 3}, a Shape), or sizes some of which are
+/// dims of tensors in the run ({tf::shape(ids)[0], -1, 3}, tf::shape(x)).
+class Dims {
+ public:
+  Dims(std::initializer_list<Dim> dims) : dims_(dims) {}  // NOLINT
+  Dims(const Shape& s) : dims_(s.begin(), s.end()) {}      // NOLINT
+  Dims(const std::vector<Dim>& dims) : dims_(dims) {}      // NOLINT
+  Dims(const DynamicShape& s) : dims_(s.dims()) {}         // NOLINT
+  const std::vector<Dim>& list() const { return dims_; }
+
+ private:
+  std::vector<Dim> dims_;
+};
 /// New shape with the same elements; one dim may be -1.
-Tensor reshape(const Tensor& x, const Shape& shape, const std::string& name = "");
+Tensor reshape(const Tensor& x, const Dims& shape, const std::string& name = "");
 /// Permutes dims (default: reverses them).
 Tensor transpose(const Tensor& x, const Axes& perm = {}, const std::string& name = "");
 Tensor concat(const std::vector<Tensor>& values, int64_t axis, const std::string& name = "");
@@ -300,9 +348,12 @@ Tensor ones(const Shape& shape, DType dtype = DType::float32, const std::string&
 /// Zeros (ones) shaped like x when the graph runs, unknown dims included; x's dtype unless given.
 Tensor zeros_like(const Tensor& x, std::optional<DType> dtype = {}, const std::string& name = "");
 Tensor ones_like(const Tensor& x, std::optional<DType> dtype = {}, const std::string& name = "");
-/// Normal samples, drawn again on every run (a random initializer).
-Tensor random_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0,
-                     const std::string& name = "");
+/// Normal samples, drawn again on every run (a random initializer; sizes may
+/// be dims of tensors in the run, e.g. tf::shape(x)).
+Tensor random_normal(const Dims& shape, double mean = 0.0, double stddev = 1.0, const std::string& name = "");
+/// Uniform samples in [minval, maxval), drawn again on every run (float32 or float64).
+Tensor random_uniform(const Dims& shape, double minval = 0.0, double maxval = 1.0, DType dtype = DType::float32,
+                      const std::string& name = "");
 
 namespace nn {
 Tensor relu(const Tensor& x, const std::string& name = "");
@@ -317,6 +368,10 @@ Tensor bias_add(const Tensor& value, const Tensor& bias, const std::string& name
 Tensor xw_plus_b(const Tensor& x, const Tensor& weights, const Tensor& biases, const std::string& name = "");
 /// Rows of `params` for `ids` of any shape: gather(params, ids, 0).
 Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::string& name = "");
+/// Each element kept with probability keep_prob (a number in (0, 1] or a 0-d
+/// tensor, e.g. a placeholder_with_default) and scaled by 1 / keep_prob, else
+/// 0; a new mask on every run (TF1's dropout).
+Tensor dropout(const Tensor& x, const Value& keep_prob, const std::string& name = "");
 }  // namespace nn
 
 // ---- sessions -------------------------------------------------------------
