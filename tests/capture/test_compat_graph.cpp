@@ -452,6 +452,21 @@ TEST_CASE("tf::shape gives sizes known only when the graph runs: reshape, random
   CHECK_THROWS_WITH(sess.run(noise), Catch::Contains("placeholder \"x\" (float32 [-1,4]) was not fed"));
 }
 
+TEST_CASE("a tf::Variable in arithmetic stands for its value", "[compat][graph]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable w(em::ones({3, 2}), "w"), b(em::tensor({1.f, 2.f}), "b");
+  const Tensor x = tf::placeholder(em::float32, {-1, 3}, "x");
+  const Tensor y = tf::matmul(x, w) + b;                          // Tensor + Variable
+  const Tensor z = b * 2.f - b / b + (-b) + b * b + 1.f + b;       // 2b + b^2
+  const Tensor r = 10.f - b;
+  tf::Session sess(g);
+  sess.run(tf::global_variables_initializer());
+  CHECK(sess.run(y, {{x, em::ones({1, 3})}}).to_vector<float>() == std::vector<float>{4.f, 5.f});
+  CHECK(sess.run(z).to_vector<float>() == std::vector<float>{3.f, 8.f});
+  CHECK(sess.run(r).to_vector<float>() == std::vector<float>{9.f, 8.f});
+}
+
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
   tf::Graph g1, g2;
   {

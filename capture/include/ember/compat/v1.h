@@ -186,6 +186,19 @@ class Value {
   bool tensor_ = false;
 };
 
+// A tf::Variable in arithmetic stands for its value (TF code writes
+// tf.matmul(x, W) + b with b a variable).
+#define EMBER_V1_VARIABLE_OPERATOR(op, fn)                                                                     \
+  inline Tensor operator op(const Variable& a, const Value& b) { return ember::fn(a.value(), b.operand()); }  \
+  inline Tensor operator op(const Value& a, const Variable& b) { return ember::fn(a.operand(), b.value()); }  \
+  inline Tensor operator op(const Variable& a, const Variable& b) { return ember::fn(a.value(), b.value()); }
+EMBER_V1_VARIABLE_OPERATOR(+, add)
+EMBER_V1_VARIABLE_OPERATOR(-, sub)
+EMBER_V1_VARIABLE_OPERATOR(*, mul)
+EMBER_V1_VARIABLE_OPERATOR(/, div)
+#undef EMBER_V1_VARIABLE_OPERATOR
+inline Tensor operator-(const Variable& a) { return ember::neg(a.value()); }
+
 // ---- graph construction (these need a graph scope, except constant/identity on eager tensors) --
 
 /// A constant node holding a copy of `value` (eagerly: `value` itself).
