@@ -467,6 +467,39 @@ TEST_CASE("a tf::Variable in arithmetic stands for its value", "[compat][graph]"
   CHECK(sess.run(r).to_vector<float>() == std::vector<float>{9.f, 8.f});
 }
 
+TEST_CASE("divide and reduce_mean of integers follow TF: truediv in float64, an integer mean", "[compat][graph]") {
+  tf::Graph g;
+  Tensor q32, q8, qf, qs, m_rows, m_all, m_unknown, x;
+  {
+    auto scope = g.as_default();
+    const Tensor a = tf::constant(em::tensor({7, -7, 1})), b = tf::constant(em::tensor({2, 2, 3}));
+    q32 = tf::divide(a, b);
+    CHECK(q32.dtype() == em::float64);
+    q8 = tf::divide(tf::constant(em::tensor(std::vector<uint8_t>{7})), 2);
+    CHECK(q8.dtype() == em::float32);
+    qf = tf::divide(tf::constant(em::tensor({7.f})), 2);
+    CHECK(qf.dtype() == em::float32);
+    qs = tf::divide(tf::constant(int64_t{1}), 3);
+    const Tensor m = tf::constant(em::tensor({{1, 2}, {3, 6}, {-7, 0}}));
+    m_rows = tf::reduce_mean(m, {1});
+    m_all = tf::reduce_mean(m);
+    CHECK(m_rows.dtype() == em::int32);
+    x = tf::placeholder(em::int64, {-1, 2}, "x");
+    m_unknown = tf::reduce_mean(x, {0}, true);
+    CHECK(tf::static_shape(m_unknown) == em::Shape{1, 2});
+  }
+  tf::Session sess(g);
+  CHECK(sess.run(q32).to_vector<double>() == std::vector<double>{3.5, -3.5, 1.0 / 3.0});
+  CHECK(sess.run(q8).item<float>() == 3.5f);
+  CHECK(sess.run(qs).item<double>() == 1.0 / 3.0);
+  CHECK(sess.run(m_rows).to_vector<int32_t>() == std::vector<int32_t>{1, 4, -3});  // -3.5 rounds toward zero
+  CHECK(sess.run(m_all).item<int32_t>() == 0);                                       // 5 / 6
+  CHECK(sess.run(m_unknown, {{x, em::tensor({{1, 10}, {2, 11}, {4, 12}}).to(em::int64)}}).to_vector<int64_t>() ==
+        std::vector<int64_t>{2, 11});
+  // Eagerly the same.
+  CHECK(tf::reduce_mean(em::tensor({-3, -4})).item<int32_t>() == -3);
+}
+
 TEST_CASE("scopes nest and restore; ops outside a scope run eagerly", "[compat][graph]") {
   tf::Graph g1, g2;
   {

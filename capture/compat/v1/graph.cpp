@@ -1307,8 +1307,37 @@ Tensor subtract(const Value& a, const Value& b, const std::string& n) {
 Tensor multiply(const Value& a, const Value& b, const std::string& n) {
   return named(n, [&] { return ember::mul(a.operand(), b.operand()); });
 }
+namespace {
+// TF's truediv of integers: in float64 (32- and 64-bit ints, Python ints) or
+// float32 (uint8); 0 when an operand is not an integer.
+DType truediv_dtype(const Operand& a, const Operand& b) {
+  bool any_tensor = false, wide = false;
+  for (const Operand* o : {&a, &b}) {
+    if (o->is_tensor()) {
+      const DType d = o->tensor().dtype();
+      if (is_floating(d) || d == DType::bool_) return DType::bool_;
+      any_tensor = true;
+      wide = wide || d != DType::uint8;
+    } else if (o->scalar().is_floating()) {
+      return DType::bool_;
+    }
+  }
+  return !any_tensor || wide ? DType::float64 : DType::float32;
+}
+Operand as_dtype(const Operand& o, DType dt, Tensor& keep) {
+  keep = o.is_tensor() ? ember::cast(o.tensor(), dt) : scalar_tensor(o.scalar(), dt);
+  return Operand(keep);
+}
+}  // namespace
+
 Tensor divide(const Value& a, const Value& b, const std::string& n) {
-  return named(n, [&] { return ember::div(a.operand(), b.operand()); });
+  return named(n, [&] {
+    const Operand x = a.operand(), y = b.operand();
+    const DType dt = truediv_dtype(x, y);
+    if (dt == DType::bool_) return ember::div(x, y);
+    Tensor kx, ky;
+    return ember::div(as_dtype(x, dt, kx), as_dtype(y, dt, ky)).to(dt);
+  });
 }
 Tensor maximum(const Value& a, const Value& b, const std::string& n) {
   return named(n, [&] { return ember::maximum(a.operand(), b.operand()); });
@@ -1337,7 +1366,14 @@ Tensor reduce_sum(const Tensor& x, const Axes& axis, bool k, const std::string& 
   return named(n, [&] { return ember::sum(x, axis, k); });
 }
 Tensor reduce_mean(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
-  return named(n, [&] { return ember::mean(x, axis, k); });
+  return named(n, [&] {
+    if (is_floating(x.dtype()) || x.dtype() == DType::bool_) return ember::mean(x, axis, k);
+    // TF: an integer mean stays an integer, the sum divided by the count rounded toward zero.
+    const Tensor s = ember::sum(x, axis, k);
+    const Tensor c = ember::sum(ember::ones_like(x, DType::int64), axis, k);
+    const Tensor q = ember::floor_divide(s, c), r = ember::remainder(s, c);
+    return ember::where(ember::logical_and(ember::lt(s, 0), ember::ne(r, 0)), q + 1, q).to(x.dtype());
+  });
 }
 Tensor reduce_max(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
   return named(n, [&] { return ember::max(x, axis, k); });

@@ -278,7 +278,8 @@ class DeviceScope {
 Tensor add(const Value& a, const Value& b, const std::string& name = "");       ///< a + b
 Tensor subtract(const Value& a, const Value& b, const std::string& name = "");  ///< a - b
 Tensor multiply(const Value& a, const Value& b, const std::string& name = "");  ///< a * b
-Tensor divide(const Value& a, const Value& b, const std::string& name = "");    ///< true division
+/// True division; integers divide in float64 (float32 for uint8), as TF's truediv.
+Tensor divide(const Value& a, const Value& b, const std::string& name = "");
 Tensor maximum(const Value& a, const Value& b, const std::string& name = "");   ///< elementwise max
 Tensor minimum(const Value& a, const Value& b, const std::string& name = "");   ///< elementwise min
 Tensor equal(const Value& a, const Value& b, const std::string& name = "");     ///< a == b (bool)
@@ -290,6 +291,7 @@ Tensor where(const Tensor& cond, const Value& x, const Value& y, const std::stri
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false,
               const std::string& name = "");
 Tensor reduce_sum(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+/// The mean; of integers an integer (rounded toward zero), as in TF.
 Tensor reduce_mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
 Tensor reduce_max(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
 Tensor reduce_min(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
