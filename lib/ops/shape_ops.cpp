@@ -68,8 +68,10 @@ Tensor reshape_to(const Tensor& x, const Shape& s) {
 Tensor Tensor::reshape(const Shape& shape) const {
   // A graph tensor (no storage) may have unknown dims: its graph's shape rule
   // takes the target as given, -1 included (in graph mode), and matches it.
-  const dispatch::Recorder* rec = dispatch::current_recorder();
-  if (!impl().storage && (free_dim("reshape", shape) < 0 || (rec && rec->graph_mode()))) {
+  if (!impl().storage && (free_dim("reshape", shape) < 0 || [] {
+        const dispatch::Recorder* rec = dispatch::current_recorder();
+        return rec && rec->graph_mode();
+      }())) {
     Attrs a;
     a.ints = shape;
     return view_op(OpId::reshape, *this, a);

@@ -416,6 +416,11 @@ TEST_CASE("tf::shape gives sizes known only when the graph runs: reshape, random
     CHECK_THROWS_WITH(tf::random_uniform({tf::shape(x)[0], -1}),
                       "random_uniform: -1 is not a size here (shape [-1,-1]); read unknown sizes from a tensor, e.g. "
                       "tf::shape(x)[0]");
+    CHECK_THROWS_WITH(tf::random_uniform({2}, 3.0, 2.0), "random_uniform: minval 3 must be below maxval 2");
+    CHECK_THROWS_WITH(tf::random_uniform({tf::shape(x)[0]}, 0.0, 1.0, em::float16),
+                      "random_uniform: samples are float32 or float64 (got float16)");
+    CHECK_THROWS_WITH(tf::reshape(x, {tf::shape(x)[0], -2}), "reshape: invalid size -2 in a shape");
+    CHECK_THROWS_WITH(tf::reshape(x, {tf::Dim(x, 2)}), "reshape: dim 2 of a tensor of rank 2");
     CHECK_THROWS_WITH(tf::nn::dropout(x, 1.5), "dropout: keep_prob must be in (0, 1] (got 1.5)");
     CHECK_THROWS_WITH(tf::nn::dropout(tf::placeholder(em::int32, {2}), 0.5),
                       "dropout: x has dtype int32; dropout needs a floating tensor");
@@ -448,6 +453,8 @@ TEST_CASE("tf::shape gives sizes known only when the graph runs: reshape, random
   const double kept = static_cast<double>(std::count(v.begin(), v.end(), 2.f)) / static_cast<double>(v.size());
   CHECK(kept == Approx(0.5).margin(0.03));  // 8000 draws: 6 sigma
   CHECK_FALSE(em::equal(d1, d2));
+  CHECK_THROWS_WITH(tf::reshape(em::ones({4}), {tf::Dim(x, 0)}),
+                    "reshape: a size read from a graph tensor needs the graph's scope");
   // Sizes linked to a tensor need their feeds.
   CHECK_THROWS_WITH(sess.run(noise), Catch::Contains("placeholder \"x\" (float32 [-1,4]) was not fed"));
 }

@@ -131,6 +131,10 @@ dispatch::Attrs tie_reshape_target(OpId op, const Shape& input, dispatch::Attrs 
   return a;
 }
 
+// A target size made from stand-ins (x.shape(0), a product of them): a
+// nonzero multiple of the stand-in.
+bool read_size(int64_t d) { return d != 0 && d % kStandIn == 0; }
+
 // Note [Unknown dims]: a reshape target's -1 over an input with unknown dims
 // is sized only when the graph runs: the node keeps the -1 and the session
 // sizes it from the real element count (its static dim is -1). The other
@@ -144,7 +148,7 @@ int64_t free_dim_at_run(OpId op, const Shape& input, const dispatch::Attrs& a) {
       free = static_cast<int64_t>(i);
       continue;
     }
-    if (a.ints[i] != 0 && a.ints[i] % kStandIn == 0) return -1;
+    if (read_size(a.ints[i])) return -1;
     known *= a.ints[i];
   }
   if (free >= 0 && known == 0)
@@ -158,15 +162,12 @@ int64_t free_dim_at_run(OpId op, const Shape& input, const dispatch::Attrs& a) {
 // dims derived from them are remade by plan_reshape). Returns its position, or -1.
 int64_t resolve_free_dim(OpId op, const Shape& input, dispatch::Attrs& a) {
   if (op != OpId::reshape) return -1;
-  int64_t free = -1, known = 1;
-  for (std::size_t i = 0; i < a.ints.size(); ++i)
-    a.ints[i] == -1 ? free = static_cast<int64_t>(i) : known *= a.ints[i];
-  if (free < 0) return -1;
-  const int64_t numel = shape_numel(input);
-  if (known == 0 || numel % known != 0)
+  const auto at = std::find(a.ints.begin(), a.ints.end(), -1);
+  if (at == a.ints.end()) return -1;
+  const int64_t free = at - a.ints.begin();
+  if (!size_free_dim(a.ints, shape_numel(input)))
     throw ShapeError(fmt::format("reshape: shape {} is invalid for a tensor of shape {}", shape_str(a.ints),
                                  shape_str(input)));
-  a.ints[static_cast<std::size_t>(free)] = numel / known;
   return free;
 }
 
@@ -256,6 +257,16 @@ std::vector<ReshapeDerived> plan_reshape(const Shape& input, const std::vector<b
   }
   if (!grouped) return {derive(0, n_in, 0, n_out)};
   return plan;
+}
+
+bool size_free_dim(Shape& target, int64_t numel) {
+  int64_t known = 1;
+  std::size_t free = target.size();
+  for (std::size_t i = 0; i < target.size(); ++i) target[i] == -1 ? free = i : known *= target[i];
+  if (free == target.size()) return true;
+  if (known == 0 || numel % known != 0) return false;
+  target[free] = numel / known;
+  return true;
 }
 
 void remake_reshape(const std::vector<ReshapeDerived>& plan, const Shape& input, Shape& target) {
@@ -368,7 +379,7 @@ void check_read_sizes(const Shape& input, const Shape& target) {
   bool free = false, read = false;
   for (int64_t d : target) {
     free = free || d == -1;
-    read = read || (d != 0 && d % kStandIn == 0);
+    read = read || read_size(d);
   }
   if (free && read)
     throw ShapeError(fmt::format("reshape: the target {} of a tensor of shape {} has a -1 next to a size read from "
@@ -501,8 +512,7 @@ dispatch::TensorMeta ScopeRecorder::infer(OpId op, dispatch::Inputs inputs, cons
   try {
     return sch.infer(op, dispatch::Inputs(ins.data(), ins.size()), tied);
   } catch (const Error&) {
-    if (op == OpId::reshape &&
-        std::any_of(tied.ints.begin(), tied.ints.end(), [](int64_t d) { return d != 0 && d % kStandIn == 0; }))
+    if (op == OpId::reshape && std::any_of(tied.ints.begin(), tied.ints.end(), &read_size))
       throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}: sizes read from unknown "
                                    "(-1) dims of a graph tensor's shape (x.shape()) have no value while the graph is "
                                    "built; write such sizes as tf::shape(x)[k]",
@@ -613,14 +623,12 @@ Tensor ScopeRecorder::build_inplace(OpId op, dispatch::Inputs inputs, const disp
   dispatch::check_inplace_type(op, meta, out);
   Tensor value = build(op, inputs, attrs, meta);
   const Shape have = static_shape(value);
-  if (have.size() > dest.size() ||
-      [&] {
-        for (std::size_t i = 0; i < have.size(); ++i) {
-          const int64_t h = have[i], d = dest[dest.size() - have.size() + i];
-          if (d >= 0 && h >= 0 && h != d && h != 1) return true;
-        }
-        return false;
-      }())
+  bool fits = have.size() <= dest.size();
+  for (std::size_t i = 0; fits && i < have.size(); ++i) {
+    const int64_t h = have[i], d = dest[dest.size() - have.size() + i];
+    fits = d < 0 || h < 0 || h == d || h == 1;  // unknown sizes are checked by the run
+  }
+  if (!fits)
     throw ShapeError(fmt::format("{}_: the result shape {} does not broadcast to the destination's {}", who,
                                  shape_str(have), shape_str(dest)));
   if (has_unknown(dest)) {
@@ -672,12 +680,7 @@ int ScopeRecorder::shaped_like(OpId op, int src, int like, const Shape& static_s
                    g_->nodes[static_cast<std::size_t>(src)].dtype);
 }
 
-Shape ScopeRecorder::static_shape(const Tensor& t) {
-  const NodeSymbol* s = symbol_of(t);
-  if (!s || s->graph_id != g_->id) return t.shape();
-  std::lock_guard<std::recursive_mutex> lk(g_->mu);
-  return g_->nodes[static_cast<std::size_t>(s->node)].shape;
-}
+Shape ScopeRecorder::static_shape(const Tensor& t) { return v1::static_shape(t); }
 
 // A target with unknown dims is the shape `like` has in the run: the node
 // keeps `like` (shape_of) and the session reads its lowered shape (TF's
@@ -1077,15 +1080,12 @@ Tensor Variable::number(Scalar v, const char* who) const {
   const DType dt = dtype();
   if (!is_floating(dt) && dt != DType::bool_) {
     // An integer variable takes whole numbers in its range (TF refuses to convert others).
-    const double lo = dt == DType::uint8 ? 0.0 : dt == DType::int32 ? -2147483648.0 : -9223372036854775808.0;
-    const double hi = dt == DType::uint8 ? 255.0 : dt == DType::int32 ? 2147483647.0 : 9223372036854775807.0;
     const double d = v.to_double();
     const std::string shown = v.is_floating() ? fmt::format("{}", d) : fmt::format("{}", v.to_int());
     if (v.is_floating() && (!std::isfinite(d) || d != std::trunc(d)))
       throw ValueError(fmt::format("{}: {} is not a whole number and cannot be stored in variable \"{}\" of dtype {}",
                                    who, shown, name(), dtype_name(dt)));
-    const bool in_range = dt == DType::int64 && !v.is_floating() ? true : d >= lo && (dt == DType::int64 ? d < hi : d <= hi);
-    if (!in_range)
+    if (!detail::holds_exactly(v, dt))
       throw ValueError(fmt::format("{}: {} is out of the range of variable \"{}\" of dtype {}", who, shown, name(),
                                    dtype_name(dt)));
   }

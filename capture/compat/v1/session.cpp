@@ -51,19 +51,6 @@ std::optional<Device> device_named(const std::string& dev) {
   return Device::cuda(index);
 }
 
-// Note [Unknown dims]: a reshape target's -1 kept for the run, sized from the real input.
-void size_free_dim(Shape& target, const Shape& input) {
-  int64_t known = 1;
-  std::size_t free = target.size();
-  for (std::size_t i = 0; i < target.size(); ++i) target[i] == -1 ? free = i : known *= target[i];
-  if (free == target.size()) return;
-  const int64_t numel = shape_numel(input);
-  if (known == 0 || numel % known != 0)
-    throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}", shape_str(input),
-                                 shape_str(target)));
-  target[free] = numel / known;
-}
-
 // Re-throws the current ember error with `prefix` in front, keeping its type.
 [[noreturn]] void rethrow_with(const std::string& prefix) {
   rethrow_edited([&](const std::string& what) { return prefix + what; });
@@ -210,6 +197,33 @@ FetchRef SessionState::fetch_of(const Fetch& f) const {
   return {node_of(f.tensor, "Session::run", "fetch"), false};
 }
 
+bool holds_exactly(Scalar v, DType to) {
+  const double d = v.to_double();
+  const int64_t i = v.is_floating() ? 0 : v.to_int();
+  if (!is_floating(to)) {
+    double lo = -9223372036854775808.0, hi = 9223372036854775807.0;  // int64
+    if (to == DType::int32) {
+      lo = std::numeric_limits<int32_t>::min();
+      hi = std::numeric_limits<int32_t>::max();
+    } else if (to == DType::uint8) {
+      lo = 0;
+      hi = 255;
+    }
+    if (v.is_floating()) return std::isfinite(d) && d == std::trunc(d) && d >= lo && d < hi + 1;
+    return to == DType::int64 || (static_cast<double>(i) >= lo && static_cast<double>(i) <= hi);
+  }
+  if (to == DType::float32) {
+    // Range checks first: an out-of-range conversion is undefined behaviour.
+    if (v.is_floating())
+      return std::isnan(d) || std::isinf(d) ||
+             (std::abs(d) <= std::numeric_limits<float>::max() && static_cast<double>(static_cast<float>(d)) == d);
+    return std::abs(static_cast<double>(i)) < 9.2e18 && static_cast<int64_t>(static_cast<float>(i)) == i;
+  }
+  // float64 from an integer
+  return v.is_floating() ||
+         (std::abs(static_cast<double>(i)) < 9.2e18 && static_cast<int64_t>(static_cast<double>(i)) == i);
+}
+
 namespace {
 
 // Converts a feed to the node's dtype when no value changes; else DTypeError.
@@ -224,39 +238,10 @@ Tensor convert_feed(const FeedInfo& fi, const Tensor& v) {
   std::vector<int64_t> ivals;
   if (!is_floating(from)) ivals = v.to_vector<int64_t>();
   for (std::size_t i = 0; i < vals.size(); ++i) {
-    bool ok = true;
-    std::string shown = is_floating(from) ? fmt::format("{}", vals[i]) : fmt::format("{}", ivals[i]);
-    if (!is_floating(to)) {
-      double lo = 0, hi = 0;
-      if (to == DType::int32) {
-        lo = std::numeric_limits<int32_t>::min();
-        hi = std::numeric_limits<int32_t>::max();
-      } else if (to == DType::uint8) {
-        hi = 255;
-      } else {
-        lo = -9223372036854775808.0;
-        hi = 9223372036854775807.0;
-      }
-      if (is_floating(from))
-        ok = std::isfinite(vals[i]) && vals[i] == std::trunc(vals[i]) && vals[i] >= lo && vals[i] < hi + 1;
-      else
-        ok = (to == DType::int64) || (static_cast<double>(ivals[i]) >= lo && static_cast<double>(ivals[i]) <= hi);
-    } else if (to == DType::float32) {
-      // Range checks first: an out-of-range conversion is undefined behaviour.
-      if (is_floating(from))
-        ok = std::isnan(vals[i]) || std::isinf(vals[i]) ||
-             (std::abs(vals[i]) <= std::numeric_limits<float>::max() &&
-              static_cast<double>(static_cast<float>(vals[i])) == vals[i]);
-      else
-        ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
-             static_cast<int64_t>(static_cast<float>(ivals[i])) == ivals[i];
-    } else if (!is_floating(from)) {  // float64 from an integer
-      ok = std::abs(static_cast<double>(ivals[i])) < 9.2e18 &&
-           static_cast<int64_t>(static_cast<double>(ivals[i])) == ivals[i];
-    }
-    if (!ok)
-      fail(fmt::format("the {} value {} (at flat index {}) cannot be represented exactly as {}",
-                       dtype_name(from), shown, i, dtype_name(to)));
+    if (!holds_exactly(is_floating(from) ? Scalar(vals[i]) : Scalar(ivals[i]), to))
+      fail(fmt::format("the {} value {} (at flat index {}) cannot be represented exactly as {}", dtype_name(from),
+                       is_floating(from) ? fmt::format("{}", vals[i]) : fmt::format("{}", ivals[i]), i,
+                       dtype_name(to)));
   }
   return ember::cast(v, to);
 }
@@ -576,7 +561,10 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             if (n.dims_of[i].first >= 0)
               cn.attrs.ints[i] = info(low[static_cast<std::size_t>(n.dims_of[i].first)])
                                      .shape[static_cast<std::size_t>(n.dims_of[i].second)];
-          if (n.op == OpId::reshape) size_free_dim(cn.attrs.ints, ins[0].shape());
+          // Note [Unknown dims]: a -1 kept for the run is sized from the real input.
+          if (n.op == OpId::reshape && !size_free_dim(cn.attrs.ints, ins[0].numel()))
+            throw ShapeError(fmt::format("reshape: a tensor of shape {} cannot be reshaped to {}",
+                                         shape_str(ins[0].shape()), shape_str(cn.attrs.ints)));
           if (n.op == OpId::expand) {
             const Shape& in0 = ins[0].shape();
             const std::size_t off = cn.attrs.ints.size() - in0.size();

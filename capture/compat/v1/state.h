@@ -60,6 +60,9 @@ struct ReshapeDerived {
 /// Which target dims of a reshape of `input` (stand-in sizes where
 /// `unknown[i]`) to `target` derive from unknown input dims.
 std::vector<ReshapeDerived> plan_reshape(const Shape& input, const std::vector<bool>& unknown, const Shape& target);
+/// Sizes a reshape target's -1 from the input's element count: false (the
+/// target untouched) when the other sizes cannot fill `numel`; true without a -1.
+bool size_free_dim(Shape& target, int64_t numel);
 /// Remakes the derived dims of `target` for an input of shape `input`;
 /// ShapeError when an element count does not divide.
 void remake_reshape(const std::vector<ReshapeDerived>& plan, const Shape& input, Shape& target);
@@ -186,6 +189,11 @@ class ScopeRecorder final : public dispatch::Recorder {
 
 /// Re-throws the current ember error with its message edited, keeping its type.
 [[noreturn]] void rethrow_edited(const std::function<std::string(const std::string&)>& edit);
+
+/// Whether `v` converts to `to` with its value unchanged (a whole number in
+/// range for integers; the same number in float32/float64). Feeds and
+/// Variable::assign of numbers check with it.
+bool holds_exactly(Scalar v, DType to);
 
 /// "/cpu:0" or "/gpu:N" for a TF device name ("" stays ""); ValueError naming `who` otherwise.
 std::string normalize_device(const std::string& name, const char* who);
