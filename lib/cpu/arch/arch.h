@@ -91,7 +91,7 @@ struct ArchKernels {
 
 /// The best table for this CPU (chosen once); EMBER_CPU_ARCH=sse2|avx2|avx512 overrides.
 const ArchKernels& arch();
-/// Tables compiled into this build, baseline first.
-const ArchKernels* const* compiled_archs(int* count);
+/// The tables compiled into this build that this CPU can run, baseline first.
+const ArchKernels* const* runnable_archs(int* count);
 
 }  // namespace ember::cpu

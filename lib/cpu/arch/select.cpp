@@ -17,6 +17,10 @@ namespace avx512 { void fill(ArchKernels& k); }
 
 namespace {
 
+// Only the tables this CPU can run are filled and listed: a table's fill()
+// is compiled for its instruction set too (the compiler may use AVX-512
+// stores to build it), so even filling the AVX-512 table on an AVX2-only CPU
+// dies with SIGILL.
 struct Tables {
   ArchKernels all[3];
   const ArchKernels* ptrs[3];
@@ -27,27 +31,27 @@ struct Tables {
     sse2::fill(all[count]);
     ptrs[count] = &all[count];
     ++count;
-    const auto avail = xsimd::available_architectures();
-    const ArchKernels* pick = &all[0];
+    [[maybe_unused]] const auto avail = xsimd::available_architectures();
 #ifdef EMBER_HAVE_AVX2
-    avx2::fill(all[count]);
-    ptrs[count] = &all[count];
-    if (avail.fma3_avx2) pick = &all[count];
-    ++count;
+    if (avail.fma3_avx2) {
+      avx2::fill(all[count]);
+      ptrs[count] = &all[count];
+      ++count;
+    }
 #endif
 #ifdef EMBER_HAVE_AVX512
-    avx512::fill(all[count]);
-    ptrs[count] = &all[count];
-    if (avail.avx512bw && avail.avx512dq && avail.avx512cd && avail.avx512f) pick = &all[count];
-    ++count;
+    // (xsimd 10 reports no avx512vl; every CPU with BW and DQ has it.)
+    if (avail.fma3_avx2 && avail.avx512bw && avail.avx512dq && avail.avx512cd && avail.avx512f) {
+      avx512::fill(all[count]);
+      ptrs[count] = &all[count];
+      ++count;
+    }
 #endif
+    const ArchKernels* pick = &all[count - 1];
     // EMBER_CPU_ARCH=sse2|avx2|avx512 picks a lower table (for testing each).
     if (const char* want = std::getenv("EMBER_CPU_ARCH")) {
-      for (int i = 0; i < count; ++i) {
-        const char* n = all[i].name;
-        const bool match = std::strstr(n, want) != nullptr;
-        if (match && (i == 0 || pick == &all[i] || all + i < pick)) pick = &all[i];
-      }
+      for (int i = 0; i < count; ++i)
+        if (std::strstr(all[i].name, want) != nullptr) pick = &all[i];
     }
     best = pick;
   }
@@ -65,7 +69,7 @@ const ArchKernels& arch() {
   return *best;
 }
 
-const ArchKernels* const* compiled_archs(int* count) {
+const ArchKernels* const* runnable_archs(int* count) {
   *count = tables().count;
   return tables().ptrs;
 }
