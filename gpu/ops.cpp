@@ -374,7 +374,8 @@ void register_kernels(dispatch::Registry& r) {
   r.set(cuda, OpId::addmm, &addmm_kernel);
   r.set(cuda, OpId::concat, &concat_kernel);
   r.set(cuda, OpId::index_select, &index_select_kernel);
-  for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn, OpId::randint})
+  for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
+                  OpId::truncated_normal, OpId::randint})
     r.set(cuda, op, &creation_kernel);
 }
 

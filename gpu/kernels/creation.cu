@@ -2,7 +2,8 @@
 // (lib/cpu/creation.cpp, Note [Counter-based random numbers]): element g of a
 // call at offset o reads counter block (o + g) / lanes, so the GPU draws the
 // same numbers as the CPU for the same seed and offset (randn up to the last
-// bit of the device's log/cos).
+// bit of the device's log/cos); truncated_normal's tries use the CPU's
+// counters too (its third word is the try).
 #include <ember/error.h>
 
 #include "kernels/common.cuh"
@@ -15,8 +16,8 @@ namespace {
 
 struct Philox {
   uint32_t v[4];
-  __device__ Philox(uint64_t seed, uint64_t block) {
-    uint32_t c0 = static_cast<uint32_t>(block), c1 = static_cast<uint32_t>(block >> 32), c2 = 0, c3 = 0;
+  __device__ Philox(uint64_t seed, uint64_t block, uint32_t round = 0) {
+    uint32_t c0 = static_cast<uint32_t>(block), c1 = static_cast<uint32_t>(block >> 32), c2 = round, c3 = 0;
     uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
 #pragma unroll
     for (int r = 0; r < 10; ++r) {
@@ -40,6 +41,14 @@ struct Philox {
 
 __device__ double u01_53(uint32_t hi, uint32_t lo) {
   return static_cast<double>(((static_cast<uint64_t>(hi) << 32) | lo) >> 11) * 0x1.0p-53;
+}
+
+__device__ double normal_at(uint64_t seed, uint64_t g, uint32_t round) {
+  Philox ph(seed, g >> 1, round);
+  const int l = static_cast<int>(g & 1) * 2;
+  const double u1 = (static_cast<double>(ph.v[l]) + 1.0) * 0x1.0p-32;
+  const double u2 = static_cast<double>(ph.v[l + 1]) * 0x1.0p-32;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
 template <class T>
@@ -82,12 +91,15 @@ __global__ void __launch_bounds__(kThreads) k_create(T* p, CreationArgs a, OpId 
         break;
       }
       case OpId::randn: {
-        const uint64_t g = static_cast<uint64_t>(a.i1 + e);
-        Philox ph(static_cast<uint64_t>(a.i0), g >> 1);
-        const int l = static_cast<int>(g & 1) * 2;
-        const double u1 = (static_cast<double>(ph.v[l]) + 1.0) * 0x1.0p-32;
-        const double u2 = static_cast<double>(ph.v[l + 1]) * 0x1.0p-32;
-        const double v = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        const double v = normal_at(static_cast<uint64_t>(a.i0), static_cast<uint64_t>(a.i1 + e), 0);
+        if constexpr (kFloatLike<T>) r = convert<T>(v);
+        break;
+      }
+      case OpId::truncated_normal: {  // as lib/cpu/creation.cpp's truncated_at
+        const auto seed = static_cast<uint64_t>(a.i0), g = static_cast<uint64_t>(a.i1 + e);
+        double v = normal_at(seed, g, 0);
+        for (uint32_t round = 1; fabs(v) > 2.0 && round < 64; ++round) v = normal_at(seed, g, round);
+        v = fmin(fmax(v, -2.0), 2.0);
         if constexpr (kFloatLike<T>) r = convert<T>(v);
         break;
       }

@@ -145,7 +145,7 @@ void register_structural_rules(RuleTable& t) {
   });
   t.set(OpId::index_select, kUsesIn1, &index_select_rule);
   for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
-                  OpId::randint})
+                  OpId::truncated_normal, OpId::randint})
     t.not_differentiable(op, "it has no tensor inputs");
 }
 

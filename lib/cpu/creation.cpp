@@ -5,6 +5,12 @@
 // reads counter block (o + g) / lanes, so a value depends only on (seed,
 // offset, position): chunks run on any thread in any order, and a replay of a
 // recorded call with the same attrs gives the same numbers.
+//
+// truncated_normal redraws a value outside [-2, 2] (TF's truncated_normal):
+// try r of element g reads the same counter block with its third word set to
+// r, so a value still depends only on (seed, offset, position), and try 0 is
+// randn's draw.
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/kernels.h"
@@ -19,8 +25,8 @@ namespace {
 
 struct Philox {
   uint32_t v[4];
-  Philox(uint64_t seed, uint64_t block) {
-    uint32_t ctr[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0, 0};
+  Philox(uint64_t seed, uint64_t block, uint32_t round = 0) {
+    uint32_t ctr[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), round, 0};
     uint32_t key[2] = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
     for (int r = 0; r < 10; ++r) {
       const uint64_t p0 = uint64_t(0xD2511F53) * ctr[0];
@@ -40,6 +46,23 @@ struct Philox {
 
 inline double u01_53(uint32_t hi, uint32_t lo) {
   return static_cast<double>(((uint64_t(hi) << 32) | lo) >> 11) * 0x1.0p-53;
+}
+
+// Box-Muller on lanes l, l + 1 of element g's block (try `round`).
+inline double normal_at(uint64_t seed, uint64_t g, uint32_t round) {
+  Philox r(seed, g >> 1, round);
+  const int l = static_cast<int>(g & 1) * 2;
+  const double u1 = (static_cast<double>(r.v[l]) + 1.0) * 0x1.0p-32;  // (0, 1]
+  const double u2 = static_cast<double>(r.v[l + 1]) * 0x1.0p-32;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+// A try lands outside [-2, 2] with probability 0.0455; 64 misses in a row
+// (p ~ 1e-86) never happen, and the clamp keeps the bound even then.
+inline double truncated_at(uint64_t seed, uint64_t g) {
+  double z = normal_at(seed, g, 0);
+  for (uint32_t round = 1; std::abs(z) > 2.0 && round < 64; ++round) z = normal_at(seed, g, round);
+  return std::clamp(z, -2.0, 2.0);
 }
 
 template <class T>
@@ -62,11 +85,9 @@ void fill_range(T* p, int64_t n, int64_t g0, uint64_t seed, OpId op, int64_t low
         p[e] = static_cast<T>(u01_53(r.v[l], r.v[l + 1]));
       }
     } else if (op == OpId::randn) {
-      Philox r(seed, g >> 1);
-      const int l = static_cast<int>(g & 1) * 2;
-      const double u1 = (static_cast<double>(r.v[l]) + 1.0) * 0x1.0p-32;  // (0, 1]
-      const double u2 = static_cast<double>(r.v[l + 1]) * 0x1.0p-32;
-      p[e] = static_cast<T>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+      p[e] = static_cast<T>(normal_at(seed, g, 0));
+    } else if (op == OpId::truncated_normal) {
+      p[e] = static_cast<T>(truncated_at(seed, g));
     } else {  // randint in [low, high)
       Philox r(seed, g >> 1);
       const int l = static_cast<int>(g & 1) * 2;

@@ -59,7 +59,7 @@ void register_cpu_kernels(dispatch::Registry& r) {
   r.set(cpu, OpId::concat, &concat_kernel);
   r.set(cpu, OpId::index_select, &index_select_kernel);
   for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
-                  OpId::randint})
+                  OpId::truncated_normal, OpId::randint})
     r.set(cpu, op, &creation_kernel);
 }
 

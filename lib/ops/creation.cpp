@@ -199,6 +199,9 @@ Tensor rand(const Shape& shape, DType dt, Device device, Generator* gen) {
 Tensor randn(const Shape& shape, DType dt, Device device, Generator* gen) {
   return random(OpId::randn, shape, dt, device, gen);
 }
+Tensor truncated_normal(const Shape& shape, DType dt, Device device, Generator* gen) {
+  return random(OpId::truncated_normal, shape, dt, device, gen);
+}
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dt, Device device, Generator* gen) {
   return random(OpId::randint, shape, dt, device, gen, low, high);
 }

@@ -333,7 +333,8 @@ TensorMeta infer_creation(OpId op, Inputs in, const Attrs& a) {
     if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 60))
       throw OutOfMemoryError(fmt::format("{}: shape {} is too large to allocate", name,
                                          shape_str(Shape(a.ints.begin(), a.ints.end()))));
-  if ((op == OpId::rand || op == OpId::randn || op == OpId::linspace) && !is_floating(a.dtype))
+  if ((op == OpId::rand || op == OpId::randn || op == OpId::truncated_normal || op == OpId::linspace) &&
+      !is_floating(a.dtype))
     throw DTypeError(fmt::format("{}: dtype {} is not supported; use float32 or float64", name,
                                  dtype_name(a.dtype)));
   if (op == OpId::randint) {
@@ -374,7 +375,7 @@ struct Table {
                             &infer_softmax,      &infer_softmax, &infer_matmul,  &infer_addmm,  &infer_concat,
                             &infer_index_select, &infer_creation, &infer_creation,
                             &infer_creation,     &infer_creation, &infer_creation,
-                            &infer_creation,     &infer_creation};
+                            &infer_creation,     &infer_creation, &infer_creation};
     int k = 0;
 #define EMBER_OP(name, flags, arity) \
   set(OpId::name, #name, flags, arity, kAll, structural[k++]);

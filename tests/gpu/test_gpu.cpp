@@ -5,6 +5,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -350,6 +351,15 @@ TEST_CASE("creation and random ops on the GPU", "[gpu][creation]") {
   em::manual_seed(3);
   Tensor gn = em::randn({513}, DType::float32, kGpu);
   check_close(download(gn), cn.to_vector<double>(), 1e-6, "randn");
+  // truncated_normal redraws with the CPU's counters: the same values, all in [-2, 2].
+  em::manual_seed(9);
+  Tensor ct = em::truncated_normal({4099}, DType::float64);
+  em::manual_seed(9);
+  Tensor gt = em::truncated_normal({4099}, DType::float64, kGpu);
+  const std::vector<double> gtv = download(gt);
+  check_close(gtv, ct.to_vector<double>(), 1e-12, "truncated_normal");
+  CHECK(*std::max_element(gtv.begin(), gtv.end()) <= 2.0);
+  CHECK(*std::min_element(gtv.begin(), gtv.end()) >= -2.0);
 }
 
 TEST_CASE("copies, item, printing, pinned memory and streams", "[gpu][runtime]") {

@@ -358,6 +358,51 @@ TEST_CASE("manual_seed makes random numbers reproducible", "[creation][random]")
   CHECK(em::rand({8}).to_vector<float>() == first);
 }
 
+TEST_CASE("truncated_normal redraws values outside [-2, 2], reproducibly", "[creation][random]") {
+  em::manual_seed(21);
+  const auto z = em::truncated_normal({200000}, em::float64).to_vector<double>();
+  double lo = 0, hi = 0, sum = 0, sq = 0;
+  for (double v : z) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    sum += v;
+    sq += v * v;
+  }
+  CHECK(lo >= -2.0);
+  CHECK(hi <= 2.0);
+  CHECK(lo < -1.99);  // the whole range is reached
+  CHECK(hi > 1.99);
+  // A standard normal cut at +-2 has mean 0 and standard deviation 0.87962
+  // (1 - 2 * 2 phi(2) / (2 Phi(2) - 1), phi(2) = 0.053991, Phi(2) = 0.97725).
+  const double n = static_cast<double>(z.size()), mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+  CHECK(std::abs(mean) < 0.01);
+  CHECK(sd == Approx(0.87962).margin(0.005));
+  // Values inside the range are randn's own draws (try 0 reads randn's counters).
+  em::manual_seed(4);
+  const auto plain = em::randn({1000}, em::float64).to_vector<double>();
+  em::manual_seed(4);
+  const auto cut = em::truncated_normal({1000}, em::float64).to_vector<double>();
+  int kept = 0, redrawn = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    if (std::abs(plain[i]) <= 2.0) kept += cut[i] == plain[i];
+    else redrawn += cut[i] != plain[i] && std::abs(cut[i]) <= 2.0;
+  }
+  const auto outside = std::count_if(plain.begin(), plain.end(), [](double v) { return std::abs(v) > 2.0; });
+  CHECK(outside > 20);  // about 4.6% of 1000
+  CHECK(kept == 1000 - outside);
+  CHECK(redrawn == outside);
+  // float32 draws the same values rounded; a seed repeats them.
+  em::manual_seed(4);
+  const auto f = em::truncated_normal({1000}).to_vector<float>();
+  for (std::size_t i = 0; i < f.size(); ++i) CHECK(f[i] == static_cast<float>(cut[i]));
+  em::Generator g(77), h(77);
+  CHECK(em::truncated_normal({64}, em::float32, em::Device::cpu(), &g).to_vector<float>() ==
+        em::truncated_normal({64}, em::float32, em::Device::cpu(), &h).to_vector<float>());
+  CHECK(em::truncated_normal({0, 3}).numel() == 0);
+  CHECK_THROWS_WITH(em::truncated_normal({3}, em::int32),
+                    "truncated_normal: dtype int32 is not supported; use float32 or float64");
+}
+
 TEST_CASE("Generator objects are independent of the default generator", "[creation][random]") {
   em::manual_seed(5);
   const auto expected = em::rand({16}).to_vector<float>();
