@@ -724,8 +724,6 @@ void ScopeRecorder::on_variable_assign(const ember::Variable& v, const Tensor&, 
       "and its assign op, which Session::run runs", v.name()));
 }
 
-namespace {
-
 // Renames the node a TF-named call made, or adds an identity of that name
 // when the call returned an existing tensor.
 Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) {
@@ -744,17 +742,7 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) 
   return r;
 }
 
-template <class F>
-Tensor named(const std::string& name, F&& f) {
-  ScopeRecorder* sc = name.empty() ? nullptr : current_scope();
-  if (!sc) return f();
-  std::size_t before;
-  {
-    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
-    before = sc->graph()->nodes.size();
-  }
-  return apply_name(f(), before, name);
-}
+namespace {
 
 int id_of(ScopeRecorder& sc, const Fetch& f, const char* who) {
   if (f.op.defined()) {
@@ -1219,19 +1207,35 @@ Tensor placeholder_with_default(const Tensor& input, const Shape& shape, const s
   return detail::symbolic(sc.graph(), sc.add(std::move(n), "placeholder_with_default"));
 }
 
-Tensor identity(const Tensor& x, const std::string& name) {
-  ScopeRecorder* sc = detail::current_scope();
-  if (!sc) return x;
-  std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
-  const int in = sc->node_of(x, "identity");
-  const Node& src = sc->graph()->nodes[static_cast<std::size_t>(in)];
+namespace {
+Tensor identity_node(ScopeRecorder& sc, const Tensor& x, const std::string& name, bool stop_gradient,
+                     const char* who) {
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  const int in = sc.node_of(x, who);
+  const Node& src = sc.graph()->nodes[static_cast<std::size_t>(in)];
   Node n;
   n.kind = Kind::identity;
-  n.name = name.empty() ? "identity" : name;
+  n.name = name.empty() ? who : name;
   n.inputs = {in};
   n.shape = src.shape;
   n.dtype = src.dtype;
-  return detail::symbolic(sc->graph(), sc->add(std::move(n), "identity"));
+  n.stop_gradient = stop_gradient;
+  return detail::symbolic(sc.graph(), sc.add(std::move(n), who));
+}
+}  // namespace
+
+Tensor identity(const Tensor& x, const std::string& name) {
+  ScopeRecorder* sc = detail::current_scope();
+  if (!sc) return x;
+  return identity_node(*sc, x, name, false, "identity");
+}
+
+Tensor stop_gradient(const Tensor& x, const std::string& name) {
+  ScopeRecorder* sc = detail::current_scope();
+  // Eager: an alias of x's storage that no tape has seen, so a GradientTape
+  // takes it for a constant.
+  if (!sc) return ember::detail::make_view(x, x.shape(), x.strides(), x.storage_offset());
+  return identity_node(*sc, x, name, true, "stop_gradient");
 }
 
 Operation no_op(const std::string& name) { return group({}, name.empty() ? "no_op" : name); }
@@ -1363,7 +1367,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb, const std::str
   });
 }
 Tensor reduce_sum(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
-  return named(n, [&] { return ember::sum(x, axis, k); });
+  return named(n, [&] {
+    // TF keeps an integer sum in x's dtype (it wraps); ember's sum widens to int64.
+    const Tensor s = ember::sum(x, axis, k);
+    return is_floating(x.dtype()) || x.dtype() == DType::bool_ ? s : s.to(x.dtype());
+  });
 }
 Tensor reduce_mean(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
   return named(n, [&] {
@@ -1507,23 +1515,7 @@ Tensor exp(const Tensor& x, const std::string& n) {
 Tensor log(const Tensor& x, const std::string& n) {
   return named(n, [&] { return ember::log(x); });
 }
-namespace {
-// Creation ops build nodes in graph mode even though they have no graph input.
-template <class F>
-Tensor built(F&& f) {
-  ScopeRecorder* sc = detail::current_scope();
-  if (!sc) return f();
-  ++sc->force;
-  try {
-    Tensor r = f();
-    --sc->force;
-    return r;
-  } catch (...) {
-    --sc->force;
-    throw;
-  }
-}
-}  // namespace
+using detail::built;
 
 Tensor zeros(const Shape& shape, DType dt, const std::string& n) {
   return named(n, [&] { return built([&] { return ember::zeros(shape, dt); }); });
@@ -1538,7 +1530,7 @@ Tensor ones_like(const Tensor& x, std::optional<DType> dt, const std::string& n)
   return named(n, [&] { return built([&] { return ember::ones_like(x, dt); }); });
 }
 namespace {
-// Samples of `op` (rand, randn) drawn again on every run; sizes may be linked to tensors.
+// Samples of `op` (rand, randn, truncated_normal) drawn again on every run; sizes may be linked to tensors.
 Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
   ScopeRecorder* sc = detail::current_scope();
   std::unique_lock<std::recursive_mutex> lk;
@@ -1550,7 +1542,13 @@ Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
                                    "tf::shape(x)[0]", who, shape_str(p.static_shape)));
   if (!p.linked) {
     if (lk.owns_lock()) lk.unlock();
-    return built([&] { return op == OpId::randn ? ember::randn(p.ints, dt) : ember::rand(p.ints, dt); });
+    return built([&] {
+      switch (op) {
+        case OpId::randn: return ember::randn(p.ints, dt);
+        case OpId::truncated_normal: return ember::truncated_normal(p.ints, dt);
+        default: return ember::rand(p.ints, dt);
+      }
+    });
   }
   if (dt != DType::float32 && dt != DType::float64)
     throw DTypeError(fmt::format("{}: samples are float32 or float64 (got {})", who, dtype_name(dt)));
@@ -1565,6 +1563,14 @@ Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
 Tensor random_normal(const Dims& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {
     return built([&] { return draw(OpId::randn, shape, DType::float32, "random_normal") * stddev + mean; });
+  });
+}
+
+Tensor truncated_normal(const Dims& shape, double mean, double stddev, DType dtype, const std::string& n) {
+  if (!(stddev >= 0.0))
+    throw ValueError(fmt::format("truncated_normal: stddev must be >= 0 (got {})", stddev));
+  return named(n, [&] {
+    return built([&] { return draw(OpId::truncated_normal, shape, dtype, "truncated_normal") * stddev + mean; });
   });
 }
 

@@ -81,6 +81,7 @@ struct Node {
   int var = -1;                                       // variable / assign: index into vars
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
+  bool stop_gradient = false;                         // identity that gradients do not pass
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
   // Shape attribute entries known only in the run: entry i of attrs.ints is
   // dim `second` of node `first` as lowered (first < 0: attrs.ints[i] as it is).
@@ -202,5 +203,38 @@ std::string normalize_device(const std::string& name, const char* who);
 ScopeRecorder* current_scope();
 /// The innermost scope's recorder; ValueError naming `who` outside any scope.
 ScopeRecorder& require_scope(const char* who);
+
+/// The node for `r`, made by a call that began when the graph had `before`
+/// nodes, renamed `name` (an identity of that name when r is older).
+Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name);
+
+/// f() with the node it makes named `name` (TF's name= argument; "" keeps the default).
+template <class F>
+Tensor named(const std::string& name, F&& f) {
+  ScopeRecorder* sc = name.empty() ? nullptr : current_scope();
+  if (!sc) return f();
+  std::size_t before;
+  {
+    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+    before = sc->graph()->nodes.size();
+  }
+  return apply_name(f(), before, name);
+}
+
+/// f() with creation ops (no graph input) building nodes in graph mode too.
+template <class F>
+Tensor built(F&& f) {
+  ScopeRecorder* sc = current_scope();
+  if (!sc) return f();
+  ++sc->force;
+  try {
+    Tensor r = f();
+    --sc->force;
+    return r;
+  } catch (...) {
+    --sc->force;
+    throw;
+  }
+}
 
 }  // namespace ember::compat::v1::detail

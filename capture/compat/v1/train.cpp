@@ -44,7 +44,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
   prog.num_ids = n0;
   for (int id = 0; id < n0; ++id) {
     const Node& n = g->nodes[static_cast<std::size_t>(id)];
-    const bool pass = n.kind == Kind::identity || (n.kind == Kind::placeholder && n.with_default);
+    // An identity passes gradients through, unless it is a stop_gradient.
+    const bool pass = (n.kind == Kind::identity && !n.stop_gradient) || (n.kind == Kind::placeholder && n.with_default);
     if (n.kind != Kind::op && !pass) continue;
     autograd::Record r;
     if (pass) {

@@ -290,6 +290,7 @@ Tensor where(const Tensor& cond, const Value& x, const Value& y, const std::stri
 /// a @ b, optionally transposing the last two dims of either first.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false,
               const std::string& name = "");
+/// The sum; integers stay in their dtype (and wrap), as in TF.
 Tensor reduce_sum(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
 /// The mean; of integers an integer (rounded toward zero), as in TF.
 Tensor reduce_mean(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
@@ -370,8 +371,89 @@ Tensor random_normal(const Dims& shape, double mean = 0.0, double stddev = 1.0, 
 Tensor random_uniform(const Dims& shape, double minval = 0.0, double maxval = 1.0, DType dtype = DType::float32,
                       const std::string& name = "");
 
+/// Like random_normal, but a sample more than 2 stddev from the mean is drawn
+/// again (TF's truncated_normal, the usual weight initializer of TF1 code).
+Tensor truncated_normal(const Dims& shape, double mean = 0.0, double stddev = 1.0, DType dtype = DType::float32,
+                        const std::string& name = "");
+
+// ---- more TF1 names (graph mode: nodes; eager: they run) ----------------------
+
+Tensor abs(const Tensor& x, const std::string& name = "");
+Tensor negative(const Tensor& x, const std::string& name = "");  ///< -x
+Tensor sign(const Tensor& x, const std::string& name = "");      ///< -1, 0 or 1
+Tensor floor(const Tensor& x, const std::string& name = "");
+Tensor ceil(const Tensor& x, const std::string& name = "");
+Tensor round(const Tensor& x, const std::string& name = "");  ///< half to even, as TF
+Tensor rsqrt(const Tensor& x, const std::string& name = "");  ///< 1 / sqrt(x)
+Tensor sin(const Tensor& x, const std::string& name = "");
+Tensor cos(const Tensor& x, const std::string& name = "");
+Tensor log1p(const Tensor& x, const std::string& name = "");  ///< log(1 + x)
+Tensor pow(const Value& x, const Value& y, const std::string& name = "");
+Tensor squared_difference(const Value& x, const Value& y, const std::string& name = "");  ///< (x - y)^2
+Tensor not_equal(const Value& a, const Value& b, const std::string& name = "");      ///< a != b (bool)
+Tensor less_equal(const Value& a, const Value& b, const std::string& name = "");     ///< a <= b (bool)
+Tensor greater_equal(const Value& a, const Value& b, const std::string& name = "");  ///< a >= b (bool)
+/// Elementwise and/or/not of bool tensors (TF accepts only bool here).
+Tensor logical_and(const Tensor& a, const Tensor& b, const std::string& name = "");
+Tensor logical_or(const Tensor& a, const Tensor& b, const std::string& name = "");
+Tensor logical_not(const Tensor& x, const std::string& name = "");
+/// x limited to [clip_value_min, clip_value_max] (numbers or tensors that broadcast to x).
+Tensor clip_by_value(const Tensor& x, const Value& clip_value_min, const Value& clip_value_max,
+                     const std::string& name = "");
+/// Sum of tensors of one shape and dtype (tf.add_n).
+Tensor add_n(const std::vector<Tensor>& inputs, const std::string& name = "");
+/// Index of the smallest value along `axis` (int64).
+Tensor argmin(const Tensor& x, int64_t axis, const std::string& name = "");
+/// The product; x's dtype, as TF (integers wrap).
+Tensor reduce_prod(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+/// Logical and/or over bool x.
+Tensor reduce_all(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+Tensor reduce_any(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+/// x with a new dim of size 1 at `axis` (-rank-1 <= axis <= rank).
+Tensor expand_dims(const Tensor& x, int64_t axis, const std::string& name = "");
+/// x without the size-1 dims `axis` (default: every dim known to be 1; a dim
+/// unknown until the graph runs is kept). A named dim must be known to be 1.
+Tensor squeeze(const Tensor& x, const Axes& axis = {}, const std::string& name = "");
+/// x repeated `multiples[i]` times along dim i (one multiple per dim, >= 0).
+/// Copies along a dim unknown until the graph runs are concatenated: they run,
+/// but tf::gradients cannot slice that dim back (an error names it).
+Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::string& name = "");
+/// on_value where indices equals k at position k of a new dim of size `depth`
+/// (at `axis`, default last), off_value elsewhere; an index outside [0, depth)
+/// gives a row of off_value, as TF. indices are int32 or int64.
+Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1.0, double off_value = 0.0,
+               int64_t axis = -1, DType dtype = DType::float32, const std::string& name = "");
+/// x, through which no gradient flows (tf::gradients, optimizers and
+/// GradientTape treat it as a constant).
+Tensor stop_gradient(const Tensor& x, const std::string& name = "");
+
 namespace nn {
 Tensor relu(const Tensor& x, const std::string& name = "");
+Tensor relu6(const Tensor& x, const std::string& name = "");  ///< min(max(x, 0), 6)
+/// max(x, alpha * x) for alpha <= 1 (x where x > 0, alpha * x elsewhere otherwise).
+Tensor leaky_relu(const Tensor& x, double alpha = 0.2, const std::string& name = "");
+Tensor elu(const Tensor& x, const std::string& name = "");       ///< x > 0 ? x : exp(x) - 1
+Tensor softplus(const Tensor& x, const std::string& name = "");  ///< log(1 + exp(x))
+/// sum(t^2) / 2, a 0-d tensor (weight decay terms).
+Tensor l2_loss(const Tensor& t, const std::string& name = "");
+/// Mean and variance of x over `axes` (tf.nn.moments): `auto [mean, var] = tf::nn::moments(x, {0});`.
+std::pair<Tensor, Tensor> moments(const Tensor& x, const Axes& axes, bool keepdims = false,
+                                  const std::string& name = "");
+/// -sum(labels * log_softmax(logits)) along `axis`, one loss per example;
+/// labels and logits have one shape. The v2 form lets gradients reach labels,
+/// the TF1 form does not (labels pass through stop_gradient).
+Tensor softmax_cross_entropy_with_logits_v2(const Tensor& labels, const Tensor& logits, int64_t axis = -1,
+                                            const std::string& name = "");
+Tensor softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits, int64_t axis = -1,
+                                         const std::string& name = "");
+/// The same with class indices: labels (int32/int64) has logits' shape
+/// without the last dim, whose size (the class count) must be known; a label
+/// outside [0, classes) is an error when the graph runs.
+Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits,
+                                                const std::string& name = "");
+/// Elementwise logistic loss, computed stably as TF does:
+/// max(x, 0) - x * z + log(1 + exp(-|x|)) for logits x and labels z of one shape.
+Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits, const std::string& name = "");
 Tensor sigmoid(const Tensor& x, const std::string& name = "");
 Tensor tanh(const Tensor& x, const std::string& name = "");
 Tensor softmax(const Tensor& logits, int64_t axis = -1, const std::string& name = "");
@@ -388,6 +470,16 @@ Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::stri
 /// 0; a new mask on every run (TF1's dropout).
 Tensor dropout(const Tensor& x, const Value& keep_prob, const std::string& name = "");
 }  // namespace nn
+
+/// tf.losses (TF1): the mean over every element (or example) of the loss above,
+/// a 0-d tensor (TF's default reduction with unit weights).
+namespace losses {
+Tensor mean_squared_error(const Tensor& labels, const Tensor& predictions, const std::string& name = "");
+Tensor absolute_difference(const Tensor& labels, const Tensor& predictions, const std::string& name = "");
+Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits, const std::string& name = "");
+Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits, const std::string& name = "");
+Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits, const std::string& name = "");
+}  // namespace losses
 
 // ---- sessions -------------------------------------------------------------
 

@@ -1,0 +1,391 @@
+// TF1 names beyond the core list (math, shapes, one_hot, nn activations and
+// losses, tf.losses): compositions of ember's ops, so they run eagerly outside
+// a graph scope, build nodes inside one, and get gradients from the ops' rules.
+// TF's checks (same shapes for the cross-entropy pairs, known class counts)
+// are made here, while building, with messages naming the op.
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "compat/v1/state.h"
+
+namespace ember::compat::v1 {
+
+using detail::built;
+using detail::named;
+
+namespace {
+
+// TF's pairs (labels, logits) have one shape; dims unknown until the run (-1)
+// match anything.
+void check_same_shape(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name, const char* who) {
+  const Shape as = static_shape(a), bs = static_shape(b);
+  bool ok = as.size() == bs.size();
+  for (std::size_t i = 0; ok && i < as.size(); ++i) ok = as[i] < 0 || bs[i] < 0 || as[i] == bs[i];
+  if (!ok)
+    throw ShapeError(fmt::format("{}: {} and {} must have the same shape, got {} and {}", who, a_name, b_name,
+                                 shape_str(as), shape_str(bs)));
+}
+
+void check_floating(const Tensor& t, const char* what, const char* who) {
+  if (!is_floating(t.dtype()))
+    throw DTypeError(fmt::format("{}: {} has dtype {}; expected a floating dtype", who, what, dtype_name(t.dtype())));
+}
+
+void check_bool(const Tensor& t, const char* who) {
+  if (t.dtype() != DType::bool_)
+    throw DTypeError(fmt::format("{}: expected a bool tensor, got dtype {}", who, dtype_name(t.dtype())));
+}
+
+void check_indices(const Tensor& t, const char* what, const char* who) {
+  if (t.dtype() != DType::int32 && t.dtype() != DType::int64)
+    throw DTypeError(fmt::format("{}: {} has dtype {}; expected int32 or int64", who, what, dtype_name(t.dtype())));
+}
+
+// -sum(labels * log_softmax(logits)) along axis.
+Tensor softmax_xent(const Tensor& labels, const Tensor& logits, int64_t axis, const char* who) {
+  check_floating(logits, "logits", who);
+  check_same_shape(labels, "labels", logits, "logits", who);
+  if (labels.dtype() != logits.dtype())
+    throw DTypeError(fmt::format("{}: labels have dtype {} but logits {}; they must match", who,
+                                 dtype_name(labels.dtype()), dtype_name(logits.dtype())));
+  const int64_t a = wrap_dim(axis, logits.dim(), who);
+  return ember::neg(ember::sum(ember::mul(labels, ember::log_softmax(logits, a)), {a}));
+}
+
+}  // namespace
+
+// ---- math --------------------------------------------------------------------
+
+Tensor abs(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::abs(x); });
+}
+Tensor negative(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::neg(x); });
+}
+Tensor sign(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::sign(x); });
+}
+Tensor floor(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::floor(x); });
+}
+Tensor ceil(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::ceil(x); });
+}
+Tensor round(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::round(x); });
+}
+Tensor rsqrt(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::rsqrt(x); });
+}
+Tensor sin(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::sin(x); });
+}
+Tensor cos(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::cos(x); });
+}
+Tensor log1p(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::log1p(x); });
+}
+Tensor pow(const Value& x, const Value& y, const std::string& n) {
+  return named(n, [&] { return ember::pow(x.operand(), y.operand()); });
+}
+Tensor squared_difference(const Value& x, const Value& y, const std::string& n) {
+  return named(n, [&] {
+    const Tensor d = ember::sub(x.operand(), y.operand());
+    return ember::mul(d, d);
+  });
+}
+Tensor not_equal(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::ne(a.operand(), b.operand()); });
+}
+Tensor less_equal(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::le(a.operand(), b.operand()); });
+}
+Tensor greater_equal(const Value& a, const Value& b, const std::string& n) {
+  return named(n, [&] { return ember::ge(a.operand(), b.operand()); });
+}
+Tensor logical_and(const Tensor& a, const Tensor& b, const std::string& n) {
+  check_bool(a, "logical_and");
+  check_bool(b, "logical_and");
+  return named(n, [&] { return ember::logical_and(a, b); });
+}
+Tensor logical_or(const Tensor& a, const Tensor& b, const std::string& n) {
+  check_bool(a, "logical_or");
+  check_bool(b, "logical_or");
+  return named(n, [&] { return ember::logical_or(a, b); });
+}
+Tensor logical_not(const Tensor& x, const std::string& n) {
+  check_bool(x, "logical_not");
+  return named(n, [&] { return ember::logical_not(x); });
+}
+
+Tensor clip_by_value(const Tensor& x, const Value& lo, const Value& hi, const std::string& n) {
+  return named(n, [&] {
+    // TF: clipped values keep x's shape (the bounds broadcast to it, not the other way).
+    const Tensor r = ember::minimum(ember::maximum(x, lo.operand()), hi.operand());
+    const Shape xs = static_shape(x), rs = static_shape(r);
+    if (xs.size() != rs.size() ||
+        !std::equal(xs.begin(), xs.end(), rs.begin(), [](int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }))
+      throw ShapeError(
+          fmt::format("clip_by_value: the bounds change the shape of x {} to {}", shape_str(xs), shape_str(rs)));
+    return r.dtype() == x.dtype() ? r : r.to(x.dtype());
+  });
+}
+
+Tensor add_n(const std::vector<Tensor>& inputs, const std::string& n) {
+  if (inputs.empty()) throw ValueError("add_n: inputs must not be empty");
+  for (std::size_t i = 1; i < inputs.size(); ++i) {
+    if (inputs[i].dtype() != inputs[0].dtype())
+      throw DTypeError(fmt::format("add_n: inputs[{}] has dtype {} but inputs[0] {}", i, dtype_name(inputs[i].dtype()),
+                                   dtype_name(inputs[0].dtype())));
+    check_same_shape(inputs[0], "inputs[0]", inputs[i], fmt::format("inputs[{}]", i).c_str(), "add_n");
+  }
+  return named(n, [&] {
+    Tensor s = inputs[0];
+    for (std::size_t i = 1; i < inputs.size(); ++i) s = ember::add(s, inputs[i]);
+    return inputs.size() == 1 ? identity(s) : s;
+  });
+}
+
+Tensor argmin(const Tensor& x, int64_t axis, const std::string& n) {
+  return named(n, [&] { return ember::argmin(x, axis); });
+}
+
+Tensor reduce_prod(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  return named(n, [&] {
+    const Tensor p = ember::prod(x, axis, k);
+    return p.dtype() == x.dtype() ? p : p.to(x.dtype());
+  });
+}
+Tensor reduce_all(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  check_bool(x, "reduce_all");
+  return named(n, [&] { return ember::all(x, axis, k); });
+}
+Tensor reduce_any(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  check_bool(x, "reduce_any");
+  return named(n, [&] { return ember::any(x, axis, k); });
+}
+
+// ---- shapes ------------------------------------------------------------------
+
+Tensor expand_dims(const Tensor& x, int64_t axis, const std::string& n) {
+  const int64_t r = x.dim();
+  if (axis < -r - 1 || axis > r)
+    throw IndexError(
+        fmt::format("expand_dims: axis {} is out of range for a tensor of rank {} (use {}..{})", axis, r, -r - 1, r));
+  return named(n, [&] { return x.unsqueeze(axis < 0 ? axis + r + 1 : axis); });
+}
+
+Tensor squeeze(const Tensor& x, const Axes& axis, const std::string& n) {
+  const Shape s = static_shape(x);
+  const auto r = static_cast<int64_t>(s.size());
+  std::vector<char> drop(s.size(), 0);
+  if (axis.empty()) {
+    for (std::size_t i = 0; i < s.size(); ++i) drop[i] = s[i] == 1;
+  } else {
+    for (int64_t a : axis) {
+      const int64_t d = wrap_dim(a, r, "squeeze");
+      const int64_t size = s[static_cast<std::size_t>(d)];
+      if (size < 0)
+        throw ShapeError(
+            fmt::format("squeeze: dim {} of {} is unknown until the graph runs; only dims known to be "
+                        "1 can be squeezed",
+                        d, shape_str(s)));
+      if (size != 1)
+        throw ShapeError(
+            fmt::format("squeeze: cannot squeeze dim {} of {}: its size is {}, not 1", d, shape_str(s), size));
+      drop[static_cast<std::size_t>(d)] = 1;
+    }
+  }
+  return named(n, [&] {
+    Tensor y = x;
+    for (int64_t d = r - 1; d >= 0; --d)
+      if (drop[static_cast<std::size_t>(d)]) y = y.squeeze(d);
+    return y;
+  });
+}
+
+Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::string& n) {
+  const Shape s = static_shape(x);
+  if (multiples.size() != s.size())
+    throw ValueError(fmt::format("tile: {} multiples given for a tensor of rank {} (shape {}); give one per dim",
+                                 multiples.size(), s.size(), shape_str(s)));
+  for (std::size_t i = 0; i < multiples.size(); ++i)
+    if (multiples[i] < 0)
+      throw ValueError(fmt::format("tile: multiples[{}] is {}; multiples must be >= 0", i, multiples[i]));
+  return named(n, [&] {
+    const bool known = std::all_of(s.begin(), s.end(), [](int64_t d) { return d >= 0; });
+    if (known) {
+      // One copy: [d0, d1] -> [1, d0, 1, d1] -> expand [m0, d0, m1, d1] -> [m0 d0, m1 d1].
+      Shape spread, wide, out;
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        spread.push_back(1);
+        spread.push_back(s[i]);
+        wide.push_back(multiples[i]);
+        wide.push_back(s[i]);
+        out.push_back(multiples[i] * s[i]);
+      }
+      return x.reshape(spread).expand(wide).contiguous().reshape(out);
+    }
+    // Dims unknown until the run: copies concatenated along each dim.
+    Tensor y = x;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (multiples[i] == 1) continue;
+      y = ember::concat(std::vector<Tensor>(static_cast<std::size_t>(multiples[i]), y), static_cast<int64_t>(i));
+    }
+    return y;
+  });
+}
+
+Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off_value, int64_t axis, DType dtype,
+               const std::string& n) {
+  check_indices(indices, "indices", "one_hot");
+  if (depth < 0) throw ValueError(fmt::format("one_hot: depth must be >= 0 (got {})", depth));
+  const int64_t r = indices.dim();
+  if (axis < -1 || axis > r)
+    throw IndexError(fmt::format("one_hot: axis {} is out of range for indices of rank {} (use -1..{})", axis, r, r));
+  const int64_t a = axis == -1 ? r : axis;
+  return named(n, [&] {
+    // classes [depth, 1, ...] with one 1 per dim after `a`; indices gain a dim at `a`.
+    Shape cs{depth};
+    for (int64_t k = a; k < r; ++k) cs.push_back(1);
+    const Tensor classes = ember::arange(depth, indices.dtype()).reshape(cs);
+    const Tensor hit = ember::eq(indices.unsqueeze(a), classes);
+    return ember::where(hit, ember::full({}, on_value, dtype), ember::full({}, off_value, dtype));
+  });
+}
+
+// ---- nn ------------------------------------------------------------------------
+
+namespace nn {
+
+Tensor relu6(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::clamp(x, Scalar(0), Scalar(6)); });
+}
+
+Tensor leaky_relu(const Tensor& x, double alpha, const std::string& n) {
+  check_floating(x, "x", "leaky_relu");
+  return named(n.empty() ? "leaky_relu" : n, [&] {
+    const Tensor ax = ember::mul(x, alpha);
+    return alpha <= 1.0 ? ember::maximum(x, ax) : ember::where(ember::gt(x, 0), x, ax);
+  });
+}
+
+Tensor elu(const Tensor& x, const std::string& n) {
+  check_floating(x, "x", "elu");
+  // expm1 of min(x, 0): the branch where() drops never overflows, so its
+  // gradient (exp(x) times a zero) is never inf * 0.
+  return named(n.empty() ? "elu" : n,
+               [&] { return ember::where(ember::gt(x, 0), x, ember::expm1(ember::minimum(x, 0))); });
+}
+
+Tensor softplus(const Tensor& x, const std::string& n) {
+  return named(n, [&] { return ember::softplus(x); });
+}
+
+Tensor l2_loss(const Tensor& t, const std::string& n) {
+  check_floating(t, "t", "l2_loss");
+  return named(n.empty() ? "l2_loss" : n, [&] { return ember::mul(ember::sum(ember::mul(t, t)), 0.5); });
+}
+
+std::pair<Tensor, Tensor> moments(const Tensor& x, const Axes& axes, bool keepdims, const std::string& n) {
+  check_floating(x, "x", "moments");
+  const Tensor mean_k = ember::mean(x, axes, true);
+  const Tensor d = ember::sub(x, mean_k);
+  Tensor var = named(n.empty() ? "" : n + "/variance", [&] { return ember::mean(ember::mul(d, d), axes, keepdims); });
+  Tensor mean = named(n.empty() ? "" : n + "/mean", [&] { return keepdims ? identity(mean_k) : ember::mean(x, axes); });
+  return {mean, var};
+}
+
+Tensor softmax_cross_entropy_with_logits_v2(const Tensor& labels, const Tensor& logits, int64_t axis,
+                                            const std::string& n) {
+  const char* who = "softmax_cross_entropy_with_logits_v2";
+  return named(n, [&] { return softmax_xent(labels, logits, axis, who); });
+}
+
+Tensor softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits, int64_t axis,
+                                         const std::string& n) {
+  const char* who = "softmax_cross_entropy_with_logits";
+  check_same_shape(labels, "labels", logits, "logits", who);
+  return named(n, [&] { return softmax_xent(stop_gradient(labels), logits, axis, who); });
+}
+
+Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits, const std::string& n) {
+  const char* who = "sparse_softmax_cross_entropy_with_logits";
+  check_indices(labels, "labels", who);
+  check_floating(logits, "logits", who);
+  const Shape ls = static_shape(labels), gs = static_shape(logits);
+  if (gs.empty() || ls.size() + 1 != gs.size())
+    throw ShapeError(
+        fmt::format("{}: labels must have the shape of logits without its last dim, got labels {} and "
+                    "logits {}",
+                    who, shape_str(ls), shape_str(gs)));
+  for (std::size_t i = 0; i < ls.size(); ++i)
+    if (ls[i] >= 0 && gs[i] >= 0 && ls[i] != gs[i])
+      throw ShapeError(
+          fmt::format("{}: labels {} do not match logits {} in dim {}", who, shape_str(ls), shape_str(gs), i));
+  const int64_t classes = gs.back();
+  if (classes < 0)
+    throw ShapeError(fmt::format("{}: the class count (last dim of logits {}) must be known when the graph is built",
+                                 who, shape_str(gs)));
+  return named(n, [&] {
+    // Rows of the identity picked by gather: a label outside [0, classes)
+    // fails the gather's bound check when the graph runs (TF raises there too;
+    // one_hot would give a silent zero loss).
+    const Tensor picked = gather(ember::eye(classes, classes, logits.dtype()), labels, 0);
+    return ember::neg(ember::sum(ember::mul(picked, ember::log_softmax(logits, -1)), {-1}));
+  });
+}
+
+Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits, const std::string& n) {
+  const char* who = "sigmoid_cross_entropy_with_logits";
+  check_floating(logits, "logits", who);
+  check_same_shape(labels, "labels", logits, "logits", who);
+  if (labels.dtype() != logits.dtype())
+    throw DTypeError(fmt::format("{}: labels have dtype {} but logits {}; they must match", who,
+                                 dtype_name(labels.dtype()), dtype_name(logits.dtype())));
+  return named(n, [&] {
+    // max(x, 0) - x z + log(1 + exp(-|x|)): exp never overflows.
+    return ember::add(ember::sub(ember::relu(logits), ember::mul(logits, labels)),
+                      ember::log1p(ember::exp(ember::neg(ember::abs(logits)))));
+  });
+}
+
+}  // namespace nn
+
+// ---- tf.losses -------------------------------------------------------------------
+
+namespace losses {
+
+Tensor mean_squared_error(const Tensor& labels, const Tensor& predictions, const std::string& n) {
+  check_same_shape(labels, "labels", predictions, "predictions", "mean_squared_error");
+  check_floating(predictions, "predictions", "mean_squared_error");
+  return named(n, [&] { return ember::mean(squared_difference(predictions, labels)); });
+}
+
+Tensor absolute_difference(const Tensor& labels, const Tensor& predictions, const std::string& n) {
+  check_same_shape(labels, "labels", predictions, "predictions", "absolute_difference");
+  check_floating(predictions, "predictions", "absolute_difference");
+  return named(n, [&] { return ember::mean(ember::abs(ember::sub(predictions, labels))); });
+}
+
+Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits, const std::string& n) {
+  return named(n, [&] { return ember::mean(nn::softmax_cross_entropy_with_logits_v2(onehot_labels, logits)); });
+}
+
+Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits, const std::string& n) {
+  return named(n, [&] { return ember::mean(nn::sparse_softmax_cross_entropy_with_logits(labels, logits)); });
+}
+
+Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits, const std::string& n) {
+  return named(n, [&] {
+    return ember::mean(nn::sigmoid_cross_entropy_with_logits(multi_class_labels.to(logits.dtype()), logits));
+  });
+}
+
+}  // namespace losses
+
+}  // namespace ember::compat::v1

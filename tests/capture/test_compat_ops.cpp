@@ -1,0 +1,532 @@
+// compat::v1's TF1 names beyond the core list (capture/compat/v1/ops.cpp):
+// math, shapes, one_hot, stop_gradient, truncated_normal, nn activations,
+// cross-entropies and tf.losses, run in a Session and checked against
+// hand-computed values or a float64 reference; their gradients through
+// tf::gradients; and every build-time error with its message.
+#include <ember/autograd.h>
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+namespace em = ember;
+namespace tf = ember::compat::v1;
+using em::Tensor;
+
+namespace {
+
+std::vector<double> run_values(tf::Session& sess, const Tensor& t, const tf::FeedDict& feeds = {}) {
+  return sess.run(t, feeds).to(em::float64).to_vector<double>();
+}
+
+void check_near(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
+    CHECK(std::abs(got[i] - want[i]) <= tol * (1.0 + std::abs(want[i])));
+  }
+}
+
+// log_softmax of one row, in float64.
+std::vector<double> log_softmax_row(const std::vector<double>& z) {
+  const double m = *std::max_element(z.begin(), z.end());
+  double s = 0;
+  for (double v : z) s += std::exp(v - m);
+  std::vector<double> out;
+  for (double v : z) out.push_back(v - m - std::log(s));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("TF1 math names compute TF's values in graph mode", "[compat][ops]") {
+  tf::Graph g;
+  Tensor x, outs[14], bools[6], xi;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1}, "x");
+    xi = tf::placeholder(em::int32, {3}, "xi");
+    outs[0] = tf::abs(x);
+    outs[1] = tf::negative(x);
+    outs[2] = tf::sign(x);
+    outs[3] = tf::floor(x);
+    outs[4] = tf::ceil(x);
+    outs[5] = tf::round(x);
+    outs[6] = tf::rsqrt(tf::abs(x) + 1.f);
+    outs[7] = tf::sin(x);
+    outs[8] = tf::cos(x);
+    outs[9] = tf::log1p(tf::abs(x));
+    outs[10] = tf::pow(x, 2);
+    outs[11] = tf::squared_difference(x, 1.f);
+    outs[12] = tf::clip_by_value(x, -1.f, 1.f);
+    outs[13] = tf::add_n({x, x, x});
+    bools[0] = tf::not_equal(x, 2.5f);
+    bools[1] = tf::less_equal(x, 0.5f);
+    bools[2] = tf::greater_equal(x, 0.5f);
+    bools[3] = tf::logical_and(bools[1], bools[2]);
+    bools[4] = tf::logical_or(tf::less(x, -1.f), tf::greater(x, 2.f));
+    bools[5] = tf::logical_not(bools[0]);
+    CHECK(tf::tensor_name(outs[0]) == "abs:0");
+    CHECK(tf::tensor_name(tf::abs(x, "magnitude")) == "magnitude:0");
+  }
+  tf::Session sess(g);
+  const std::vector<double> xv{-1.5, 0.5, 2.5, -0.25, 0.0};
+  const tf::FeedDict feed{{x, em::tensor(std::vector<float>{-1.5f, 0.5f, 2.5f, -0.25f, 0.f}, {5})}};
+  std::vector<std::vector<double>> want(14);
+  for (double v : xv) {
+    want[0].push_back(std::abs(v));
+    want[1].push_back(-v);
+    want[2].push_back(v > 0 ? 1 : v < 0 ? -1 : 0);
+    want[3].push_back(std::floor(v));
+    want[4].push_back(std::ceil(v));
+    want[5].push_back(std::nearbyint(v));  // half to even: 0.5 -> 0, 2.5 -> 2, -1.5 -> -2
+    want[6].push_back(1 / std::sqrt(std::abs(v) + 1));
+    want[7].push_back(std::sin(v));
+    want[8].push_back(std::cos(v));
+    want[9].push_back(std::log1p(std::abs(v)));
+    want[10].push_back(v * v);
+    want[11].push_back((v - 1) * (v - 1));
+    want[12].push_back(std::clamp(v, -1.0, 1.0));
+    want[13].push_back(3 * v);
+  }
+  CHECK(want[5] == std::vector<double>{-2, 0, 2, -0, 0});
+  for (int i = 0; i < 14; ++i) {
+    INFO("output " << i);
+    check_near(run_values(sess, outs[i], feed), want[i], 1e-6);
+  }
+  const auto bool_values = [&](int i) { return sess.run(bools[i], feed).to_vector<bool>(); };
+  CHECK(bool_values(0) == std::vector<bool>{true, true, false, true, true});
+  CHECK(bool_values(1) == std::vector<bool>{true, true, false, true, true});
+  CHECK(bool_values(2) == std::vector<bool>{false, true, true, false, false});
+  CHECK(bool_values(3) == std::vector<bool>{false, true, false, false, false});
+  CHECK(bool_values(4) == std::vector<bool>{true, false, true, false, false});
+  CHECK(bool_values(5) == std::vector<bool>{false, false, true, false, false});
+  // Integers keep their dtype as in TF.
+  {
+    auto scope = g.as_default();
+    Tensor p = tf::pow(xi, 3), c = tf::clip_by_value(xi, 0, 5), s = tf::add_n({xi, xi});
+    Tensor sums = tf::reduce_sum(xi), prod = tf::reduce_prod(xi);
+    CHECK(p.dtype() == em::int32);
+    CHECK(sums.dtype() == em::int32);
+    CHECK(prod.dtype() == em::int32);
+    const tf::FeedDict fi{{xi, em::tensor(std::vector<int32_t>{-2, 3, 7}, {3})}};
+    auto r = sess.run({p, c, s, sums, prod}, fi);
+    CHECK(r[0].to_vector<int32_t>() == std::vector<int32_t>{-8, 27, 343});
+    CHECK(r[1].to_vector<int32_t>() == std::vector<int32_t>{0, 3, 5});
+    CHECK(r[2].to_vector<int32_t>() == std::vector<int32_t>{-4, 6, 14});
+    CHECK(r[3].item<int32_t>() == 8);
+    CHECK(r[4].item<int32_t>() == -42);
+  }
+}
+
+TEST_CASE("reductions, argmin and their TF dtypes", "[compat][ops]") {
+  tf::Graph g;
+  Tensor m, b, prod, all0, any1, amin, sum_i8;
+  {
+    auto scope = g.as_default();
+    m = tf::placeholder(em::float64, {-1, 3}, "m");
+    b = tf::placeholder(em::bool_, {2, 3}, "b");
+    prod = tf::reduce_prod(m, {1});
+    all0 = tf::reduce_all(b, {0});
+    any1 = tf::reduce_any(b, {1}, true);
+    amin = tf::argmin(m, 1);
+    // A uint8 sum wraps in uint8 (TF), where ember's sum would widen to int64.
+    sum_i8 = tf::reduce_sum(tf::constant(std::vector<uint8_t>{200, 100, 60}, {3}));
+    CHECK(sum_i8.dtype() == em::uint8);
+  }
+  tf::Session sess(g);
+  const Tensor mv = em::tensor(std::vector<double>{1, -2, 3, 0.5, 4, -1}, {2, 3});
+  const Tensor bv = em::tensor(std::vector<bool>{true, false, true, true, false, false}, {2, 3});
+  auto r = sess.run({prod, all0, any1, amin, sum_i8}, {{m, mv}, {b, bv}});
+  CHECK(r[0].to_vector<double>() == std::vector<double>{-6, -2});
+  CHECK(r[1].to_vector<bool>() == std::vector<bool>{true, false, false});
+  CHECK(r[2].shape() == em::Shape{2, 1});
+  CHECK(r[2].to_vector<bool>() == std::vector<bool>{true, true});
+  CHECK(r[3].to_vector<int64_t>() == std::vector<int64_t>{1, 2});
+  CHECK(r[4].item<uint8_t>() == 360 - 256);
+}
+
+TEST_CASE("expand_dims, squeeze and tile follow TF's shapes, unknown dims included", "[compat][ops]") {
+  tf::Graph g;
+  Tensor x, xk, e0, e_last, e_neg, sq_all, sq1, t_known, t_unknown, t_grad, unknown_grad;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 1, 2}, "x");
+    e0 = tf::expand_dims(x, 0);
+    e_last = tf::expand_dims(x, 3);
+    e_neg = tf::expand_dims(x, -1);
+    sq_all = tf::squeeze(x);  // dim 1 only: dim 0 is unknown
+    sq1 = tf::squeeze(e_last, {1, -1});
+    CHECK(tf::static_shape(e0) == em::Shape{1, -1, 1, 2});
+    CHECK(tf::static_shape(e_last) == em::Shape{-1, 1, 2, 1});
+    CHECK(tf::static_shape(e_neg) == em::Shape{-1, 1, 2, 1});
+    CHECK(tf::static_shape(sq_all) == em::Shape{-1, 2});
+    CHECK(tf::static_shape(sq1) == em::Shape{-1, 2});
+    Tensor c = tf::constant(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
+    t_known = tf::tile(c, {2, 1});
+    CHECK(tf::static_shape(t_known) == em::Shape{4, 3});
+    t_unknown = tf::tile(x, {2, 3, 1});
+    CHECK(tf::static_shape(t_unknown) == em::Shape{-1, 3, 2});
+    // d sum(tile(x) * w) / dx adds the weights of every copy.
+    Tensor w = tf::constant(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 3, 2});
+    xk = tf::placeholder(em::float32, {1, 1, 2}, "xk");
+    t_grad = tf::gradients(tf::reduce_sum(tf::tile(xk, {2, 3, 1}) * w), xk);
+    // Copies along known dims of a tensor with unknown dims have gradients; the
+    // copies of an unknown dim are concatenated, and slicing an unknown dim back is refused.
+    unknown_grad = tf::gradients(tf::reduce_sum(tf::tile(x, {1, 3, 2})), x);
+    CHECK_THROWS_WITH(tf::gradients(tf::reduce_sum(t_unknown), x),
+                      Catch::Contains("slice: dim 0 has unknown size (-1) in graph mode"));
+    CHECK_THROWS_WITH(tf::squeeze(x, {0}), Catch::Contains("squeeze: dim 0 of [-1,1,2] is unknown until the graph "
+                                                           "runs; only dims known to be 1 can be squeezed"));
+    CHECK_THROWS_WITH(tf::squeeze(x, {2}), "squeeze: cannot squeeze dim 2 of [-1,1,2]: its size is 2, not 1");
+    CHECK_THROWS_WITH(tf::squeeze(x, {3}), Catch::Contains("squeeze"));
+    CHECK_THROWS_WITH(tf::expand_dims(x, 4), "expand_dims: axis 4 is out of range for a tensor of rank 3 (use -4..3)");
+    CHECK_THROWS_WITH(tf::expand_dims(x, -5), Catch::Contains("axis -5 is out of range"));
+    CHECK_THROWS_WITH(tf::tile(x, {2, 2}),
+                      "tile: 2 multiples given for a tensor of rank 3 (shape [-1,1,2]); give one per dim");
+    CHECK_THROWS_WITH(tf::tile(x, {1, -1, 1}), "tile: multiples[1] is -1; multiples must be >= 0");
+  }
+  {
+    tf::Session sess(g);
+    const Tensor xv = em::tensor(std::vector<float>{1, 2, 3, 4}, {2, 1, 2});
+    auto r = sess.run({e0, sq_all, sq1, t_known, t_unknown, unknown_grad}, {{x, xv}});
+    CHECK(r[0].shape() == em::Shape{1, 2, 1, 2});
+    CHECK(r[1].shape() == em::Shape{2, 2});
+    CHECK(r[1].to_vector<float>() == std::vector<float>{1, 2, 3, 4});
+    CHECK(r[2].shape() == em::Shape{2, 2});
+    CHECK(r[3].to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6});
+    CHECK(r[4].shape() == em::Shape{4, 3, 2});
+    CHECK(r[4].to_vector<float>() ==
+          std::vector<float>{1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4});
+    CHECK(r[5].to_vector<float>() == std::vector<float>{6, 6, 6, 6});  // 2 x 3 copies each
+    const Tensor gk = sess.run(t_grad, {{xk, em::ones({1, 1, 2})}});
+    // Element 0 sits at w's even positions (sum 1+3+...+11 = 36), element 1 at the odd (42).
+    CHECK(gk.to_vector<float>() == std::vector<float>{36, 42});
+  }
+  // A multiple of 0 gives an empty dim.
+  CHECK(tf::tile(em::ones({2, 3}), {0, 2}).shape() == em::Shape{0, 6});
+}
+
+TEST_CASE("one_hot puts on_value at each index, off_value elsewhere and for out-of-range indices", "[compat][ops]") {
+  tf::Graph g;
+  Tensor ids, last, first, custom, wide;
+  {
+    auto scope = g.as_default();
+    ids = tf::placeholder(em::int64, {-1}, "ids");
+    last = tf::one_hot(ids, 3);
+    first = tf::one_hot(ids, 3, 1.0, 0.0, 0);
+    custom = tf::one_hot(ids, 3, 5.0, -1.0, -1, em::int32);
+    Tensor ids2 = tf::constant(std::vector<int32_t>{0, 2, 1, 1}, {2, 2});
+    wide = tf::one_hot(ids2, 2, 1.0, 0.0, 1, em::float64);
+    CHECK(tf::static_shape(last) == em::Shape{-1, 3});
+    CHECK(tf::static_shape(first) == em::Shape{3, -1});
+    CHECK(tf::static_shape(wide) == em::Shape{2, 2, 2});
+    CHECK(custom.dtype() == em::int32);
+    CHECK_THROWS_WITH(tf::one_hot(tf::constant(1.5f), 3),
+                      "one_hot: indices has dtype float32; expected int32 or int64");
+    CHECK_THROWS_WITH(tf::one_hot(ids, -1), "one_hot: depth must be >= 0 (got -1)");
+    CHECK_THROWS_WITH(tf::one_hot(ids, 3, 1, 0, 2),
+                      "one_hot: axis 2 is out of range for indices of rank 1 (use -1..1)");
+  }
+  tf::Session sess(g);
+  auto r = sess.run({last, first, custom, wide}, {{ids, em::tensor(std::vector<int64_t>{2, -1, 0, 3}, {4})}});
+  CHECK(r[0].to_vector<float>() == std::vector<float>{0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0});
+  CHECK(r[1].to_vector<float>() == std::vector<float>{0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0});
+  CHECK(r[2].to_vector<int32_t>() == std::vector<int32_t>{-1, -1, 5, -1, -1, -1, 5, -1, -1, -1, -1, -1});
+  // ids2 [[0, 2], [1, 1]], depth 2 at axis 1: out[i][k][j] = ids2[i][j] == k.
+  CHECK(r[3].to_vector<double>() == std::vector<double>{1, 0, 0, 0, 0, 0, 1, 1});
+}
+
+TEST_CASE("stop_gradient blocks gradients in graphs and under an eager GradientTape", "[compat][ops][autograd]") {
+  tf::Graph g;
+  Tensor x, gx, gx_through;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {3}, "x");
+    Tensor frozen = tf::stop_gradient(x * x);
+    CHECK(tf::tensor_name(frozen) == "stop_gradient:0");
+    // d/dx (x * stop(x^2)) = stop(x^2): the product rule loses the stopped factor's term.
+    gx = tf::gradients(tf::reduce_sum(x * frozen), x);
+    gx_through = tf::gradients(tf::reduce_sum(x * tf::identity(x * x)), x);
+  }
+  tf::Session sess(g);
+  const tf::FeedDict feed{{x, em::tensor(std::vector<float>{1, 2, 3}, {3})}};
+  CHECK(sess.run(gx, feed).to_vector<float>() == std::vector<float>{1, 4, 9});
+  CHECK(sess.run(gx_through, feed).to_vector<float>() == std::vector<float>{3, 12, 27});
+  // Eager: the tape sees an untracked alias, a constant.
+  Tensor v = em::tensor(std::vector<float>{1, 2, 3}, {3});
+  em::GradientTape tape;
+  tape.watch(v);
+  Tensor y = em::sum(v * tf::stop_gradient(v * v));
+  CHECK(tape.gradient(y, v).to_vector<float>() == std::vector<float>{1, 4, 9});
+}
+
+TEST_CASE("truncated_normal keeps samples within 2 stddev and draws anew each run", "[compat][ops][random]") {
+  tf::Graph g;
+  Tensor w, linked, x;
+  {
+    auto scope = g.as_default();
+    w = tf::truncated_normal({300, 200}, 1.0, 0.1);
+    x = tf::placeholder(em::float32, {-1, 4}, "x");
+    linked = tf::truncated_normal({tf::shape(x)[0], 2}, 0.0, 1.0, em::float64);
+    CHECK(tf::static_shape(linked) == em::Shape{-1, 2});
+    CHECK(linked.dtype() == em::float64);
+    CHECK_THROWS_WITH(tf::truncated_normal({2}, 0.0, -1.0), "truncated_normal: stddev must be >= 0 (got -1)");
+    CHECK_THROWS_AS(tf::truncated_normal({2}, 0.0, 1.0, em::int32), em::DTypeError);
+  }
+  tf::Session sess(g);
+  const auto a = sess.run(w).to_vector<float>();
+  const auto b = sess.run(w).to_vector<float>();
+  CHECK(a != b);
+  double sum = 0, sq = 0;
+  for (float v : a) {
+    sum += v;
+    sq += (v - 1.0) * (v - 1.0);
+  }
+  CHECK(*std::min_element(a.begin(), a.end()) >= 0.8f - 1e-6f);
+  CHECK(*std::max_element(a.begin(), a.end()) <= 1.2f + 1e-6f);
+  const double n = static_cast<double>(a.size());
+  CHECK(sum / n == Approx(1.0).margin(0.001));
+  CHECK(std::sqrt(sq / n) == Approx(0.1 * 0.87962).margin(0.001));  // a normal cut at +-2 sd
+  const Tensor l = sess.run(linked, {{x, em::zeros({5, 4})}});
+  CHECK(l.shape() == em::Shape{5, 2});
+  for (double v : l.to_vector<double>()) CHECK(std::abs(v) <= 2.0);
+}
+
+TEST_CASE("nn activations, l2_loss and moments", "[compat][ops]") {
+  tf::Graph g;
+  Tensor x, r6, leaky, leaky2, elu, sp, l2, mean, var, gelu_grad;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float64, {-1, 2}, "x");
+    r6 = tf::nn::relu6(x);
+    leaky = tf::nn::leaky_relu(x);
+    leaky2 = tf::nn::leaky_relu(x, 2.0);
+    elu = tf::nn::elu(x);
+    sp = tf::nn::softplus(x);
+    l2 = tf::nn::l2_loss(x);
+    std::tie(mean, var) = tf::nn::moments(x, {0});
+    // elu's gradient stays finite where exp(x) would overflow.
+    gelu_grad = tf::gradients(tf::reduce_sum(elu), x);
+    CHECK(tf::static_shape(mean) == em::Shape{2});
+    auto [mk, vk] = tf::nn::moments(x, {0}, true, "m");
+    CHECK(tf::static_shape(vk) == em::Shape{1, 2});
+    CHECK(tf::tensor_name(vk) == "m/variance:0");
+    CHECK(tf::tensor_name(mk) == "m/mean:0");
+    CHECK_THROWS_WITH(tf::nn::l2_loss(tf::constant(3)), "l2_loss: t has dtype int32; expected a floating dtype");
+    CHECK_THROWS_WITH(tf::nn::leaky_relu(tf::constant(3)), "leaky_relu: x has dtype int32; expected a floating dtype");
+  }
+  tf::Session sess(g);
+  const std::vector<double> xv{-3, 7, 0.5, 1000, -1, 2};
+  const tf::FeedDict feed{{x, em::tensor(xv, {3, 2})}};
+  std::vector<double> w6, wl, wl2, we, wsp, wg;
+  double wl2loss = 0;
+  for (double v : xv) {
+    w6.push_back(std::clamp(v, 0.0, 6.0));
+    wl.push_back(v > 0 ? v : 0.2 * v);
+    wl2.push_back(v > 0 ? v : 2 * v);
+    we.push_back(v > 0 ? v : std::expm1(v));
+    wsp.push_back(v > 30 ? v : std::log1p(std::exp(v)));
+    wg.push_back(v > 0 ? 1 : std::exp(v));
+    wl2loss += v * v / 2;
+  }
+  check_near(run_values(sess, r6, feed), w6, 1e-12);
+  check_near(run_values(sess, leaky, feed), wl, 1e-12);
+  check_near(run_values(sess, leaky2, feed), wl2, 1e-12);
+  check_near(run_values(sess, elu, feed), we, 1e-12);
+  check_near(run_values(sess, sp, feed), wsp, 1e-12);
+  check_near(run_values(sess, gelu_grad, feed), wg, 1e-12);
+  CHECK(sess.run(l2, feed).item<double>() == Approx(wl2loss));
+  // Columns {-3, 0.5, -1} and {7, 1000, 2}: population variance, as TF.
+  const double m0 = (-3 + 0.5 - 1) / 3.0, m1 = (7 + 1000 + 2) / 3.0;
+  const double v0 = ((-3 - m0) * (-3 - m0) + (0.5 - m0) * (0.5 - m0) + (-1 - m0) * (-1 - m0)) / 3;
+  const double v1 = ((7 - m1) * (7 - m1) + (1000 - m1) * (1000 - m1) + (2 - m1) * (2 - m1)) / 3;
+  check_near(run_values(sess, mean, feed), {m0, m1}, 1e-12);
+  check_near(run_values(sess, var, feed), {v0, v1}, 1e-12);
+}
+
+TEST_CASE("softmax cross-entropies match a float64 reference, with TF1's gradient rules", "[compat][ops][autograd]") {
+  tf::Graph g;
+  Tensor labels, logits, sparse, xent_v2, xent_v1, sparse_loss, dense_of_sparse, g_logits, g_labels_v2, g_labels_v1,
+      g_sparse, mean_loss, mean_sparse;
+  {
+    auto scope = g.as_default();
+    labels = tf::placeholder(em::float64, {-1, 3}, "labels");
+    logits = tf::placeholder(em::float64, {-1, 3}, "logits");
+    sparse = tf::placeholder(em::int32, {-1}, "sparse");
+    xent_v2 = tf::nn::softmax_cross_entropy_with_logits_v2(labels, logits);
+    xent_v1 = tf::nn::softmax_cross_entropy_with_logits(labels, logits);
+    sparse_loss = tf::nn::sparse_softmax_cross_entropy_with_logits(sparse, logits);
+    dense_of_sparse =
+        tf::nn::softmax_cross_entropy_with_logits_v2(tf::one_hot(sparse, 3, 1, 0, -1, em::float64), logits);
+    CHECK(tf::static_shape(xent_v2) == em::Shape{-1});
+    CHECK(tf::static_shape(sparse_loss) == em::Shape{-1});
+    g_logits = tf::gradients(tf::reduce_sum(xent_v2), logits);
+    g_labels_v2 = tf::gradients(tf::reduce_sum(xent_v2), labels);
+    g_labels_v1 = tf::gradients(tf::reduce_sum(xent_v1), labels);
+    g_sparse = tf::gradients(tf::reduce_sum(sparse_loss), logits);
+    mean_loss = tf::losses::softmax_cross_entropy(labels, logits);
+    mean_sparse = tf::losses::sparse_softmax_cross_entropy(sparse, logits);
+  }
+  tf::Session sess(g);
+  const std::vector<double> z{1, 2, 3, -1, 0, 4};       // two rows of logits
+  const std::vector<double> y{0.2, 0.3, 0.5, 0, 1, 0};  // soft labels
+  const std::vector<int32_t> k{2, 0};
+  const tf::FeedDict feed{
+      {labels, em::tensor(y, {2, 3})}, {logits, em::tensor(z, {2, 3})}, {sparse, em::tensor(k, {2})}};
+  std::vector<double> want, want_sparse, want_g, want_gy, want_gs;
+  for (int r = 0; r < 2; ++r) {
+    const auto ls = log_softmax_row({z[3 * r], z[3 * r + 1], z[3 * r + 2]});
+    double loss = 0;
+    for (int c = 0; c < 3; ++c) {
+      loss -= y[3 * r + c] * ls[c];
+      want_g.push_back(std::exp(ls[c]) - y[3 * r + c]);  // softmax - labels
+      want_gy.push_back(-ls[c]);
+      want_gs.push_back(std::exp(ls[c]) - (c == k[r] ? 1 : 0));
+    }
+    want.push_back(loss);
+    want_sparse.push_back(-ls[k[r]]);
+  }
+  check_near(run_values(sess, xent_v2, feed), want, 1e-12);
+  check_near(run_values(sess, xent_v1, feed), want, 1e-12);
+  check_near(run_values(sess, sparse_loss, feed), want_sparse, 1e-12);
+  check_near(run_values(sess, dense_of_sparse, feed), want_sparse, 1e-12);
+  check_near(run_values(sess, g_logits, feed), want_g, 1e-12);
+  check_near(run_values(sess, g_labels_v2, feed), want_gy, 1e-12);
+  check_near(run_values(sess, g_labels_v1, feed), std::vector<double>(6, 0.0), 0);
+  check_near(run_values(sess, g_sparse, feed), want_gs, 1e-12);
+  CHECK(sess.run(mean_loss, feed).item<double>() == Approx((want[0] + want[1]) / 2).epsilon(1e-12));
+  CHECK(sess.run(mean_sparse, feed).item<double>() == Approx((want_sparse[0] + want_sparse[1]) / 2).epsilon(1e-12));
+  // A label outside [0, classes) fails when the graph runs, as TF's does.
+  CHECK_THROWS_WITH(
+      sess.run(sparse_loss, {{logits, em::tensor(z, {2, 3})}, {sparse, em::tensor(std::vector<int32_t>{3, 0}, {2})}}),
+      Catch::Contains("index 3 is out of range for dim 0 of size 3"));
+}
+
+TEST_CASE("cross-entropy and loss errors name the op and the shapes", "[compat][ops][errors]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor logits = tf::placeholder(em::float32, {-1, 3}, "logits");
+  Tensor lab4 = tf::placeholder(em::float32, {-1, 4}, "lab4");
+  Tensor ids = tf::placeholder(em::int64, {-1}, "ids");
+  CHECK_THROWS_WITH(tf::nn::softmax_cross_entropy_with_logits_v2(lab4, logits),
+                    "softmax_cross_entropy_with_logits_v2: labels and logits must have the same shape, got [-1,4] "
+                    "and [-1,3]");
+  CHECK_THROWS_WITH(tf::nn::softmax_cross_entropy_with_logits(tf::cast(logits, em::float64), logits),
+                    "softmax_cross_entropy_with_logits: labels have dtype float64 but logits float32; they must match");
+  CHECK_THROWS_WITH(tf::nn::sparse_softmax_cross_entropy_with_logits(tf::cast(ids, em::float32), logits),
+                    "sparse_softmax_cross_entropy_with_logits: labels has dtype float32; expected int32 or int64");
+  CHECK_THROWS_WITH(tf::nn::sparse_softmax_cross_entropy_with_logits(logits, logits),
+                    Catch::Contains("labels has dtype float32"));
+  CHECK_THROWS_WITH(tf::nn::sparse_softmax_cross_entropy_with_logits(tf::cast(logits, em::int64), logits),
+                    "sparse_softmax_cross_entropy_with_logits: labels must have the shape of logits without its "
+                    "last dim, got labels [-1,3] and logits [-1,3]");
+  CHECK_THROWS_WITH(tf::nn::sparse_softmax_cross_entropy_with_logits(tf::placeholder(em::int64, {4}),
+                                                                     tf::placeholder(em::float32, {5, 3})),
+                    "sparse_softmax_cross_entropy_with_logits: labels [4] do not match logits [5,3] in dim 0");
+  CHECK_THROWS_WITH(
+      tf::nn::sparse_softmax_cross_entropy_with_logits(ids, tf::placeholder(em::float32, {-1, -1})),
+      "sparse_softmax_cross_entropy_with_logits: the class count (last dim of logits [-1,-1]) must be known when "
+      "the graph is built");
+  CHECK_THROWS_WITH(tf::nn::sparse_softmax_cross_entropy_with_logits(ids, tf::cast(logits, em::int32)),
+                    "sparse_softmax_cross_entropy_with_logits: logits has dtype int32; expected a floating dtype");
+  CHECK_THROWS_WITH(tf::nn::sigmoid_cross_entropy_with_logits(lab4, logits),
+                    Catch::Contains("sigmoid_cross_entropy_with_logits: labels and logits must have the same shape"));
+  CHECK_THROWS_WITH(tf::losses::mean_squared_error(lab4, logits),
+                    "mean_squared_error: labels and predictions must have the same shape, got [-1,4] and [-1,3]");
+  CHECK_THROWS_WITH(tf::losses::absolute_difference(ids, ids),
+                    "absolute_difference: predictions has dtype int64; expected a floating dtype");
+  CHECK_THROWS_WITH(tf::add_n({}), "add_n: inputs must not be empty");
+  CHECK_THROWS_WITH(tf::add_n({logits, lab4}),
+                    "add_n: inputs[0] and inputs[1] must have the same shape, got [-1,3] and [-1,4]");
+  CHECK_THROWS_WITH(tf::add_n({logits, tf::cast(logits, em::float64)}),
+                    "add_n: inputs[1] has dtype float64 but inputs[0] float32");
+  CHECK_THROWS_WITH(tf::logical_and(logits, logits), "logical_and: expected a bool tensor, got dtype float32");
+  CHECK_THROWS_WITH(tf::reduce_any(ids), "reduce_any: expected a bool tensor, got dtype int64");
+  CHECK_THROWS_WITH(tf::clip_by_value(tf::placeholder(em::float32, {3}), tf::placeholder(em::float32, {2, 3}), 1.f),
+                    "clip_by_value: the bounds change the shape of x [3] to [2,3]");
+}
+
+TEST_CASE("sigmoid cross-entropy is stable for large logits; tf.losses take means", "[compat][ops]") {
+  tf::Graph g;
+  Tensor z, x, xent, sig_loss, mse, mad;
+  {
+    auto scope = g.as_default();
+    z = tf::placeholder(em::float32, {-1}, "z");
+    x = tf::placeholder(em::float32, {-1}, "x");
+    xent = tf::nn::sigmoid_cross_entropy_with_logits(z, x);
+    sig_loss = tf::losses::sigmoid_cross_entropy(z, x);
+    mse = tf::losses::mean_squared_error(z, x);
+    mad = tf::losses::absolute_difference(z, x);
+  }
+  tf::Session sess(g);
+  const std::vector<double> xv{100, -100, 0, 2, -3}, zv{1, 1, 0, 0.25, 0};
+  const tf::FeedDict feed{{x, em::tensor(std::vector<float>{100, -100, 0, 2, -3}, {5})},
+                          {z, em::tensor(std::vector<float>{1, 1, 0, 0.25f, 0}, {5})}};
+  std::vector<double> want;
+  double mean_xent = 0, mean_sq = 0, mean_abs = 0;
+  for (std::size_t i = 0; i < xv.size(); ++i) {
+    // -z log(sigmoid(x)) - (1 - z) log(1 - sigmoid(x)), from the stable identity in float64.
+    const double v = std::max(xv[i], 0.0) - xv[i] * zv[i] + std::log1p(std::exp(-std::abs(xv[i])));
+    want.push_back(v);
+    mean_xent += v / 5;
+    mean_sq += (xv[i] - zv[i]) * (xv[i] - zv[i]) / 5;
+    mean_abs += std::abs(xv[i] - zv[i]) / 5;
+  }
+  CHECK(want[0] == Approx(0.0).margin(1e-40));  // x = 100, z = 1: no overflow, no log(0)
+  CHECK(want[1] == Approx(100.0));
+  check_near(run_values(sess, xent, feed), want, 1e-6);
+  CHECK(sess.run(sig_loss, feed).item<float>() == Approx(mean_xent).epsilon(1e-6));
+  CHECK(sess.run(mse, feed).item<float>() == Approx(mean_sq).epsilon(1e-6));
+  CHECK(sess.run(mad, feed).item<float>() == Approx(mean_abs).epsilon(1e-6));
+}
+
+TEST_CASE("a TF1 softmax classifier trains with sparse_softmax_cross_entropy as the float64 update does",
+          "[compat][ops][autograd]") {
+  em::manual_seed(5);
+  const Tensor xb = em::randn({6, 4}, em::float64), w0 = em::randn({4, 3}, em::float64) * 0.1;
+  const std::vector<int64_t> yb{0, 2, 1, 1, 0, 2};
+  tf::Graph g;
+  Tensor x, y, loss;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float64, {-1, 4}, "x");
+    y = tf::placeholder(em::int64, {-1}, "y");
+    tf::Variable w(w0, "w");
+    loss = tf::reduce_mean(tf::nn::sparse_softmax_cross_entropy_with_logits(y, tf::matmul(x, w)));
+    train = tf::train::GradientDescentOptimizer(0.5).minimize(loss);
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const tf::FeedDict feed{{x, xb}, {y, em::tensor(yb, {6})}};
+  // float64 reference: W -= lr * X^T (softmax(X W) - onehot(y)) / batch.
+  std::vector<double> W = w0.to_vector<double>();
+  const std::vector<double> X = xb.to_vector<double>();
+  double first = 0, last = 0;
+  for (int step = 0; step < 4; ++step) {
+    std::vector<double> grad(12, 0.0);
+    double l = 0;
+    for (int r = 0; r < 6; ++r) {
+      std::vector<double> z(3, 0.0);
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < 4; ++i) z[c] += X[r * 4 + i] * W[i * 3 + c];
+      const auto ls = log_softmax_row(z);
+      l -= ls[yb[r]] / 6;
+      for (int c = 0; c < 3; ++c) {
+        const double d = (std::exp(ls[c]) - (c == yb[r] ? 1 : 0)) / 6;
+        for (int i = 0; i < 4; ++i) grad[i * 3 + c] += X[r * 4 + i] * d;
+      }
+    }
+    CHECK(sess.run(loss, feed).item<double>() == Approx(l).epsilon(1e-12));
+    sess.run(train, feed);
+    for (int i = 0; i < 12; ++i) W[i] -= 0.5 * grad[i];
+    (step == 0 ? first : last) = l;
+  }
+  CHECK(last < first);
+  check_near(sess.run(g.get_tensor_by_name("w:0")).to_vector<double>(), W, 1e-12);
+}
