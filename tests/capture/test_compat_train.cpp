@@ -1,9 +1,14 @@
 // tf::gradients and the TF1 optimizers against eager GradientTape and
-// hand-written eager updates; slots saved by Saver.
+// hand-written eager updates; slots saved by Saver; learning rates as tensors,
+// the global step and the schedules that read it, RMSProp and Adagrad against
+// float64 loops of TF1's formulas.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -22,6 +27,15 @@ std::string read_head(const std::string& path) {
   f.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<std::size_t>(f.gcount()));
   return head;
+}
+
+// Every value of `got` within `rel` (relative) of the float64 reference `want`.
+void check_close(const std::vector<float>& got, const std::vector<double>& want, double rel) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("index " << i << ": " << got[i] << " vs " << want[i]);
+    CHECK(std::abs(static_cast<double>(got[i]) - want[i]) <= rel * std::abs(want[i]) + 1e-12);
+  }
 }
 
 struct Data {
@@ -391,4 +405,440 @@ TEST_CASE("a Saver made before minimize keeps to the variables of that moment, a
   tf::Graph empty;
   auto scope = empty.as_default();
   CHECK_THROWS_WITH(tf::train::Saver(), "Saver: the default graph has no variables to save");
+}
+
+// ---- learning rates as tensors ----------------------------------------------------
+
+TEST_CASE("a learning rate may be a placeholder or a tf::Variable, read on every run", "[autograd][compat]") {
+  tf::Graph g;
+  tf::Variable w, w2, rate;
+  Tensor lr, lr64;
+  tf::Operation train, train2, init;
+  Tensor set_rate, reset_w2;
+  {
+    auto scope = g.as_default();
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    lr = tf::placeholder(em::float32, {}, "lr");
+    train = tf::train::GradientDescentOptimizer(lr).minimize(tf::reduce_sum(tf::square(w.value())), {w});
+    // A float64 rate for a float32 variable is cast, as TF1 casts it.
+    w2 = tf::Variable(em::tensor({4.f}), "w2");
+    rate = tf::Variable(em::scalar_tensor(0.5, em::float64), "rate", false);
+    train2 = tf::train::MomentumOptimizer(rate, 0.0).minimize(tf::reduce_sum(tf::square(w2.value())), {w2});
+    lr64 = tf::placeholder(em::float64, {}, "lr64");
+    set_rate = rate.assign(lr64);
+    reset_w2 = w2.assign(em::tensor({4.f}));
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  // d/dw sum(w^2) = 2w: a rate of 0.1 scales w by 0.8, then 0.25 by 0.5.
+  sess.run(train, {{lr, em::scalar_tensor(0.1f)}});
+  CHECK(sess.run(w).to_vector<float>() == std::vector<float>{0.8f, 1.6f});
+  sess.run(train, {{lr, em::scalar_tensor(0.25f)}});
+  const auto after = sess.run(w).to_vector<float>();
+  CHECK(after[0] == Approx(0.4f));
+  CHECK(after[1] == Approx(0.8f));
+  CHECK_THROWS_WITH(sess.run(train), Catch::Contains("\"lr\""));  // an unfed rate is an unfed placeholder
+  sess.run(train2);                                                // 4 - 0.5 * 8
+  CHECK(sess.run(w2).to_vector<float>() == std::vector<float>{0.f});
+  sess.run(set_rate, {{lr64, em::scalar_tensor(0.25, em::float64)}});
+  sess.run(reset_w2);
+  sess.run(train2);  // 4 - 0.25 * 8: the variable's new value is the rate
+  CHECK(sess.run(w2).to_vector<float>() == std::vector<float>{2.f});
+}
+
+TEST_CASE("optimizers refuse learning rates that are not 0-d floating tensors", "[autograd][compat][errors]") {
+  tf::Graph g, other;
+  Tensor foreign;
+  {
+    auto scope = other.as_default();
+    foreign = tf::placeholder(em::float32, {}, "lr");
+  }
+  auto scope = g.as_default();
+  tf::Variable w(em::tensor({1.f}), "w");
+  const Tensor loss = tf::reduce_sum(tf::square(w.value()));
+  const Tensor vec = tf::placeholder(em::float32, {2}, "lr_vec");
+  const Tensor unknown = tf::placeholder(em::float32, {-1}, "lr_any");
+  const Tensor whole = tf::placeholder(em::int32, {}, "lr_int");
+  CHECK_THROWS_AS(tf::train::GradientDescentOptimizer(vec), em::ShapeError);
+  CHECK_THROWS_WITH(tf::train::GradientDescentOptimizer(vec),
+                    "GradientDescent: learning_rate must be a 0-d tensor; it is graph tensor \"lr_vec:0\" "
+                    "(float32 [2])");
+  CHECK_THROWS_WITH(tf::train::AdamOptimizer(unknown),
+                    "Adam: learning_rate must be a 0-d tensor; it is graph tensor \"lr_any:0\" (float32 [-1])");
+  CHECK_THROWS_AS(tf::train::RMSPropOptimizer(whole), em::DTypeError);
+  CHECK_THROWS_WITH(tf::train::RMSPropOptimizer(whole),
+                    "RMSProp: learning_rate must be a floating-point tensor; it is graph tensor \"lr_int:0\" "
+                    "(int32 [])");
+  CHECK_THROWS_WITH(tf::train::AdagradOptimizer(em::tensor({1.f, 2.f})),
+                    "Adagrad: learning_rate must be a 0-d tensor; it is an eager tensor (float32 [2])");
+  CHECK_THROWS_WITH(tf::train::MomentumOptimizer(Tensor(), 0.9, "Mom"), "Mom: learning_rate is an undefined tensor");
+  tf::train::GradientDescentOptimizer from_other(foreign);
+  CHECK_THROWS_WITH(from_other.minimize(loss),
+                    "GradientDescent: learning_rate (graph tensor \"lr:0\" (float32 [])) is from another graph than "
+                    "variable \"w\"");
+  // An eager 0-d rate is a constant of the graph.
+  tf::Operation step = tf::train::GradientDescentOptimizer(em::scalar_tensor(0.25f)).minimize(loss);
+  tf::Session sess(g);
+  sess.run(tf::global_variables_initializer());
+  sess.run(step);
+  CHECK(sess.run(w).to_vector<float>() == std::vector<float>{0.5f});
+}
+
+// ---- global step ----------------------------------------------------------------
+
+TEST_CASE("get_or_create_global_step makes one int64 step per graph, and minimize advances it",
+          "[autograd][compat]") {
+  tf::Graph g;
+  tf::Variable w, step;
+  tf::Operation train, named, plain, init;
+  Tensor w_after;
+  {
+    auto scope = g.as_default();
+    CHECK_FALSE(tf::train::get_global_step().defined());
+    step = tf::train::get_or_create_global_step();
+    CHECK(step.name() == "global_step");
+    CHECK(step.dtype() == em::int64);
+    CHECK(step.shape() == em::Shape{});
+    CHECK_FALSE(step.trainable());
+    CHECK(tf::train::get_or_create_global_step().index() == step.index());
+    CHECK(tf::train::get_global_step().index() == step.index());
+    CHECK(tf::train::get_global_step(g).index() == step.index());
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    const Tensor loss = tf::reduce_sum(tf::square(w.value()));
+    tf::train::GradientDescentOptimizer opt(0.1);
+    train = opt.minimize(loss, step);
+    CHECK(train.name() == "GradientDescent");
+    named = opt.apply_gradients(opt.compute_gradients(loss), step, "train");
+    CHECK(named.name() == "train");
+    // A graph without a step passes get_global_step()'s undefined Variable: no step to advance.
+    plain = opt.minimize(loss, tf::Variable());
+    // A read ordered after the returned op sees the updated w: the updates run before the increment.
+    auto after = tf::control_dependencies({train});
+    w_after = tf::identity(w.value(), "w_after");
+  }
+  // The trainable variables are still just w (the step is not trainable).
+  {
+    auto scope = g.as_default();
+    CHECK(tf::trainable_variables().size() == 1);
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  CHECK(sess.run(step).item<int64_t>() == 0);
+  for (int i = 0; i < 3; ++i) sess.run(train);
+  CHECK(sess.run(step).item<int64_t>() == 3);
+  const auto w3 = sess.run(w).to_vector<float>();
+  CHECK(w3[0] == Approx(0.512f));  // 0.8^3
+  CHECK(w3[1] == Approx(1.024f));
+  const auto r = sess.run({w_after, step});  // runs the train op once more, then reads
+  CHECK(r[0].to_vector<float>()[0] == Approx(0.4096f));
+  CHECK(sess.run(step).item<int64_t>() == 4);
+  sess.run(named);
+  sess.run(plain);
+  CHECK(sess.run(step).item<int64_t>() == 5);
+  CHECK(sess.run(w).to_vector<float>()[0] == Approx(0.4096f * 0.64f));
+}
+
+TEST_CASE("get_global_step finds a variable the program named global_step, as TF finds global_step:0",
+          "[autograd][compat]") {
+  tf::Graph g, other;
+  tf::Variable mine, w;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    mine = tf::Variable(tf::constant(10), "global_step", false);  // TF1 code's tf.Variable(0, ...): int32
+    CHECK(tf::train::get_or_create_global_step().index() == mine.index());
+    w = tf::Variable(em::tensor({1.f}), "w");
+    train = tf::train::AdagradOptimizer(0.1).minimize(tf::reduce_sum(tf::square(w.value())), mine);
+    init = tf::global_variables_initializer();
+  }
+  // Outside a scope, the graph names where to look and where to make it.
+  CHECK(tf::train::get_global_step(g).index() == mine.index());
+  CHECK_FALSE(tf::train::get_global_step(other).defined());
+  const tf::Variable made = tf::train::get_or_create_global_step(other);
+  CHECK(made.graph_state() == other.state());
+  CHECK(made.name() == "global_step");
+  CHECK(tf::train::get_global_step(other).index() == made.index());
+  tf::Session sess(g);
+  sess.run(init);
+  sess.run(train);
+  sess.run(train);
+  CHECK(sess.run(mine).item<int32_t>() == 12);
+}
+
+TEST_CASE("global step misuse is refused with TF's reasons", "[autograd][compat][errors]") {
+  CHECK_THROWS_WITH(tf::train::get_global_step(), Catch::Contains("get_global_step: needs a graph"));
+  CHECK_THROWS_WITH(tf::train::get_or_create_global_step(),
+                    Catch::Contains("get_or_create_global_step: needs a graph"));
+  {
+    tf::Graph g;
+    auto scope = g.as_default();
+    tf::Variable(em::scalar_tensor(0.f), "global_step", false);
+    CHECK_THROWS_AS(tf::train::get_global_step(), em::DTypeError);
+    CHECK_THROWS_WITH(tf::train::get_or_create_global_step(),
+                      "get_or_create_global_step: the existing \"global_step\" does not have an integer type "
+                      "(float32)");
+  }
+  {
+    tf::Graph g;
+    auto scope = g.as_default();
+    tf::Variable(em::zeros({2}, em::int64), "global_step", false);
+    CHECK_THROWS_AS(tf::train::get_global_step(), em::ShapeError);
+    CHECK_THROWS_WITH(tf::train::get_global_step(), "get_global_step: the existing \"global_step\" is not 0-d ([2])");
+  }
+  {
+    tf::Graph g;
+    auto scope = g.as_default();
+    tf::placeholder(em::int64, {}, "global_step");
+    CHECK_THROWS_WITH(tf::train::get_global_step(),
+                      "get_global_step: the node named \"global_step\" is not a variable");
+  }
+  tf::Graph g, other;
+  tf::Variable foreign;
+  {
+    auto scope = other.as_default();
+    foreign = tf::train::get_or_create_global_step();
+  }
+  auto scope = g.as_default();
+  tf::Variable w(em::tensor({1.f}), "w");
+  tf::Variable fstep(em::scalar_tensor(0.f), "fstep", false);
+  const Tensor loss = tf::reduce_sum(tf::square(w.value()));
+  tf::train::GradientDescentOptimizer opt(0.1);
+  const int nodes = g.num_nodes();
+  CHECK_THROWS_WITH(opt.minimize(loss, fstep),
+                    "GradientDescent: global_step \"fstep\" must be a 0-d integer variable; it is float32 []");
+  CHECK_THROWS_WITH(opt.apply_gradients(opt.compute_gradients(loss), foreign),
+                    "GradientDescent: global_step \"global_step\" is from another graph than variable \"w\"");
+  CHECK(g.num_nodes() > nodes);  // the gradients were built; no update node was
+  const auto names = g.node_names();
+  CHECK(std::find(names.begin(), names.end(), "w/GradientDescent") == names.end());
+}
+
+// ---- schedules ------------------------------------------------------------------
+
+TEST_CASE("exponential_decay follows the global step across runs, in float32 as TF1", "[autograd][compat]") {
+  tf::Graph g;
+  tf::Variable w, step;
+  Tensor lr, stair, lr64, lr_in_run;
+  tf::Operation train, init;
+  Tensor base64;
+  {
+    auto scope = g.as_default();
+    step = tf::train::get_or_create_global_step();
+    lr = tf::train::exponential_decay(0.1, step, 2, 0.5);
+    stair = tf::train::exponential_decay(0.1, step, 2, 0.5, true, "stair");
+    CHECK(lr.dtype() == em::float32);  // a number rate converts as a Python float: float32
+    CHECK(tf::static_shape(lr) == em::Shape{});
+    CHECK(tf::tensor_name(lr) == "ExponentialDecay:0");
+    CHECK(tf::tensor_name(stair) == "stair:0");
+    base64 = tf::placeholder(em::float64, {}, "base64");
+    lr64 = tf::train::exponential_decay(base64, step, 3, 0.9);
+    CHECK(lr64.dtype() == em::float64);
+    w = tf::Variable(em::tensor({1.f, -2.f}), "w");
+    train = tf::train::GradientDescentOptimizer(lr).minimize(tf::reduce_sum(tf::square(w.value())), step);
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  std::vector<double> ref{1.0, -2.0};
+  for (int k = 0; k < 5; ++k) {
+    INFO("step " << k);
+    // TF1: 0.1f * pow(0.5f, float(k) / 2.0f), floored exponent for the staircase.
+    const float want = 0.1f * std::pow(0.5f, static_cast<float>(k) / 2.0f);
+    const float want_stair = 0.1f * std::pow(0.5f, std::floor(static_cast<float>(k) / 2.0f));
+    const auto r = sess.run({lr, stair, step, lr64}, {{base64, em::scalar_tensor(1.0, em::float64)}});
+    CHECK(r[0].item<float>() == Approx(want).epsilon(1e-6));
+    CHECK(r[1].item<float>() == Approx(want_stair).epsilon(1e-6));
+    CHECK(r[2].item<int64_t>() == k);
+    CHECK(r[3].item<double>() == Approx(std::pow(0.9, k / 3.0)).epsilon(1e-12));
+    // The rate a run uses is the one of the step it starts at: the increment comes last.
+    const auto t = sess.run({train, lr});
+    CHECK(t[1].item<float>() == Approx(want).epsilon(1e-6));
+    for (double& v : ref) v -= static_cast<double>(want) * 2 * v;
+  }
+  CHECK(sess.run(step).item<int64_t>() == 5);
+  check_close(sess.run(w).to_vector<float>(), ref, 1e-6);
+  // Eagerly (numbers only) it is a number.
+  CHECK(tf::train::exponential_decay(0.1, 4, 2, 0.5).item<float>() == Approx(0.025f));
+}
+
+TEST_CASE("exponential_decay refuses a missing step and bad arguments", "[autograd][compat][errors]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  const tf::Variable step = tf::train::get_or_create_global_step();
+  CHECK_THROWS_AS(tf::train::exponential_decay(0.1, tf::train::get_global_step(tf::Graph()), 10, 0.5),
+                  em::ValueError);
+  CHECK_THROWS_WITH(tf::train::exponential_decay(0.1, tf::Variable(), 10, 0.5),
+                    Catch::StartsWith("exponential_decay: global_step is required"));
+  CHECK_THROWS_WITH(tf::train::exponential_decay(0.1, step, 0, 0.5),
+                    "exponential_decay: decay_steps must be positive (got 0)");
+  CHECK_THROWS_AS(tf::train::exponential_decay(tf::placeholder(em::int32, {}, "r"), step, 10, 0.5), em::DTypeError);
+  CHECK_THROWS_WITH(tf::train::exponential_decay(tf::placeholder(em::float32, {3}, "r3"), step, 10, 0.5),
+                    "exponential_decay: learning_rate must be 0-d; it is graph tensor \"r3:0\" (float32 [3])");
+  CHECK_THROWS_WITH(tf::train::exponential_decay(0.1, tf::placeholder(em::int64, {2}, "s2"), 10, 0.5),
+                    "exponential_decay: global_step must be 0-d; it is graph tensor \"s2:0\" (int64 [2])");
+}
+
+TEST_CASE("piecewise_constant picks the value of the step's interval, as TF1's case", "[autograd][compat]") {
+  tf::Graph g;
+  tf::Variable step, w;
+  Tensor lr, ints, x, by_x;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    step = tf::train::get_or_create_global_step();
+    lr = tf::train::piecewise_constant(step, {2, 4}, {1.0, 0.5, 0.1});  // int32 boundaries widen to int64
+    CHECK(lr.dtype() == em::float32);
+    CHECK(tf::tensor_name(lr) == "PiecewiseConstant:0");
+    ints = tf::train::piecewise_constant(step, std::vector<int64_t>{1}, std::vector<int>{10, 20}, "ints");
+    CHECK(ints.dtype() == em::int32);
+    x = tf::placeholder(em::float32, {}, "x");
+    by_x = tf::train::piecewise_constant(x, {0.5, 1.5}, {tf::constant(em::scalar_tensor(3.0, em::float64)),
+                                                       tf::constant(em::scalar_tensor(2.0, em::float64)),
+                                                       tf::constant(em::scalar_tensor(1.0, em::float64))});
+    CHECK(by_x.dtype() == em::float64);
+    w = tf::Variable(em::tensor({1.f}), "w");
+    train = tf::train::GradientDescentOptimizer(tf::train::piecewise_constant(step, {1}, {0.25, 0.125}))
+                .minimize(tf::reduce_sum(tf::square(w.value())), step);
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const std::vector<float> want{1.0f, 1.0f, 1.0f, 0.5f, 0.5f, 0.1f, 0.1f};
+  for (int64_t k = 0; k < 7; ++k) {
+    INFO("step " << k);
+    const auto r = sess.run({lr, ints}, {{step.value(), em::scalar_tensor(k, em::int64)}});
+    CHECK(r[0].item<float>() == want[static_cast<std::size_t>(k)]);
+    CHECK(r[1].item<int32_t>() == (k <= 1 ? 10 : 20));
+  }
+  const std::vector<std::pair<float, double>> at{{-1.f, 3}, {0.5f, 3}, {0.6f, 2}, {1.5f, 2}, {1.6f, 1}};
+  for (const auto& [xv, v] : at) CHECK(sess.run(by_x, {{x, em::scalar_tensor(xv)}}).item<double>() == v);
+  // As a rate: step 0 and 1 use 0.25 (w *= 0.5), then 0.125 (w *= 0.75).
+  for (int i = 0; i < 3; ++i) sess.run(train);
+  CHECK(sess.run(w).item<float>() == Approx(0.5f * 0.5f * 0.75f));
+  CHECK(sess.run(step).item<int64_t>() == 3);
+}
+
+TEST_CASE("piecewise_constant refuses what TF refuses, and unordered boundaries", "[autograd][compat][errors]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  const tf::Variable step = tf::train::get_or_create_global_step();
+  const Tensor x = tf::placeholder(em::float32, {}, "x");
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(step, {1, 2}, {1.0, 0.5}),
+                    "piecewise_constant: boundaries must have one element less than values (2 boundaries, 2 values)");
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(x, {1, 2}, {1.0, 0.5, 0.1}),
+                    "piecewise_constant: boundaries[0] (int32) must have the same dtype as x (float32)");
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(step, {1.5}, {1.0, 0.5}),
+                    "piecewise_constant: boundaries[0] (float32) must have the same dtype as x (int64)");
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(step, {1, 2}, {1.0, 0.5, 1}),
+                    "piecewise_constant: values must all have one dtype (values[0] is float32, values[2] is int32)");
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(step, {4, 2}, {1.0, 0.5, 0.1}),
+                    "piecewise_constant: boundaries must increase strictly (boundaries[1] = 2 follows 4)");
+  CHECK_THROWS_AS(tf::train::piecewise_constant(tf::placeholder(em::int64, {2}, "v"), {1}, {1.0, 0.5}),
+                  em::ShapeError);
+  CHECK_THROWS_WITH(tf::train::piecewise_constant(step, std::vector<int>{}, std::vector<double>{1.0}),
+                    "piecewise_constant: needs at least one boundary");
+}
+
+// ---- RMSProp and Adagrad ----------------------------------------------------------
+
+namespace {
+
+// loss = sum(a * w^2 + b * w), so d loss / d w = 2 a w + b.
+const std::vector<double> kA{0.5, 1.5, 2.0}, kB{0.3, -0.1, 1.0}, kW0{1.0, -2.0, 0.25};
+
+Tensor quadratic(const tf::Variable& w) {
+  const Tensor a = tf::constant(em::tensor({0.5f, 1.5f, 2.0f}));
+  const Tensor b = tf::constant(em::tensor({0.3f, -0.1f, 1.0f}));
+  return tf::reduce_sum(a * tf::square(w.value()) + b * w.value());
+}
+
+}  // namespace
+
+TEST_CASE("RMSPropOptimizer: three steps equal a float64 loop of TF1's ApplyRMSProp", "[autograd][compat]") {
+  for (bool centered : {false, true}) {
+    INFO((centered ? "centered" : "plain"));
+    const double lr = 0.01, decay = 0.9, momentum = 0.5, eps = 1e-10;
+    tf::Graph g;
+    tf::Variable w;
+    Tensor rate;
+    tf::Operation train, init;
+    std::unique_ptr<tf::train::RMSPropOptimizer> opt;
+    std::vector<std::string> names;
+    {
+      auto scope = g.as_default();
+      w = tf::Variable(em::tensor({1.f, -2.f, 0.25f}), "w");
+      rate = tf::placeholder(em::float64, {}, "rate");  // cast to float32 for w
+      opt = std::make_unique<tf::train::RMSPropOptimizer>(rate, decay, momentum, eps, centered);
+      train = opt->minimize(quadratic(w));
+      init = tf::global_variables_initializer();
+      for (const auto& v : tf::global_variables()) names.push_back(v.name());
+    }
+    // TF's slots and names: rms ("w/RMSProp", at ones), mg when centered, momentum.
+    const std::vector<std::string> want_names =
+        centered ? std::vector<std::string>{"w", "w/RMSProp", "w/RMSProp_1", "w/RMSProp_2"}
+                 : std::vector<std::string>{"w", "w/RMSProp", "w/RMSProp_1"};
+    CHECK(names == want_names);
+    CHECK(opt->get_slot(w, "rms").name() == "w/RMSProp");
+    CHECK(opt->get_slot(w, "momentum").name() == (centered ? "w/RMSProp_2" : "w/RMSProp_1"));
+    CHECK(opt->get_slot_names() == (centered ? std::vector<std::string>{"rms", "mg", "momentum"}
+                                             : std::vector<std::string>{"rms", "momentum"}));
+    tf::Session sess(g);
+    sess.run(init);
+    CHECK(sess.run(opt->get_slot(w, "rms")).to_vector<float>() == std::vector<float>{1, 1, 1});
+    CHECK(sess.run(opt->get_slot(w, "momentum")).to_vector<float>() == std::vector<float>{0, 0, 0});
+    std::vector<double> ww = kW0, ms(3, 1.0), mg(3, 0.0), mom(3, 0.0);
+    for (int t = 0; t < 3; ++t) {
+      sess.run(train, {{rate, em::scalar_tensor(lr, em::float64)}});
+      for (std::size_t i = 0; i < 3; ++i) {
+        const double gr = 2 * kA[i] * ww[i] + kB[i];
+        ms[i] = decay * ms[i] + (1 - decay) * gr * gr;
+        mg[i] = decay * mg[i] + (1 - decay) * gr;
+        const double denom = centered ? ms[i] - mg[i] * mg[i] + eps : ms[i] + eps;
+        mom[i] = momentum * mom[i] + lr * gr / std::sqrt(denom);
+        ww[i] -= mom[i];
+      }
+    }
+    check_close(sess.run(w).to_vector<float>(), ww, 1e-5);
+    check_close(sess.run(opt->get_slot(w, "rms")).to_vector<float>(), ms, 1e-5);
+    check_close(sess.run(opt->get_slot(w, "momentum")).to_vector<float>(), mom, 1e-5);
+    if (centered) check_close(sess.run(opt->get_slot(w, "mg")).to_vector<float>(), mg, 1e-5);
+    // The step moved w by more than the tolerance: the comparison says something.
+    CHECK(std::abs(ww[0] - kW0[0]) > 1e-2);
+  }
+}
+
+TEST_CASE("AdagradOptimizer: three steps equal a float64 loop of TF1's ApplyAdagrad", "[autograd][compat]") {
+  const double lr = 0.1, init_acc = 0.1;
+  tf::Graph g;
+  tf::Variable w;
+  tf::Operation train, init;
+  tf::train::AdagradOptimizer opt(lr, init_acc);
+  {
+    auto scope = g.as_default();
+    w = tf::Variable(em::tensor({1.f, -2.f, 0.25f}), "w");
+    train = opt.minimize(quadratic(w));
+    init = tf::global_variables_initializer();
+  }
+  CHECK(opt.get_slot(w, "accumulator").name() == "w/Adagrad");
+  CHECK(opt.get_slot_names() == std::vector<std::string>{"accumulator"});
+  tf::Session sess(g);
+  sess.run(init);
+  CHECK(sess.run(opt.get_slot(w, "accumulator")).to_vector<float>() == std::vector<float>(3, 0.1f));
+  std::vector<double> ww = kW0, acc(3, init_acc);
+  for (int t = 0; t < 3; ++t) {
+    sess.run(train);
+    for (std::size_t i = 0; i < 3; ++i) {
+      const double gr = 2 * kA[i] * ww[i] + kB[i];
+      acc[i] += gr * gr;
+      ww[i] -= lr * gr / std::sqrt(acc[i]);
+    }
+  }
+  check_close(sess.run(w).to_vector<float>(), ww, 1e-5);
+  check_close(sess.run(opt.get_slot(w, "accumulator")).to_vector<float>(), acc, 1e-5);
+  CHECK(std::abs(ww[0] - kW0[0]) > 1e-2);
+  CHECK_THROWS_AS(tf::train::AdagradOptimizer(0.1, 0.0), em::ValueError);
+  CHECK_THROWS_WITH(tf::train::AdagradOptimizer(0.1, -1.0, "Ada"),
+                    "Ada: initial_accumulator_value must be positive (got -1)");
 }

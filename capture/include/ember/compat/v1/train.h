@@ -5,8 +5,15 @@
 //   sess.run(tf::global_variables_initializer());   // after minimize: it made slots
 //   for (...) sess.run(train_op, {{x, xb}, {y, yb}});
 //
+// With a global step and a schedule, the rate follows the step run by run:
+//
+//   auto step = tf::train::get_or_create_global_step();
+//   auto lr = tf::train::exponential_decay(0.1, step, 1000, 0.96, true);
+//   auto train_op = tf::train::RMSPropOptimizer(lr).minimize(loss, step);
+//
 // The gradient nodes come from the same derivative rules as em::GradientTape
 // (lib/autograd/), built in graph mode.
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -40,6 +47,27 @@ namespace train {
 /// A gradient and the variable it belongs to.
 using GradAndVar = std::pair<Tensor, Variable>;
 
+/// An optimizer's learning rate: a number, or a 0-d floating-point tensor (a
+/// placeholder, a tf::Variable, a schedule such as exponential_decay) whose
+/// value is read on every run. A tensor rate is cast to each variable's dtype,
+/// as TF1 casts it; the optimizer refuses one that is not 0-d or not floating.
+class LearningRate {
+ public:
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  LearningRate(T v) : number_(static_cast<double>(v)) {}                      // NOLINT: a number is a rate
+  LearningRate(const Tensor& t) : tensor_(t), is_tensor_(true) {}            // NOLINT: so is a tensor
+  LearningRate(const Variable& v) : tensor_(v.value()), is_tensor_(true) {}  // NOLINT: and a variable
+  bool is_tensor() const { return is_tensor_; }
+  double number() const { return number_; }
+  const Tensor& tensor() const { return tensor_; }
+
+ private:
+  double number_ = 0;
+  Tensor tensor_;
+  bool is_tensor_ = false;
+};
+
 /// The TF1 optimizer interface: compute_gradients, apply_gradients, minimize.
 /// Slot variables (momentum, Adam moments) are non-trainable global variables
 /// named "<var>/<Optimizer>", "<var>/<Optimizer>_1", so `Saver` saves them and
@@ -52,53 +80,81 @@ class Optimizer {
   std::vector<GradAndVar> compute_gradients(const Tensor& loss, const std::vector<Variable>& var_list = {});
   /// One op that applies every update (the variables change when a Session runs it).
   Operation apply_gradients(const std::vector<GradAndVar>& grads_and_vars, const std::string& name = "");
+  /// As above, then adds 1 to `global_step` (a 0-d integer variable) once every
+  /// update has run; returns that increment, named `name` (TF's global_step
+  /// argument). An undefined Variable (get_global_step() found none) adds nothing.
+  /// A template so that `apply_gradients(gv, {})` keeps meaning the overload above.
+  template <class S>
+    requires std::is_same_v<S, Variable>
+  Operation apply_gradients(const std::vector<GradAndVar>& grads_and_vars, const S& global_step,
+                            const std::string& name = "") {
+    return apply(grads_and_vars, global_step, name);
+  }
   /// compute_gradients then apply_gradients.
   Operation minimize(const Tensor& loss, const std::vector<Variable>& var_list = {},
                      const std::string& name = "");
-  /// The slot variable `slot` ("m", "v", "momentum") made for `var`; ValueError when none.
+  /// compute_gradients then apply_gradients with a global step (TF's
+  /// minimize(loss, global_step=step)). A template so that a braced var_list,
+  /// `minimize(loss, {w})`, still means the overload above.
+  template <class S>
+    requires std::is_same_v<S, Variable>
+  Operation minimize(const Tensor& loss, const S& global_step, const std::vector<Variable>& var_list = {},
+                     const std::string& name = "") {
+    return apply(compute_gradients(loss, var_list), global_step, name);
+  }
+  /// The slot variable `slot` ("m", "v", "momentum", "rms", "accumulator") made
+  /// for `var`; ValueError when none.
   Variable get_slot(const Variable& var, const std::string& slot) const;
   /// Names of this optimizer's slots.
   std::vector<std::string> get_slot_names() const;
 
  protected:
+  /// An optimizer without a learning rate (scale_by_lr then raises InternalError).
   explicit Optimizer(std::string name) : name_(std::move(name)) {}
+  /// Keeps `learning_rate`; ValueError for an undefined tensor, ShapeError for
+  /// one that is not 0-d, DTypeError for one that is not floating-point.
+  Optimizer(std::string name, LearningRate learning_rate);
   /// Builds the update of one variable; returns the nodes to run (assign ops).
   virtual std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) = 0;
   /// Builds updates that run once per step after all variables (Adam's beta powers).
   virtual std::vector<Tensor> finish() { return {}; }
-  /// A zero-initialized slot for `var` (created once).
-  Variable slot(const Variable& var, const std::string& slot_name);
+  /// A slot for `var` (created once) whose every element starts at `initial_value`.
+  Variable slot(const Variable& var, const std::string& slot_name, double initial_value = 0);
+  /// x * learning_rate, the rate taken in `var`'s dtype.
+  Tensor scale_by_lr(const Tensor& x, const Variable& var) const;
   std::string name_;
 
  private:
+  Operation apply(const std::vector<GradAndVar>& grads_and_vars, const Variable& global_step,
+                  const std::string& name);
   struct Slot {
     Variable var;
     std::string name;
     Variable slot;
   };
   std::vector<Slot> slots_;
+  std::optional<LearningRate> lr_;
 };
 
 /// var -= learning_rate * grad.
 class GradientDescentOptimizer : public Optimizer {
  public:
-  explicit GradientDescentOptimizer(double learning_rate, const std::string& name = "GradientDescent");
+  explicit GradientDescentOptimizer(LearningRate learning_rate, const std::string& name = "GradientDescent");
 
  private:
   std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
-  double lr_;
 };
 
 /// accum = momentum * accum + grad; var -= learning_rate * accum
 /// (Nesterov: var -= learning_rate * (grad + momentum * accum)).
 class MomentumOptimizer : public Optimizer {
  public:
-  MomentumOptimizer(double learning_rate, double momentum, const std::string& name = "Momentum",
+  MomentumOptimizer(LearningRate learning_rate, double momentum, const std::string& name = "Momentum",
                     bool use_nesterov = false);
 
  private:
   std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
-  double lr_, momentum_;
+  double momentum_;
   bool nesterov_;
 };
 
@@ -106,16 +162,95 @@ class MomentumOptimizer : public Optimizer {
 /// beta1_power / beta2_power variables; lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t).
 class AdamOptimizer : public Optimizer {
  public:
-  explicit AdamOptimizer(double learning_rate = 0.001, double beta1 = 0.9, double beta2 = 0.999,
+  explicit AdamOptimizer(LearningRate learning_rate = 0.001, double beta1 = 0.9, double beta2 = 0.999,
                          double epsilon = 1e-8, const std::string& name = "Adam");
 
  private:
   std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
   std::vector<Tensor> finish() override;
   void make_powers(const Variable& first);
-  double lr_, beta1_, beta2_, eps_;
+  double beta1_, beta2_, eps_;
   Variable beta1_power_, beta2_power_;
 };
+
+/// RMSProp as TF1's ApplyRMSProp computes it: ms += (grad^2 - ms) * (1 - decay);
+/// mom = momentum * mom + learning_rate * grad / sqrt(ms + epsilon); var -= mom.
+/// Centered (ApplyCenteredRMSProp): also mg += (grad - mg) * (1 - decay), and the
+/// root is sqrt(ms - mg^2 + epsilon). Slots, created in this order: "rms"
+/// (starts at ones, as TF's), "mg" (centered only), "momentum" (zeros), named
+/// "w/RMSProp", "w/RMSProp_1", ...
+class RMSPropOptimizer : public Optimizer {
+ public:
+  explicit RMSPropOptimizer(LearningRate learning_rate, double decay = 0.9, double momentum = 0.0,
+                            double epsilon = 1e-10, bool centered = false, const std::string& name = "RMSProp");
+
+ private:
+  std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
+  double decay_, momentum_, eps_;
+  bool centered_;
+};
+
+/// Adagrad as TF1's ApplyAdagrad computes it: accum += grad^2;
+/// var -= learning_rate * grad / sqrt(accum). One slot, "accumulator"
+/// ("w/Adagrad"), starting at initial_accumulator_value, which must be positive
+/// (ValueError otherwise, as TF).
+class AdagradOptimizer : public Optimizer {
+ public:
+  explicit AdagradOptimizer(LearningRate learning_rate, double initial_accumulator_value = 0.1,
+                            const std::string& name = "Adagrad");
+
+ private:
+  std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
+  double init_;
+};
+
+// ---- global step -----------------------------------------------------------
+
+/// The default graph's global step (tf.train.get_global_step): its variable
+/// named "global_step", or an undefined Variable when it has none. DTypeError
+/// when that variable is not an integer, ShapeError when it is not 0-d,
+/// ValueError when "global_step" names a node that is not a variable.
+Variable get_global_step();
+/// The same in `graph`.
+Variable get_global_step(const Graph& graph);
+/// get_global_step(), made when missing: an int64 0-d non-trainable variable
+/// "global_step" initialized to 0 (one per graph).
+Variable get_or_create_global_step();
+/// The same in `graph`.
+Variable get_or_create_global_step(const Graph& graph);
+
+// ---- learning rate schedules --------------------------------------------------
+
+/// learning_rate * decay_rate ^ (global_step / decay_steps), the exponent
+/// floored when `staircase` (tf.train.exponential_decay). Computed in
+/// learning_rate's dtype, float32 for a number (TF converts a Python float so),
+/// float32 or float64 for a tensor; global_step (a 0-d tensor or variable,
+/// read on every run, or a number) and the constants are cast to it. The node
+/// is named `name` ("ExponentialDecay" by default). decay_steps must be positive.
+Tensor exponential_decay(const Value& learning_rate, const Value& global_step, double decay_steps,
+                         double decay_rate, bool staircase = false, const std::string& name = "");
+/// The same with a global step variable; ValueError for an undefined one (TF's
+/// "global_step is required").
+Tensor exponential_decay(const Value& learning_rate, const Variable& global_step, double decay_steps,
+                         double decay_rate, bool staircase = false, const std::string& name = "");
+
+/// values[0] while x <= boundaries[0], values[i] while boundaries[i-1] < x <=
+/// boundaries[i], values.back() once x > boundaries.back()
+/// (tf.train.piecewise_constant). x is 0-d; one value more than boundaries.
+/// Numbers become tensors as TF converts Python numbers (whole numbers int32,
+/// fractions float32); boundaries must have x's dtype (int32 widens to int64
+/// for an int64 x) and, given as numbers, increase strictly; values share one
+/// dtype, the result's. The node is named `name` ("PiecewiseConstant" by default).
+Tensor piecewise_constant(const Value& x, const std::vector<Value>& boundaries, const std::vector<Value>& values,
+                          const std::string& name = "");
+/// The same with C++ vectors of numbers.
+template <class B, class V>
+  requires(std::is_arithmetic_v<B> && std::is_arithmetic_v<V>)
+Tensor piecewise_constant(const Value& x, const std::vector<B>& boundaries, const std::vector<V>& values,
+                          const std::string& name = "") {
+  return piecewise_constant(x, std::vector<Value>(boundaries.begin(), boundaries.end()),
+                            std::vector<Value>(values.begin(), values.end()), name);
+}
 
 }  // namespace train
 }  // namespace ember::compat::v1
