@@ -1,12 +1,15 @@
 // tf::gradients and the TF1 optimizers against eager GradientTape and
 // hand-written eager updates; slots saved by Saver; learning rates as tensors,
 // the global step and the schedules that read it, RMSProp and Adagrad against
-// float64 loops of TF1's formulas.
+// float64 loops of TF1's formulas; checkpoints kept, listed and resumed.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,39 @@ std::string read_head(const std::string& path) {
   head.resize(static_cast<std::size_t>(f.gcount()));
   return head;
 }
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory for checkpoint files, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int n = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("ember_test_train_" + std::to_string(static_cast<long>(getpid())) + "_" + std::to_string(n++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  // The names of the files in it, sorted.
+  std::vector<std::string> files() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(path)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
 
 // Every value of `got` within `rel` (relative) of the float64 reference `want`.
 void check_close(const std::vector<float>& got, const std::vector<double>& want, double rel) {
@@ -364,7 +400,8 @@ TEST_CASE("optimizer slots are variables that Saver saves and restores", "[autog
   CHECK(std::find(names.begin(), names.end(), "w/Adam") != names.end());
   CHECK(std::find(names.begin(), names.end(), "w/Adam_1") != names.end());
   CHECK(std::find(names.begin(), names.end(), "beta1_power") != names.end());
-  const std::string path = "/tmp/ember_test_train_slots.ckpt";
+  const TempDir dir;
+  const std::string path = dir / "slots.ckpt";
   Tensor m_before;
   {
     tf::Session sess(g);
@@ -376,11 +413,11 @@ TEST_CASE("optimizer slots are variables that Saver saves and restores", "[autog
   tf::Session fresh(g);
   saver->restore(fresh, path);
   CHECK(em::equal(fresh.run(adam.get_slot(w, "m")), m_before));
-  std::remove(path.c_str());
 }
 
 TEST_CASE("a Saver made before minimize keeps to the variables of that moment, as TF's", "[autograd][compat]") {
-  const std::string path = "/tmp/ember_test_model_only.ckpt";
+  const TempDir dir;
+  const std::string path = dir / "model_only.ckpt";
   tf::Graph g;
   tf::Variable w;
   std::unique_ptr<tf::train::Saver> model_saver;
@@ -401,7 +438,6 @@ TEST_CASE("a Saver made before minimize keeps to the variables of that moment, a
   tf::Session fresh(g);
   model_saver->restore(fresh, path);  // the slots are neither saved nor looked for
   CHECK(fresh.run(w).to_vector<float>() == std::vector<float>{1.f, 2.f});
-  std::remove(path.c_str());
   tf::Graph empty;
   auto scope = empty.as_default();
   CHECK_THROWS_WITH(tf::train::Saver(), "Saver: the default graph has no variables to save");
@@ -841,4 +877,177 @@ TEST_CASE("AdagradOptimizer: three steps equal a float64 loop of TF1's ApplyAdag
   CHECK_THROWS_AS(tf::train::AdagradOptimizer(0.1, 0.0), em::ValueError);
   CHECK_THROWS_WITH(tf::train::AdagradOptimizer(0.1, -1.0, "Ada"),
                     "Ada: initial_accumulator_value must be positive (got -1)");
+}
+
+// ---- checkpoints: global step, max_to_keep, state file, resume -------------------------
+
+namespace {
+
+struct StepModel {
+  tf::Graph g;
+  tf::Variable w, step;
+  tf::Operation train, init;
+  StepModel() {
+    auto scope = g.as_default();
+    step = tf::train::get_or_create_global_step();
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    train = tf::train::GradientDescentOptimizer(0.1).minimize(tf::reduce_sum(tf::square(w.value())), step);
+    init = tf::global_variables_initializer();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Saver with a global step keeps max_to_keep checkpoints and a state file; resume from the latest",
+          "[compat][saver]") {
+  const TempDir dir;
+  StepModel m;
+  std::unique_ptr<tf::train::Saver> saver;
+  {
+    auto scope = m.g.as_default();
+    saver = std::make_unique<tf::train::Saver>(std::vector<tf::Variable>{}, 2);
+  }
+  CHECK(tf::train::latest_checkpoint(dir.path.string()).empty());
+  std::vector<float> w_saved;
+  {
+    tf::Session sess(m.g);
+    sess.run(m.init);
+    for (int i = 1; i <= 4; ++i) {
+      INFO("save " << i);
+      sess.run(m.train);
+      const std::string p = saver->save(sess, dir / "model", m.step);
+      CHECK(p == dir / ("model-" + std::to_string(i)));
+      CHECK(tf::train::latest_checkpoint(dir.path.string()) == p);
+    }
+    w_saved = sess.run(m.w).to_vector<float>();
+  }
+  // The two oldest were deleted; the state file names the rest, newest last, by file name.
+  CHECK(dir.files() == std::vector<std::string>{"checkpoint", "model-3", "model-4"});
+  CHECK(saver->last_checkpoints() == std::vector<std::string>{dir / "model-3", dir / "model-4"});
+  CHECK(read_all(dir / "checkpoint") ==
+        "model_checkpoint_path: \"model-4\"\n"
+        "all_model_checkpoint_paths: \"model-3\"\n"
+        "all_model_checkpoint_paths: \"model-4\"\n");
+  // Resume: a new session and a new Saver, as a restarted program has.
+  tf::Session resumed(m.g);
+  std::unique_ptr<tf::train::Saver> again;
+  {
+    auto scope = m.g.as_default();
+    again = std::make_unique<tf::train::Saver>(std::vector<tf::Variable>{}, 2);
+  }
+  const std::string latest = tf::train::latest_checkpoint(dir.path.string());
+  REQUIRE(latest == dir / "model-4");
+  again->restore(resumed, latest);
+  CHECK(resumed.run(m.step).item<int64_t>() == 4);
+  CHECK(resumed.run(m.w).to_vector<float>() == w_saved);
+  resumed.run(m.train);
+  CHECK(again->save(resumed, dir / "model", m.step) == dir / "model-5");
+  CHECK(tf::train::latest_checkpoint(dir.path.string()) == dir / "model-5");
+  // As TF's, a new Saver knows only its own checkpoints: model-3 stays on disk, unlisted.
+  CHECK(again->last_checkpoints() == std::vector<std::string>{dir / "model-5"});
+  CHECK(dir.files() == std::vector<std::string>{"checkpoint", "model-3", "model-4", "model-5"});
+  CHECK(read_all(dir / "checkpoint") ==
+        "model_checkpoint_path: \"model-5\"\nall_model_checkpoint_paths: \"model-5\"\n");
+  // A number as the step; the same path saved again moves to the end instead of counting twice.
+  CHECK(again->save(resumed, dir / "model", 5) == dir / "model-5");
+  CHECK(again->save(resumed, dir / "other", int64_t{7}) == dir / "other-7");
+  CHECK(again->save(resumed, dir / "model", 5) == dir / "model-5");
+  CHECK(again->last_checkpoints() == std::vector<std::string>{dir / "other-7", dir / "model-5"});
+  // When the checkpoint the state file names is gone, there is no latest one (as TF).
+  std::filesystem::remove(dir / "model-5");
+  CHECK(tf::train::latest_checkpoint(dir.path.string()).empty());
+}
+
+TEST_CASE("Saver: max_to_keep 0 keeps every file; paths outside the state file's directory are absolute; "
+          "names are quoted",
+          "[compat][saver]") {
+  const TempDir dir;
+  std::filesystem::create_directories(dir.path / "a");
+  std::filesystem::create_directories(dir.path / "b");
+  StepModel m;
+  std::unique_ptr<tf::train::Saver> keep_all;
+  {
+    auto scope = m.g.as_default();
+    keep_all = std::make_unique<tf::train::Saver>(std::vector<tf::Variable>{}, 0);
+  }
+  tf::Session sess(m.g);
+  sess.run(m.init);
+  for (int i = 0; i < 7; ++i) {
+    sess.run(m.train);
+    keep_all->save(sess, dir / "all", m.step);
+  }
+  CHECK(dir.files() == std::vector<std::string>{"a", "all-1", "all-2", "all-3", "all-4", "all-5", "all-6", "all-7",
+                                                "b", "checkpoint"});
+  CHECK(keep_all->last_checkpoints().empty());
+  CHECK(read_all(dir / "checkpoint") == "model_checkpoint_path: \"all-7\"\nall_model_checkpoint_paths: \"all-7\"\n");
+  tf::train::Saver unlimited({m.w}, std::nullopt);  // TF's max_to_keep=None
+  for (int i = 0; i < 6; ++i) unlimited.save(sess, dir / "a/n", i);
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.path / "a"), {}) == 7);  // six and the state file
+  CHECK(unlimited.last_checkpoints().empty());
+  // A Saver with a fixed list keeps the other's list; a quote, a space, a backslash and UTF-8 round-trip.
+  tf::train::Saver kept({m.w, m.step}, 3);
+  kept.save(sess, dir / "a/x", 1);
+  const std::string odd = "we\"ird n\\ame \xc3\xa9";
+  const std::string p = kept.save(sess, dir / ("b/" + odd), 2);
+  CHECK(p == dir / ("b/" + odd + "-2"));
+  const std::string abs_a = std::filesystem::absolute(dir.path / "a/x-1").lexically_normal().string();
+  CHECK(read_all(dir / "b/checkpoint") ==
+        "model_checkpoint_path: \"we\\\"ird n\\\\ame \\303\\251-2\"\n"
+        "all_model_checkpoint_paths: \"" + abs_a + "\"\n"
+        "all_model_checkpoint_paths: \"we\\\"ird n\\\\ame \\303\\251-2\"\n");
+  CHECK(tf::train::latest_checkpoint((dir.path / "b").string()) == p);
+  CHECK(tf::train::latest_checkpoint((dir.path / "a").string()) == dir / "a/x-1");
+  tf::Session back(m.g);
+  tf::train::Saver({m.w, m.step}).restore(back, tf::train::latest_checkpoint((dir.path / "b").string()));
+  CHECK(back.run(m.step).item<int64_t>() == 7);
+}
+
+TEST_CASE("Saver and latest_checkpoint errors", "[compat][saver][errors]") {
+  const TempDir dir;
+  StepModel m;
+  tf::Graph other;
+  tf::Variable foreign, fstep;
+  {
+    auto scope = other.as_default();
+    foreign = tf::train::get_or_create_global_step();
+  }
+  {
+    auto scope = m.g.as_default();
+    CHECK_THROWS_AS(tf::train::Saver({}, -1), em::ValueError);
+    CHECK_THROWS_WITH(tf::train::Saver({}, -1),
+                      "Saver: max_to_keep must be >= 0 (got -1); 0 or std::nullopt keeps every checkpoint");
+    fstep = tf::Variable(em::scalar_tensor(1.f), "fstep", false);
+  }
+  tf::train::Saver saver({m.w, m.step});
+  tf::Session sess(m.g);
+  sess.run(m.w.initializer());
+  CHECK_THROWS_WITH(saver.save(sess, dir / "model", m.step),
+                    "Saver::save: global_step \"global_step\" is not initialized in this session");
+  sess.run(m.init);
+  sess.run(fstep.initializer());
+  CHECK_THROWS_WITH(saver.save(sess, dir / "model", fstep),
+                    "Saver::save: global_step \"fstep\" must be a 0-d integer variable; it is float32 []");
+  CHECK_THROWS_WITH(saver.save(sess, dir / "model", foreign),
+                    "Saver::save: global_step \"global_step\" is not in the session's graph");
+  CHECK_THROWS_WITH(saver.save(sess, dir / "checkpoint"),
+                    "Saver::save: " + (dir / "checkpoint") +
+                        ": the path collides with the checkpoint state file \"checkpoint\" of its directory");
+  CHECK_THROWS_WITH(saver.save(sess, dir / "missing/model", 1),
+                    "Saver::save: the parent directory of " + (dir / "missing/model-1") +
+                        " does not exist, cannot save");
+  CHECK(dir.files().empty());  // nothing was written by the failed saves
+  // An undefined step (get_global_step() found none) saves to the path itself.
+  CHECK(saver.save(sess, dir / "plain", tf::Variable()) == dir / "plain");
+  // A state file that is not ours is an error, not "no checkpoint".
+  std::ofstream(dir / "checkpoint", std::ios::binary) << "model_checkpoint_path: \"plain\"\nbogus: \"x\"\n";
+  CHECK_THROWS_WITH(tf::train::latest_checkpoint(dir.path.string()),
+                    "latest_checkpoint: " + (dir / "checkpoint") + ": line 2: unknown field \"bogus\"");
+  std::ofstream(dir / "checkpoint", std::ios::binary) << "model_checkpoint_path: plain\n";
+  CHECK_THROWS_WITH(tf::train::latest_checkpoint(dir.path.string()),
+                    Catch::Contains(": line 1: expected <field>: \"<path>\""));
+  std::ofstream(dir / "checkpoint", std::ios::binary) << "model_checkpoint_path: \"pl\\qain\"\n";
+  CHECK_THROWS_WITH(tf::train::latest_checkpoint(dir.path.string()), Catch::Contains("unknown escape \\q"));
+  std::ofstream(dir / "checkpoint", std::ios::binary) << "\n  model_checkpoint_path:   \"plain\"  \n";
+  CHECK(tf::train::latest_checkpoint(dir.path.string()) == dir / "plain");
+  CHECK(tf::train::latest_checkpoint(dir / "nowhere").empty());
 }

@@ -1,6 +1,10 @@
 // tf::train::Saver: variable values to and from a checkpoint file
 // (format: capture/compat/v1/checkpoint.md).
+#include <unistd.h>
+
+#include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -67,40 +71,160 @@ struct Entry {
   int64_t offset, nbytes;
 };
 
+namespace fs = std::filesystem;
+
+// The state file's name, as TF's (its latest_filename default).
+constexpr const char* kStateName = "checkpoint";
+
+// A name next to `path` that no other writer in this process or another picks.
+std::string temp_name(const std::string& path) {
+  static std::atomic<uint64_t> counter{0};
+  return fmt::format("{}.tmp{}_{}", path, static_cast<long>(getpid()), counter++);
+}
+
+// Writes `bytes` to `path` through a temporary file renamed over it, so that a
+// reader (or a resume after a crash) sees the old file or the new one, never half of one.
+void write_replacing(const std::string& path, const std::string& head, const std::vector<Tensor>& values,
+                     const char* who) {
+  const std::string tmp = temp_name(path);
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) throw ValueError(fmt::format("{}: {}: cannot open the file for writing", who, path));
+    f.write(head.data(), static_cast<std::streamsize>(head.size()));
+    for (const Tensor& t : values)
+      f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    f.close();
+    if (!f) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw ValueError(fmt::format("{}: {}: write failed", who, path));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw ValueError(fmt::format("{}: {}: cannot replace the file ({})", who, path, ec.message()));
+  }
+}
+
+// A path as a text-format string: quotes, backslashes and bytes outside
+// printable ASCII escaped (\ooo), as protobuf's text format writes them.
+std::string quote(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      o += fmt::format("\\{:03o}", c);
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o + '"';
+}
+
+// How the state file in `dir` names checkpoint `p`: by its file name when it
+// lies in `dir` (so the directory can move), else by its absolute path.
+std::string state_entry(const fs::path& dir, const std::string& p) {
+  const fs::path pp(p);
+  if (pp.parent_path().lexically_normal() == dir.lexically_normal()) return pp.filename().string();
+  return fs::absolute(pp).lexically_normal().string();
+}
+
 }  // namespace
 
-Saver::Saver(std::vector<Variable> vars) : vars_(std::move(vars)) {
+Saver::Saver(std::vector<Variable> vars, std::optional<int> max_to_keep)
+    : vars_(std::move(vars)), max_to_keep_(max_to_keep.value_or(0)) {
+  if (max_to_keep_ < 0)
+    throw ValueError(fmt::format("Saver: max_to_keep must be >= 0 (got {}); 0 or std::nullopt keeps every checkpoint",
+                                 max_to_keep_));
   if (!vars_.empty() || !detail::current_scope()) return;
   vars_ = global_variables();
   if (vars_.empty()) throw ValueError("Saver: the default graph has no variables to save");
 }
 
-std::string Saver::save(Session& sess, const std::string& path) const {
+std::string Saver::save(Session& sess, const std::string& path) { return write(sess, path); }
+
+std::string Saver::save(Session& sess, const std::string& path, int64_t global_step) {
+  return write(sess, fmt::format("{}-{}", path, global_step));
+}
+
+std::string Saver::save(Session& sess, const std::string& path, const Variable& global_step) {
+  if (!global_step.defined()) return write(sess, path);
   auto& st = *sess.state();
   detail::check_session_open(st, "Saver::save");
-  dispatch::RecorderGuard off(nullptr);
-  const auto vars = resolve(vars_, sess);
-  std::string head = fmt::format("ember-checkpoint 1\nvariables {}\n", vars.size());
-  std::vector<Tensor> values;
-  int64_t offset = 0;
-  for (const Variable& v : vars) {
-    auto sv = detail::session_var(st, v.index());
-    if (!sv->initialized.load())
-      throw ValueError(fmt::format("Saver::save: variable \"{}\" is not initialized in this session", sv->name));
-    Tensor t = sv->state->value.to(Device::cpu()).contiguous();  // GPU variables too
-    head += fmt::format("variable {} {} {}", encode(sv->name), dtype_name(t.dtype()), t.dim());
-    for (int64_t d : t.shape()) head += fmt::format(" {}", d);
-    head += fmt::format(" {} {}\n", offset, t.nbytes());
-    offset += static_cast<int64_t>(t.nbytes());
-    values.push_back(t);
+  if (global_step.graph_state() != sess.graph().state())
+    throw ValueError(fmt::format("Saver::save: global_step \"{}\" is not in the session's graph", global_step.name()));
+  if (!is_integral(global_step.dtype()) || !global_step.shape().empty())
+    throw ValueError(fmt::format("Saver::save: global_step \"{}\" must be a 0-d integer variable; it is {} {}",
+                                 global_step.name(), dtype_name(global_step.dtype()), shape_str(global_step.shape())));
+  auto sv = detail::session_var(st, global_step.index());
+  if (!sv->initialized.load())
+    throw ValueError(
+        fmt::format("Saver::save: global_step \"{}\" is not initialized in this session", global_step.name()));
+  int64_t step = 0;
+  {
+    dispatch::RecorderGuard off(nullptr);
+    step = sv->state->value.to(Device::cpu()).item<int64_t>();  // a GPU variable too
   }
-  head += fmt::format("data {}\n", offset);
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw ValueError(fmt::format("Saver::save: {}: cannot open the file for writing", path));
-  f.write(head.data(), static_cast<std::streamsize>(head.size()));
-  for (const Tensor& t : values)
-    f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-  if (!f) throw ValueError(fmt::format("Saver::save: {}: write failed", path));
+  return write(sess, fmt::format("{}-{}", path, step));
+}
+
+std::string Saver::write(Session& sess, const std::string& path) {
+  auto& st = *sess.state();
+  detail::check_session_open(st, "Saver::save");
+  const fs::path file(path);
+  if (file.filename() == kStateName)
+    throw ValueError(fmt::format("Saver::save: {}: the path collides with the checkpoint state file \"{}\" of "
+                                 "its directory",
+                                 path, kStateName));
+  const fs::path dir = file.parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !fs::is_directory(dir, ec))
+    throw ValueError(fmt::format("Saver::save: the parent directory of {} does not exist, cannot save", path));
+  std::string head;
+  std::vector<Tensor> values;
+  {
+    dispatch::RecorderGuard off(nullptr);
+    const auto vars = resolve(vars_, sess);
+    head = fmt::format("ember-checkpoint 1\nvariables {}\n", vars.size());
+    int64_t offset = 0;
+    for (const Variable& v : vars) {
+      auto sv = detail::session_var(st, v.index());
+      if (!sv->initialized.load())
+        throw ValueError(fmt::format("Saver::save: variable \"{}\" is not initialized in this session", sv->name));
+      Tensor t = sv->state->value.to(Device::cpu()).contiguous();  // GPU variables too
+      head += fmt::format("variable {} {} {}", encode(sv->name), dtype_name(t.dtype()), t.dim());
+      for (int64_t d : t.shape()) head += fmt::format(" {}", d);
+      head += fmt::format(" {} {}\n", offset, t.nbytes());
+      offset += static_cast<int64_t>(t.nbytes());
+      values.push_back(t);
+    }
+    head += fmt::format("data {}\n", offset);
+  }
+  write_replacing(path, head, values, "Saver::save");
+
+  // As TF's Saver: the newest max_to_keep paths, a path saved again moving to
+  // the end; the state file lists them (just the newest when none are kept);
+  // the one that fell off is deleted after the state file stops naming it.
+  std::string dropped;
+  if (max_to_keep_ > 0) {
+    std::erase(last_, path);
+    last_.push_back(path);
+    if (static_cast<int>(last_.size()) > max_to_keep_) {
+      dropped = last_.front();
+      last_.erase(last_.begin());
+    }
+  }
+  std::string state = fmt::format("model_checkpoint_path: {}\n", quote(state_entry(dir, path)));
+  for (const std::string& p : max_to_keep_ > 0 ? last_ : std::vector<std::string>{path})
+    state += fmt::format("all_model_checkpoint_paths: {}\n", quote(state_entry(dir, p)));
+  const std::string state_path = (dir / kStateName).string();
+  write_replacing(state_path, state, {}, "Saver::save");
+  if (!dropped.empty()) fs::remove(dropped, ec);  // already gone is fine, as in TF
   return path;
 }
 
@@ -204,6 +328,70 @@ void Saver::restore(Session& sess, const std::string& path) const {
     if (!host.is_same(dst)) dst.copy_(host);  // a GPU variable
     sv->initialized.store(true);
   }
+}
+
+std::string latest_checkpoint(const std::string& checkpoint_dir) {
+  const fs::path dir(checkpoint_dir);
+  const std::string state_path = (dir / kStateName).string();
+  std::error_code ec;
+  if (!fs::exists(state_path, ec)) return "";
+  std::ifstream f(state_path, std::ios::binary);
+  if (!f) throw ValueError(fmt::format("latest_checkpoint: {}: cannot open the file", state_path));
+  std::string latest;
+  std::string l;
+  for (int no = 1; std::getline(f, l); ++no) {
+    auto fail = [&](const std::string& what) {
+      throw ValueError(fmt::format("latest_checkpoint: {}: line {}: {}", state_path, no, what));
+    };
+    const std::size_t b = l.find_first_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    const std::size_t colon = l.find(':', b);
+    if (colon == std::string::npos) fail("expected <field>: \"<path>\"");
+    std::string key = l.substr(b, colon - b);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
+    std::string rest = l.substr(colon + 1);
+    const std::size_t rb = rest.find_first_not_of(" \t");
+    const std::size_t re = rest.find_last_not_of(" \t\r");
+    if (rb == std::string::npos || re == rb || rest[rb] != '"' || rest[re] != '"')
+      fail("expected <field>: \"<path>\"");
+    std::string value;
+    for (std::size_t i = rb + 1; i < re; ++i) {
+      const char c = rest[i];
+      if (c != '\\') {
+        if (c == '"') fail("an unescaped quote inside the path");
+        value += c;
+        continue;
+      }
+      if (i + 1 >= re) fail("a backslash ends the path");
+      const char e = rest[++i];
+      if (e == '"' || e == '\\' || e == '\'') {
+        value += e;
+      } else if (e == 'n') {
+        value += '\n';
+      } else if (e == 't') {
+        value += '\t';
+      } else if (e >= '0' && e <= '7' && i + 2 < re && rest[i + 1] >= '0' && rest[i + 1] <= '7' &&
+                 rest[i + 2] >= '0' && rest[i + 2] <= '7') {
+        const int v = (e - '0') * 64 + (rest[i + 1] - '0') * 8 + (rest[i + 2] - '0');
+        if (v > 255) fail(fmt::format("escape \\{} is out of range", rest.substr(i, 3)));
+        value += static_cast<char>(v);
+        i += 2;
+      } else {
+        fail(fmt::format("unknown escape \\{}", e));
+      }
+    }
+    if (key == "model_checkpoint_path") {
+      latest = value;
+    } else if (key != "all_model_checkpoint_paths") {
+      fail(fmt::format("unknown field \"{}\"", key));
+    }
+  }
+  if (latest.empty()) return "";
+  // A relative entry names a file of the state file's directory, as in TF.
+  const fs::path p = fs::path(latest).is_absolute() ? fs::path(latest) : dir / latest;
+  // TF also answers None when the named checkpoint is gone.
+  if (!fs::is_regular_file(p, ec)) return "";
+  return p.string();
 }
 
 }  // namespace train

@@ -595,22 +595,39 @@ std::vector<std::string> report_uninitialized_variables(Session& sess,
                                                         const std::vector<Variable>& vars = {});
 
 namespace train {
-/// Saves and restores variable values (format: capture/compat/checkpoint.md).
+/// Saves and restores variable values (format: capture/compat/v1/checkpoint.md).
+/// Each save also rewrites the state file "checkpoint" in the checkpoint's
+/// directory, which names the newest checkpoint and the ones this Saver keeps
+/// (read by latest_checkpoint). One thread at a time saves through a Saver.
 class Saver {
  public:
   /// Saves `vars`. By default, in a graph scope: the graph's variables at
   /// construction (as TF; ValueError when it has none), so variables made later
   /// (an optimizer's slots) are not saved; outside a scope: every variable of
-  /// the session's graph at each save and restore.
-  explicit Saver(std::vector<Variable> vars = {});
-  /// Writes the values the variables hold in `sess`; returns `path`.
-  std::string save(Session& sess, const std::string& path) const;
+  /// the session's graph at each save and restore. Keeps the `max_to_keep`
+  /// newest checkpoints it wrote and deletes older ones (5 as TF; 0 or nullopt
+  /// keeps all, and then the state file lists only the newest); ValueError when negative.
+  explicit Saver(std::vector<Variable> vars = {}, std::optional<int> max_to_keep = 5);
+  /// Writes the values the variables hold in `sess` to `path`; returns `path`.
+  /// ValueError when `path` is named "checkpoint" (the state file's name).
+  std::string save(Session& sess, const std::string& path);
+  /// Writes them to "<path>-<step>", the step being the value `global_step` (a
+  /// 0-d integer variable) holds in `sess`; returns that path. An undefined
+  /// Variable (get_global_step() found none) saves to `path` itself.
+  std::string save(Session& sess, const std::string& path, const Variable& global_step);
+  /// Writes them to "<path>-<global_step>"; returns that path.
+  std::string save(Session& sess, const std::string& path, int64_t global_step);
   /// Reads the values into `sess` (they count as initialized); a variable missing
   /// from the file or of another dtype/shape raises ValueError naming it.
   void restore(Session& sess, const std::string& path) const;
+  /// The checkpoints this Saver keeps, oldest first (TF's last_checkpoints).
+  const std::vector<std::string>& last_checkpoints() const { return last_; }
 
  private:
+  std::string write(Session& sess, const std::string& path);
   std::vector<Variable> vars_;
+  int max_to_keep_ = 5;
+  std::vector<std::string> last_;
 };
 }  // namespace train
 

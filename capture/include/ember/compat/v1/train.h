@@ -252,5 +252,14 @@ Tensor piecewise_constant(const Value& x, const std::vector<B>& boundaries, cons
                             std::vector<Value>(values.begin(), values.end()), name);
 }
 
+// ---- checkpoints ----------------------------------------------------------------
+
+/// The path of the newest checkpoint that the state file "checkpoint" in
+/// `checkpoint_dir` names (written by Saver::save; format in
+/// capture/compat/v1/checkpoint.md), or "" when there is no state file or the
+/// checkpoint it names is gone (tf.train.latest_checkpoint). A malformed state
+/// file raises ValueError naming it.
+std::string latest_checkpoint(const std::string& checkpoint_dir);
+
 }  // namespace train
 }  // namespace ember::compat::v1
