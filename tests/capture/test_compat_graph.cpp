@@ -62,6 +62,65 @@ TEST_CASE("unique names follow TF: add, add_1, and a name given twice", "[compat
   CHECK_THROWS_WITH(g.get_tensor_by_name("no_op:0"), Catch::Contains("is an operation without outputs"));
 }
 
+TEST_CASE("name_scope prefixes node and variable names as TF's does", "[compat][graph]") {
+  tf::Graph g;
+  Tensor x, y, z, scaled;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 2}, "x");
+    {
+      auto layer = tf::name_scope("layer");
+      CHECK(layer.name() == "layer/");
+      tf::Variable w(em::ones({2, 2}), "w");
+      CHECK(w.name() == "layer/w");
+      y = tf::matmul(x, w);
+      CHECK(tf::tensor_name(y) == "layer/matmul:0");
+      {
+        auto inner = tf::name_scope("act");
+        z = tf::nn::relu(y, "out");
+        CHECK(tf::tensor_name(z) == "layer/act/out:0");
+        CHECK(tf::tensor_name(tf::multiply(z, 2.f)) == "layer/act/mul:0");  // the scalar's node too
+      }
+      // A given name and an identity made for it are in the scope too.
+      CHECK(tf::tensor_name(tf::reshape(y, {-1, 2}, "flat")) == "layer/flat:0");
+      // An assign op's default name follows its variable, wherever it is made.
+      {
+        auto other = tf::name_scope("train");
+        CHECK(tf::tensor_name(w.assign_add(em::ones({2, 2}))) == "layer/w/assign_add:0");
+        CHECK(tf::tensor_name(w.assign(em::ones({2, 2}), "reset")) == "layer/train/reset:0");
+      }
+    }
+    {
+      // A second "layer" scope is "layer_1/"; "layer/" re-enters the first; "" is the top level.
+      auto again = tf::name_scope("layer");
+      CHECK(again.name() == "layer_1/");
+      CHECK(tf::tensor_name(tf::add(x, 1.f)) == "layer_1/add:0");
+      auto back = tf::name_scope("layer/");
+      CHECK(tf::tensor_name(tf::add(x, 1.f)) == "layer/add:0");
+      auto top = tf::name_scope("");
+      CHECK(tf::tensor_name(tf::add(x, 1.f)) == "add:0");
+    }
+    // The scope restored: names are top-level again, and "layer" as a node name is taken.
+    scaled = tf::multiply(x, 3.f, "layer");
+    CHECK(tf::tensor_name(scaled) == "layer_2:0");
+    CHECK(tf::tensor_name(tf::add(x, 1.f)) == "add_1:0");
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(tf::name_scope("bad name"), "name_scope: \"bad name\" is not a valid scope name");
+    CHECK_THROWS_WITH(tf::name_scope("_x"), "name_scope: \"_x\" is not a valid scope name");
+    CHECK_THROWS_WITH(tf::name_scope("a//b"), "name_scope: \"a//b\" is not a valid scope name");
+  }
+  CHECK_THROWS_WITH(tf::name_scope("a"), Catch::Contains("name_scope: needs a graph"));
+  const std::vector<std::string> names = g.node_names();
+  for (const char* n : {"layer/w", "layer/w/initial_value", "layer/w/assign", "layer/matmul", "layer/act/out"})
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor out = sess.run(g.get_tensor_by_name("layer/act/out:0"),
+                              {{x, em::tensor(std::vector<float>{1, -3, 2, 2}, {2, 2})}});
+  CHECK(out.to_vector<float>() == std::vector<float>{0, 0, 4, 4});
+}
+
 TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") {
   tf::Graph g;
   auto scope = g.as_default();

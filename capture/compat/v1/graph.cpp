@@ -452,7 +452,8 @@ int ScopeRecorder::node_of(const Tensor& t, const char* who) {
   return add(std::move(n), who);
 }
 
-int ScopeRecorder::add(Node n, const char* who) {
+int ScopeRecorder::add(Node n, const char* who, bool in_name_scope) {
+  if (in_name_scope) n.name = name_prefix + n.name;
   if (n.device.empty()) n.device = device;
   n.control.insert(n.control.end(), control.begin(), control.end());
   return g_->add(std::move(n), who);
@@ -737,7 +738,7 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) 
   Node& n = g.nodes[static_cast<std::size_t>(s->node)];
   g.by_name.erase(n.name);
   g.release_name(n.name);
-  n.name = g.unique_name(name);
+  n.name = g.unique_name(sc->name_prefix + name);
   g.by_name[n.name] = s->node;
   return r;
 }
@@ -774,6 +775,7 @@ GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<Sc
   if (auto* outer = detail::current_scope(); outer && outer->graph() == g) {
     rec_->device = outer->device;
     rec_->control = outer->control;
+    rec_->name_prefix = outer->name_prefix;
   }
   prev_ = dispatch::set_recorder(rec_.get());
 }
@@ -1017,7 +1019,7 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
   std::lock_guard<std::recursive_mutex> lk(g->mu);
   if (!initial_value.defined()) throw ValueError("Variable: the initial value is an undefined tensor");
   if (g->finalized) throw ValueError("Variable: the graph is finalized and cannot be modified");
-  const std::string base = name.empty() ? "variable" : name;
+  const std::string base = sc.name_prefix + (name.empty() ? "variable" : name);
   const std::string vname = g->unique_name(base);
   g->name_counts.erase(vname);  // reserved below by add()
   int init;
@@ -1033,7 +1035,7 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
     }
     c.shape = c.value.shape();
     c.dtype = c.value.dtype();
-    init = sc.add(std::move(c), "Variable");
+    init = sc.add(std::move(c), "Variable", false);
   }
   const Node& in = g->nodes[static_cast<std::size_t>(init)];
   if (detail::has_unknown(in.shape))
@@ -1050,7 +1052,7 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
   v.shape = vi.shape;
   v.dtype = vi.dtype;
   v.var = index_;
-  vi.node = sc.add(std::move(v), "Variable");
+  vi.node = sc.add(std::move(v), "Variable", false);
   vi.name = g->nodes[static_cast<std::size_t>(vi.node)].name;
   Node a;
   a.kind = Kind::assign;
@@ -1059,7 +1061,7 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
   a.var = index_;
   a.shape = vi.shape;
   a.dtype = vi.dtype;
-  vi.initializer = sc.add(std::move(a), "Variable");
+  vi.initializer = sc.add(std::move(a), "Variable", false);
   g->vars.push_back(std::move(vi));
   g_ = g;
 }
@@ -1118,7 +1120,8 @@ Tensor make_assign(const std::shared_ptr<GraphState>& g, int index, const Tensor
   n.assign_kind = kind;
   n.shape = vi.shape;
   n.dtype = vi.dtype;
-  return detail::symbolic(g, sc.add(std::move(n), who));
+  // The default name is the variable's (already scoped); a given one is in the name scope.
+  return detail::symbolic(g, sc.add(std::move(n), who, !name.empty()));
 }
 }  // namespace
 
@@ -1296,6 +1299,43 @@ DeviceScope::DeviceScope(const std::string& device) {
 
 DeviceScope::~DeviceScope() {
   if (detail::current_scope() == scope_) static_cast<ScopeRecorder*>(scope_)->device = saved_;
+}
+
+namespace {
+// TF's rule for scope names: a letter, digit or '.', then those, '_', '-', '.' or '/'.
+bool valid_scope_name(const std::string& s) {
+  auto ok = [](char c, bool first) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+           (!first && (c == '_' || c == '-' || c == '/'));
+  };
+  if (s.empty() || !ok(s[0], true)) return false;
+  return std::all_of(s.begin() + 1, s.end(), [&](char c) { return ok(c, false); });
+}
+}  // namespace
+
+NameScope::NameScope(const std::string& name) {
+  ScopeRecorder& sc = detail::require_scope("name_scope");
+  scope_ = &sc;
+  saved_ = sc.name_prefix;
+  if (name.empty()) {
+    full_ = "";  // TF: back to the top level
+  } else if (name.back() == '/') {
+    if (!valid_scope_name(name))
+      throw ValueError(fmt::format("name_scope: \"{}\" is not a valid scope name", name));
+    full_ = name;  // a name ending in '/' re-enters that scope as it is
+  } else {
+    if (!valid_scope_name(name) || name.find("//") != std::string::npos)
+      throw ValueError(fmt::format("name_scope: \"{}\" is not a valid scope name", name));
+    // A scope name is a graph name: a second "layer" scope is "layer_1/".
+    auto& g = *sc.graph();
+    std::lock_guard<std::recursive_mutex> lk(g.mu);
+    full_ = g.unique_name(sc.name_prefix + name) + "/";
+  }
+  sc.name_prefix = full_;
+}
+
+NameScope::~NameScope() {
+  if (detail::current_scope() == scope_) static_cast<ScopeRecorder*>(scope_)->name_prefix = saved_;
 }
 
 // ---- TF1 op names ----------------------------------------------------------------

@@ -170,8 +170,10 @@ class ScopeRecorder final : public dispatch::Recorder {
 
   /// Node id of `t` in this graph (a concrete tensor becomes a constant). Caller holds mu.
   int node_of(const Tensor& t, const char* who);
-  /// Adds `n` with this scope's device and control dependencies. Caller holds mu.
-  int add(Node n, const char* who);
+  /// Adds `n` with this scope's device and control dependencies, its name in
+  /// the current name scope (unless `in_name_scope` is false: a name built
+  /// from one already scoped, a variable's parts). Caller holds mu.
+  int add(Node n, const char* who, bool in_name_scope = true);
   /// A node of `op` whose shape attribute (attrs.ints) takes entries from other
   /// nodes' dims in the run (Node::dims_of); `static_shape` is its static shape. Caller holds mu.
   int shaped_by(dispatch::OpId op, std::vector<int> inputs, dispatch::Attrs attrs,
@@ -182,6 +184,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   const std::shared_ptr<GraphState>& graph() const { return g_; }
   std::string device;
   std::vector<int> control;
+  std::string name_prefix;  // "" or the current name scope, "a/b/"
   int force = 0;
 
  private:

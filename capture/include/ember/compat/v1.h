@@ -259,6 +259,26 @@ class ControlDependencies {
   return ControlDependencies(deps);
 }
 
+/// Nodes (and tf::Variables) created while it lives are named "<scope>/<name>"
+/// (tf.name_scope): `auto ns = tf::name_scope("layer1");` gives "layer1/add",
+/// scopes nest ("a/b/add"), and a scope name used before gets a suffix
+/// ("layer1_1/") as TF's does. A name ending in '/' re-enters that scope as it
+/// is; "" returns to the top level. `name()` is the scope as TF's `as scope`
+/// gives it ("layer1/").
+class NameScope {
+ public:
+  explicit NameScope(const std::string& name);
+  ~NameScope();
+  NameScope(const NameScope&) = delete;
+  NameScope& operator=(const NameScope&) = delete;
+  const std::string& name() const { return full_; }
+
+ private:
+  void* scope_ = nullptr;
+  std::string saved_, full_;
+};
+[[nodiscard]] inline NameScope name_scope(const std::string& name) { return NameScope(name); }
+
 /// Nodes created while it lives are pinned to `device` ("/cpu:0", "/gpu:0", "" to clear).
 class DeviceScope {
  public:
