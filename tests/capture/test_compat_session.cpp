@@ -4,6 +4,7 @@
 // capture graphs.
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -494,7 +495,10 @@ TEST_CASE("make_callable builds the plan once and runs like run()", "[compat][se
 }
 
 TEST_CASE("Saver saves and restores into a new session", "[compat][session][saver]") {
-  const std::string path = temp_path("ckpt");
+  // A directory of its own: a save also writes the state file "checkpoint" beside the file.
+  const std::filesystem::path dir = temp_path("saver");
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "ckpt").string();
   tf::Graph g;
   auto scope = g.as_default();
   tf::Variable w(em::tensor({1.f, 2.f, 3.f}), "w");
@@ -545,7 +549,7 @@ TEST_CASE("Saver saves and restores into a new session", "[compat][session][save
     CHECK_THROWS_WITH(saver.restore(sess, path), Catch::Contains("truncated header"));
     CHECK_THROWS_WITH(saver.restore(sess, path + ".missing"), Catch::Contains("cannot open the file"));
   }
-  std::remove(path.c_str());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("placement per pruned subgraph; soft placement; session device", "[compat][session][device]") {

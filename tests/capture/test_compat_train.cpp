@@ -576,6 +576,33 @@ TEST_CASE("get_or_create_global_step makes one int64 step per graph, and minimiz
   CHECK(sess.run(w).to_vector<float>()[0] == Approx(0.4096f * 0.64f));
 }
 
+TEST_CASE("under name scopes, slots follow their variable and the global step and Adam's powers stay at the top",
+          "[autograd][compat]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor loss;
+  tf::Variable w;
+  {
+    auto model = tf::name_scope("model");
+    w = tf::Variable(em::tensor({1.f, 2.f}), "w");
+    loss = tf::reduce_sum(tf::square(w.value()));
+  }
+  auto train_scope = tf::name_scope("train");
+  tf::train::AdamOptimizer adam(0.1);
+  auto step = tf::train::get_or_create_global_step();
+  CHECK(step.name() == "global_step");
+  adam.minimize(loss, step);
+  CHECK(w.name() == "model/w");
+  CHECK(adam.get_slot(w, "m").name() == "model/w/Adam");
+  CHECK(adam.get_slot(w, "v").name() == "model/w/Adam_1");
+  std::vector<std::string> names;
+  for (const tf::Variable& v : tf::global_variables()) names.push_back(v.name());
+  CHECK(names == std::vector<std::string>{"model/w", "global_step", "beta1_power", "beta2_power", "model/w/Adam",
+                                          "model/w/Adam_1"});
+  // The name scope is back after each of them (the gradient nodes took "train/add" to "train/add_3").
+  CHECK_THAT(tf::tensor_name(tf::add(loss, 1.f)), Catch::StartsWith("train/add_"));
+}
+
 TEST_CASE("get_global_step finds a variable the program named global_step, as TF finds global_step:0",
           "[autograd][compat]") {
   tf::Graph g, other;

@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <ember/autograd.h>
 #include <ember/capture.h>
@@ -636,7 +639,11 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
     for (const auto& st : md.step_stats) saw_gpu = saw_gpu || st.device == "/gpu:0";
     CHECK(saw_gpu);
     // Saver: GPU variables to a checkpoint and back, into a CPU session too.
-    const std::string path = "/tmp/ember_gpu_saver.ckpt";
+    // A directory of its own: a save also writes the state file "checkpoint" beside the file.
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("ember_gpu_saver_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "ckpt").string();
     tf::train::Saver gsaver(gm.vars);
     gsaver.save(gs, path);
     tf::train::Saver csaver(cm.vars);
@@ -648,7 +655,7 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
     gsaver.restore(gs2, path);
     check_close(gs2.run(gm.out, {{gm.x, batch}}).to_vector<double>(), go.to_vector<double>(), 0,
                 "restored into a GPU session");
-    std::remove(path.c_str());
+    std::filesystem::remove_all(dir);
     // Small constants and creation ops placed on the GPU: equal zero biases
     // (their initial values merged by CSE, compared through the host; a -0.0
     // one must stay apart), ones() made on the GPU, a product of two host

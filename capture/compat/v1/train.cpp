@@ -242,6 +242,7 @@ Variable Optimizer::slot(const Variable& var, const std::string& slot_name, doub
   for (const Slot& s : slots_)
     if (s.var.graph_state() == var.graph_state() && s.var.index() == var.index()) ++k;
   const std::string vname = var.name() + "/" + name_ + (k ? fmt::format("_{}", k) : "");
+  NameScope top("");  // var.name() is already scoped: "layer/w/Adam" wherever minimize runs
   Variable v(ember::full(var.shape(), initial_value, var.dtype()), vname, false);
   slots_.push_back({var, slot_name, v});
   return v;
@@ -286,6 +287,7 @@ AdamOptimizer::AdamOptimizer(LearningRate learning_rate, double beta1, double be
 
 void AdamOptimizer::make_powers(const Variable& first) {
   if (beta1_power_.defined()) return;
+  NameScope top("");  // TF makes them at the top level
   beta1_power_ = Variable(ember::full({}, beta1_, first.dtype()), "beta1_power", false);
   beta2_power_ = Variable(ember::full({}, beta2_, first.dtype()), "beta2_power", false);
 }
@@ -378,6 +380,7 @@ Variable find_global_step(const std::shared_ptr<detail::GraphState>& g, const ch
 }
 
 Variable create_global_step(const char* who) {
+  NameScope top("");  // at the top level whatever name scope is open, as TF's
   Variable step(ember::zeros({}, DType::int64), kGlobalStep, false);
   // A stale reservation of the name would hand out "global_step_1", which no lookup finds.
   if (step.name() != kGlobalStep)

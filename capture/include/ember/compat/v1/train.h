@@ -183,6 +183,8 @@ class RMSPropOptimizer : public Optimizer {
  public:
   explicit RMSPropOptimizer(LearningRate learning_rate, double decay = 0.9, double momentum = 0.0,
                             double epsilon = 1e-10, bool centered = false, const std::string& name = "RMSProp");
+  /// A name where `centered` goes would convert to true: refused at compile time.
+  RMSPropOptimizer(LearningRate, double, double, double, const char*, const std::string& = "") = delete;
 
  private:
   std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
