@@ -776,6 +776,8 @@ GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<Sc
     rec_->device = outer->device;
     rec_->control = outer->control;
     rec_->name_prefix = outer->name_prefix;
+    rec_->var_prefix = outer->var_prefix;
+    rec_->reuse = outer->reuse;
   }
   prev_ = dispatch::set_recorder(rec_.get());
 }
@@ -1603,6 +1605,12 @@ Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
 Tensor random_normal(const Dims& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {
     return built([&] { return draw(OpId::randn, shape, DType::float32, "random_normal") * stddev + mean; });
+  });
+}
+
+Tensor random_normal(const Dims& shape, double mean, double stddev, DType dtype, const std::string& n) {
+  return named(n, [&] {
+    return built([&] { return draw(OpId::randn, shape, dtype, "random_normal") * stddev + mean; });
   });
 }
 

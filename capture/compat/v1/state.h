@@ -108,6 +108,8 @@ struct GraphState {
   std::unordered_map<std::string, int> name_counts;
   bool finalized = false;
   std::vector<int> inputs, outputs;  // from_capture
+  std::unordered_map<std::string, int> shared_vars;   // get_variable's: full name -> index into vars
+  std::unordered_map<std::string, int> layer_counts;  // default layer names: dense, dense_1, ...
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
   std::string unique_name(const std::string& base);
@@ -185,6 +187,8 @@ class ScopeRecorder final : public dispatch::Recorder {
   std::string device;
   std::vector<int> control;
   std::string name_prefix;  // "" or the current name scope, "a/b/"
+  std::string var_prefix;   // "" or the current variable scope, "a/b/"
+  Reuse reuse = Reuse::inherit;
   int force = 0;
 
  private:

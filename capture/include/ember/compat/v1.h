@@ -387,6 +387,8 @@ Tensor ones_like(const Tensor& x, std::optional<DType> dtype = {}, const std::st
 /// Normal samples, drawn again on every run (a random initializer; sizes may
 /// be dims of tensors in the run, e.g. tf::shape(x)).
 Tensor random_normal(const Dims& shape, double mean = 0.0, double stddev = 1.0, const std::string& name = "");
+/// The same in `dtype` (float32 or float64).
+Tensor random_normal(const Dims& shape, double mean, double stddev, DType dtype, const std::string& name = "");
 /// Uniform samples in [minval, maxval), drawn again on every run (float32 or float64).
 Tensor random_uniform(const Dims& shape, double minval = 0.0, double maxval = 1.0, DType dtype = DType::float32,
                       const std::string& name = "");
@@ -655,3 +657,5 @@ class Saver {
 
 // Gradients and optimizers (tf::gradients, tf::train::*Optimizer).
 #include <ember/compat/v1/train.h>
+// Variable scopes, get_variable, initializers, tf::layers::dense.
+#include <ember/compat/v1/layers.h>

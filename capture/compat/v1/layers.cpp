@@ -1,0 +1,241 @@
+// tf.variable_scope, tf.get_variable, the initializers and tf.layers.dense.
+// A variable scope is per graph scope (thread), like the name scope it opens;
+// get_variable's variables are ordinary tf::Variables, recorded by full name
+// in the graph (GraphState::shared_vars) so that reuse finds them.
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "compat/v1/state.h"
+
+namespace ember::compat::v1 {
+
+using detail::ScopeRecorder;
+
+namespace {
+
+struct Fans {
+  double in = 1, out = 1;
+};
+
+// TF's _compute_fans.
+Fans fans_of(const Shape& s) {
+  if (s.empty()) return {};
+  if (s.size() == 1) return {static_cast<double>(s[0]), static_cast<double>(s[0])};
+  double receptive = 1;
+  for (std::size_t i = 0; i + 2 < s.size(); ++i) receptive *= static_cast<double>(s[i]);
+  return {static_cast<double>(s[s.size() - 2]) * receptive, static_cast<double>(s.back()) * receptive};
+}
+
+void check_float(DType dt, const char* who) {
+  if (dt != DType::float32 && dt != DType::float64)
+    throw DTypeError(fmt::format("{}: draws float32 or float64 values, not {}", who, dtype_name(dt)));
+}
+
+// The standard deviation of a standard normal cut at +-2 (truncated_normal).
+constexpr double kTruncatedStddev = 0.87962566103423978;
+
+}  // namespace
+
+// ---- initializers ----------------------------------------------------------------
+
+Initializer zeros_initializer() {
+  return [](const Shape& s, DType dt) { return ember::zeros(s, dt); };
+}
+Initializer ones_initializer() {
+  return [](const Shape& s, DType dt) { return ember::ones(s, dt); };
+}
+Initializer constant_initializer(double value) {
+  return [value](const Shape& s, DType dt) {
+    if (!detail::holds_exactly(Scalar(value), dt))
+      throw ValueError(
+          fmt::format("constant_initializer: {} cannot be stored exactly in dtype {}", value, dtype_name(dt)));
+    return ember::full(s, value, dt);
+  };
+}
+Initializer random_normal_initializer(double mean, double stddev) {
+  return [=](const Shape& s, DType dt) {
+    check_float(dt, "random_normal_initializer");
+    return random_normal(s, mean, stddev, dt);
+  };
+}
+Initializer truncated_normal_initializer(double mean, double stddev) {
+  return [=](const Shape& s, DType dt) {
+    check_float(dt, "truncated_normal_initializer");
+    return truncated_normal(s, mean, stddev, dt);
+  };
+}
+Initializer random_uniform_initializer(double minval, double maxval) {
+  return [=](const Shape& s, DType dt) {
+    check_float(dt, "random_uniform_initializer");
+    return random_uniform(s, minval, maxval, dt);
+  };
+}
+
+Initializer variance_scaling_initializer(double scale, const std::string& mode, const std::string& distribution) {
+  const char* who = "variance_scaling_initializer";
+  if (!(scale > 0)) throw ValueError(fmt::format("{}: scale must be positive (got {})", who, scale));
+  if (mode != "fan_in" && mode != "fan_out" && mode != "fan_avg")
+    throw ValueError(fmt::format("{}: mode \"{}\" is not one of fan_in, fan_out, fan_avg", who, mode));
+  if (distribution != "truncated_normal" && distribution != "untruncated_normal" && distribution != "uniform" &&
+      distribution != "normal")
+    throw ValueError(
+        fmt::format("{}: distribution \"{}\" is not one of truncated_normal, untruncated_normal, "
+                    "uniform",
+                    who, distribution));
+  return [=](const Shape& s, DType dt) {
+    check_float(dt, who);
+    const Fans f = fans_of(s);
+    const double n = mode == "fan_in" ? f.in : mode == "fan_out" ? f.out : (f.in + f.out) / 2;
+    const double variance = scale / std::max(1.0, n);
+    if (distribution == "uniform") {
+      const double limit = std::sqrt(3 * variance);
+      return random_uniform(s, -limit, limit, dt);
+    }
+    if (distribution == "untruncated_normal") return random_normal(s, 0.0, std::sqrt(variance), dt);
+    // "truncated_normal" (TF1's "normal" is the same): the cut narrows the spread, so it is widened back.
+    return truncated_normal(s, 0.0, std::sqrt(variance) / kTruncatedStddev, dt);
+  };
+}
+Initializer glorot_uniform_initializer() { return variance_scaling_initializer(1.0, "fan_avg", "uniform"); }
+Initializer glorot_normal_initializer() { return variance_scaling_initializer(1.0, "fan_avg", "truncated_normal"); }
+
+// ---- variable scopes ---------------------------------------------------------------
+
+VariableScope::VariableScope(const std::string& name, Reuse reuse) {
+  ScopeRecorder& sc = detail::require_scope("variable_scope");
+  if (name.empty() || name.find('/') != std::string::npos)
+    throw ValueError(fmt::format("variable_scope: \"{}\" is not a scope name (one non-empty name without '/')", name));
+  scope_ = &sc;
+  saved_prefix_ = sc.var_prefix;
+  saved_reuse_ = sc.reuse;
+  saved_names_ = sc.name_prefix;
+  // The name scope checks the name (TF's rule) and gets a suffix when reopened.
+  std::string opened;
+  {
+    NameScope ops(name);  // claims "<name>" or "<name>_k"
+    opened = ops.name();
+  }
+  full_ = saved_prefix_ + name;
+  sc.var_prefix = full_ + "/";
+  if (reuse != Reuse::inherit) sc.reuse = reuse;
+  sc.name_prefix = opened;
+}
+
+VariableScope::~VariableScope() {
+  if (detail::current_scope() != scope_) return;
+  auto* sc = static_cast<ScopeRecorder*>(scope_);
+  sc->var_prefix = saved_prefix_;
+  sc->reuse = saved_reuse_;
+  sc->name_prefix = saved_names_;
+}
+
+std::string VariableScope::name() const { return full_; }
+
+CurrentVariableScope get_variable_scope() {
+  detail::require_scope("get_variable_scope");
+  return {};
+}
+std::string CurrentVariableScope::name() const {
+  const std::string& p = detail::require_scope("get_variable_scope").var_prefix;
+  return p.empty() ? p : p.substr(0, p.size() - 1);
+}
+bool CurrentVariableScope::reuse() const { return detail::require_scope("get_variable_scope").reuse != Reuse::inherit; }
+void CurrentVariableScope::reuse_variables() const { detail::require_scope("reuse_variables").reuse = Reuse::reuse; }
+
+Variable get_variable(const std::string& name, const Shape& shape, DType dtype, const Initializer& initializer,
+                      bool trainable) {
+  ScopeRecorder& sc = detail::require_scope("get_variable");
+  auto& g = sc.graph();
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  if (name.empty() || name.back() == '/')
+    throw ValueError(fmt::format("get_variable: \"{}\" is not a variable name", name));
+  const std::string full = sc.var_prefix + name;
+  if (auto it = g->shared_vars.find(full); it != g->shared_vars.end()) {
+    if (sc.reuse == Reuse::inherit)
+      throw ValueError(
+          fmt::format("get_variable: Variable {} already exists, disallowed. Did you mean to set "
+                      "reuse=True or reuse=tf.AUTO_REUSE in VarScope?",
+                      full));
+    Variable v(g, it->second);
+    if (v.shape() != shape)
+      throw ValueError(
+          fmt::format("get_variable: Trying to share variable {}, but specified shape {} and found "
+                      "shape {}.",
+                      full, shape_str(shape), shape_str(v.shape())));
+    if (v.dtype() != dtype)
+      throw ValueError(
+          fmt::format("get_variable: Trying to share variable {}, but specified dtype {} and found "
+                      "dtype {}.",
+                      full, dtype_name(dtype), dtype_name(v.dtype())));
+    return v;
+  }
+  if (sc.reuse == Reuse::reuse)
+    throw ValueError(
+        fmt::format("get_variable: Variable {} does not exist, or was not created with "
+                    "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?",
+                    full));
+  for (int64_t d : shape)
+    if (d < 0)
+      throw ValueError(
+          fmt::format("get_variable: Shape of a new variable ({}) must be fully defined, but instead "
+                      "was {}.",
+                      full, shape_str(shape)));
+  if (g->by_name.count(full) || g->name_counts.count(full))
+    throw ValueError(fmt::format("get_variable: the name \"{}\" is taken by another node of the graph", full));
+  Initializer init = initializer;
+  if (!init) init = is_floating(dtype) ? glorot_uniform_initializer() : zeros_initializer();
+  Tensor value;
+  {
+    auto ops = NameScope(full + "/Initializer/");  // TF's place for the initializer's ops
+    value = init(shape, dtype);
+  }
+  const Shape got = static_shape(value);
+  if (got != shape || value.dtype() != dtype)
+    throw ValueError(fmt::format("get_variable: the initializer of {} gave {} {} for a variable of {} {}", full,
+                                 dtype_name(value.dtype()), shape_str(got), dtype_name(dtype), shape_str(shape)));
+  auto top = NameScope("");  // the variable's name is `full` as it is
+  Variable v(value, full, trainable);
+  g->shared_vars[full] = v.index();
+  return v;
+}
+
+// ---- tf.layers ----------------------------------------------------------------------
+
+namespace layers {
+
+Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, bool use_bias,
+             const Initializer& kernel_initializer, const Initializer& bias_initializer, bool trainable,
+             const std::string& name, bool reuse) {
+  ScopeRecorder& sc = detail::require_scope("dense");
+  const Shape s = static_shape(inputs);
+  if (s.size() < 2 || s.back() < 0)
+    throw ShapeError(fmt::format("dense: inputs must have rank >= 2 and a known last dim, got {}", shape_str(s)));
+  if (units <= 0) throw ValueError(fmt::format("dense: units must be positive (got {})", units));
+  if (!is_floating(inputs.dtype()))
+    throw DTypeError(
+        fmt::format("dense: inputs have dtype {}; a dense layer needs a floating dtype", dtype_name(inputs.dtype())));
+  std::string layer = name;
+  if (layer.empty()) {
+    std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+    const int k = sc.graph()->layer_counts["dense"]++;
+    layer = k == 0 ? "dense" : fmt::format("dense_{}", k);
+  }
+  auto vs = variable_scope(layer, reuse);
+  const DType dt = inputs.dtype();
+  const Variable kernel = get_variable("kernel", {s.back(), units}, dt, kernel_initializer, trainable);
+  Tensor out;
+  if (use_bias) {
+    const Variable bias = get_variable("bias", {units}, dt, bias_initializer, trainable);
+    out = s.size() == 2 ? nn::xw_plus_b(inputs, kernel, bias) : nn::bias_add(v1::matmul(inputs, kernel.value()), bias);
+  } else {
+    out = v1::matmul(inputs, kernel.value());
+  }
+  return activation ? activation(out) : out;
+}
+
+}  // namespace layers
+
+}  // namespace ember::compat::v1

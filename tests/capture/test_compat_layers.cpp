@@ -1,0 +1,242 @@
+// compat::v1 variable scopes, get_variable, initializers and tf.layers.dense
+// (capture/compat/v1/layers.cpp), after TF1's variable_scope_test and
+// core_layers_test: names, sharing, TF's error messages, the initializers'
+// distributions, and dense layers computing x @ kernel + bias.
+#include <ember/compat/v1.h>
+#include <ember/ember.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+namespace em = ember;
+namespace tf = ember::compat::v1;
+using em::Tensor;
+
+namespace {
+
+struct Stats {
+  double mean = 0, sd = 0, lo = 0, hi = 0;
+};
+
+Stats stats_of(const std::vector<double>& v) {
+  Stats s;
+  s.lo = *std::min_element(v.begin(), v.end());
+  s.hi = *std::max_element(v.begin(), v.end());
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double sq = 0;
+  for (double x : v) sq += (x - s.mean) * (x - s.mean);
+  s.sd = std::sqrt(sq / static_cast<double>(v.size()));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("get_variable names variables by variable scope and shares them under reuse", "[compat][layers]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  tf::Variable w, w_again, w_auto, b_auto, inner;
+  Tensor op_in_first, op_in_second;
+  {
+    auto vs = tf::variable_scope("layer");
+    CHECK(vs.name() == "layer");
+    CHECK(tf::get_variable_scope().name() == "layer");
+    CHECK_FALSE(tf::get_variable_scope().reuse());
+    w = tf::get_variable("w", {3, 2});
+    CHECK(w.name() == "layer/w");
+    CHECK(w.trainable());
+    op_in_first = tf::add(w, 1.f);
+    {
+      auto nested = tf::variable_scope("inner");
+      inner = tf::get_variable("v", {2}, em::int32);
+      CHECK(inner.name() == "layer/inner/v");
+    }
+    CHECK_THROWS_WITH(tf::get_variable("w", {3, 2}),
+                      "get_variable: Variable layer/w already exists, disallowed. Did you mean to set reuse=True or "
+                      "reuse=tf.AUTO_REUSE in VarScope?");
+  }
+  {
+    // Reopened with reuse: the same variable; the ops get a new name scope, the variables do not.
+    auto vs = tf::variable_scope("layer", true);
+    CHECK(tf::get_variable_scope().reuse());
+    w_again = tf::get_variable("w", {3, 2});
+    CHECK(w_again.index() == w.index());
+    op_in_second = tf::add(w_again, 1.f);
+    {
+      auto nested = tf::variable_scope("inner");  // reuse is inherited
+      CHECK(tf::get_variable("v", {2}, em::int32).index() == inner.index());
+    }
+    CHECK_THROWS_WITH(tf::get_variable("nope", {1}),
+                      "get_variable: Variable layer/nope does not exist, or was not created with tf.get_variable(). "
+                      "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?");
+    CHECK_THROWS_WITH(tf::get_variable("w", {2, 3}),
+                      "get_variable: Trying to share variable layer/w, but specified shape [2,3] and found shape "
+                      "[3,2].");
+    CHECK_THROWS_WITH(tf::get_variable("w", {3, 2}, em::float64),
+                      "get_variable: Trying to share variable layer/w, but specified dtype float64 and found dtype "
+                      "float32.");
+  }
+  CHECK(tf::tensor_name(op_in_first) == "layer/add:0");
+  CHECK(tf::tensor_name(op_in_second) == "layer_1/add:0");
+  {
+    auto vs = tf::variable_scope("shared", tf::AUTO_REUSE);
+    w_auto = tf::get_variable("w", {2});
+    b_auto = tf::get_variable("w", {2});  // found now
+    CHECK(w_auto.index() == b_auto.index());
+  }
+  {
+    // tf.get_variable_scope().reuse_variables() until the scope ends.
+    auto vs = tf::variable_scope("layer");
+    tf::get_variable_scope().reuse_variables();
+    CHECK(tf::get_variable("w", {3, 2}).index() == w.index());
+  }
+  {
+    auto vs = tf::variable_scope("layer");
+    CHECK_FALSE(tf::get_variable_scope().reuse());  // reuse ended with its scope
+  }
+  CHECK(tf::get_variable_scope().name().empty());
+  CHECK(tf::get_variable("top", {1}).name() == "top");
+  CHECK_THROWS_WITH(tf::get_variable("free", {-1, 2}),
+                    "get_variable: Shape of a new variable (free) must be fully defined, but instead was [-1,2].");
+  tf::placeholder(em::float32, {1}, "taken");
+  CHECK_THROWS_WITH(tf::get_variable("taken", {1}),
+                    "get_variable: the name \"taken\" is taken by another node of the graph");
+  CHECK_THROWS_WITH(tf::get_variable("", {1}), "get_variable: \"\" is not a variable name");
+  CHECK_THROWS_WITH(tf::variable_scope("a/b"),
+                    "variable_scope: \"a/b\" is not a scope name (one non-empty name without '/')");
+  CHECK_THROWS_WITH(tf::variable_scope("bad name"), "name_scope: \"bad name\" is not a valid scope name");
+  CHECK_THROWS_WITH(tf::get_variable("x", {2}, em::float32, [](const em::Shape&, em::DType) { return em::zeros({3}); }),
+                    "get_variable: the initializer of x gave float32 [3] for a variable of float32 [2]");
+}
+
+TEST_CASE("initializers give TF's values and distributions, drawn anew at each initialization", "[compat][layers]") {
+  tf::Graph g;
+  tf::Variable zeros, ones, seven, idx, glorot_u, glorot_n, he, trunc, uniform, normal64;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    zeros = tf::get_variable("zeros", {2, 2}, em::float32, tf::zeros_initializer());
+    ones = tf::get_variable("ones", {3}, em::float64, tf::ones_initializer());
+    seven = tf::get_variable("seven", {2}, em::int64, tf::constant_initializer(7));
+    idx = tf::get_variable("idx", {2}, em::int32);        // integers default to zeros
+    glorot_u = tf::get_variable("glorot_u", {200, 300});  // the default for floats
+    glorot_n = tf::get_variable("glorot_n", {200, 300}, em::float32, tf::glorot_normal_initializer());
+    he = tf::get_variable("he", {10, 10, 40, 50}, em::float32, tf::variance_scaling_initializer(2.0));
+    trunc = tf::get_variable("trunc", {300, 200}, em::float32, tf::truncated_normal_initializer(0.5, 0.1));
+    uniform = tf::get_variable("uniform", {60000}, em::float32, tf::random_uniform_initializer(-3, -1));
+    normal64 = tf::get_variable("normal64", {60000}, em::float64, tf::random_normal_initializer(2, 0.5));
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(tf::get_variable("frac", {2}, em::int32, tf::constant_initializer(1.5)),
+                      "constant_initializer: 1.5 cannot be stored exactly in dtype int32");
+    CHECK_THROWS_WITH(tf::get_variable("ti", {2}, em::int32, tf::truncated_normal_initializer()),
+                      "truncated_normal_initializer: draws float32 or float64 values, not int32");
+    CHECK_THROWS_WITH(tf::variance_scaling_initializer(0),
+                      "variance_scaling_initializer: scale must be positive (got 0)");
+    CHECK_THROWS_WITH(tf::variance_scaling_initializer(1, "fan"),
+                      "variance_scaling_initializer: mode \"fan\" is not one of fan_in, fan_out, fan_avg");
+    CHECK_THROWS_WITH(tf::variance_scaling_initializer(1, "fan_in", "cauchy"),
+                      Catch::Contains("distribution \"cauchy\""));
+  }
+  auto values = [](tf::Session& s, const tf::Variable& v) {
+    return s.run(v.value()).to(em::float64).to_vector<double>();
+  };
+  tf::Session sess(g);
+  sess.run(init);
+  CHECK(values(sess, zeros) == std::vector<double>(4, 0.0));
+  CHECK(values(sess, ones) == std::vector<double>(3, 1.0));
+  CHECK(sess.run(seven.value()).to_vector<int64_t>() == std::vector<int64_t>{7, 7});
+  CHECK(sess.run(idx.value()).to_vector<int32_t>() == std::vector<int32_t>{0, 0});
+  // Glorot uniform: +-sqrt(6 / (200 + 300)), variance limit^2 / 3 = 2 / 500.
+  const double limit = std::sqrt(6.0 / 500);
+  const Stats gu = stats_of(values(sess, glorot_u));
+  CHECK(gu.lo >= -limit);
+  CHECK(gu.hi <= limit);
+  CHECK(gu.sd == Approx(std::sqrt(2.0 / 500)).epsilon(0.02));
+  // Glorot normal: variance 2 / 500 after the cut at 2 (widened) stddev.
+  const Stats gn = stats_of(values(sess, glorot_n));
+  CHECK(gn.sd == Approx(std::sqrt(2.0 / 500)).epsilon(0.02));
+  CHECK(gn.hi <= 2 * std::sqrt(2.0 / 500) / 0.87962566103423978 + 1e-6);
+  // He (scale 2, fan_in = 40 * 10 * 10): variance 2 / 4000.
+  const Stats hs = stats_of(values(sess, he));
+  CHECK(hs.sd == Approx(std::sqrt(2.0 / 4000)).epsilon(0.02));
+  CHECK(std::abs(hs.mean) < 0.001);
+  const Stats tr = stats_of(values(sess, trunc));
+  CHECK(tr.lo >= 0.3 - 1e-6);
+  CHECK(tr.hi <= 0.7 + 1e-6);
+  CHECK(tr.mean == Approx(0.5).margin(0.001));
+  CHECK(tr.sd == Approx(0.1 * 0.87962566103423978).epsilon(0.02));
+  const Stats un = stats_of(values(sess, uniform));
+  CHECK(un.lo >= -3);
+  CHECK(un.hi < -1);
+  CHECK(un.mean == Approx(-2).margin(0.02));
+  const Stats n64 = stats_of(values(sess, normal64));
+  CHECK(n64.mean == Approx(2).margin(0.01));
+  CHECK(n64.sd == Approx(0.5).epsilon(0.02));
+  CHECK(sess.run(normal64.value()).dtype() == em::float64);
+  // Initializing again draws again (TF runs the initializer's random op).
+  const auto before = values(sess, glorot_u);
+  sess.run(init);
+  CHECK(values(sess, glorot_u) != before);
+}
+
+TEST_CASE("layers::dense makes kernel and bias variables and computes activation(x @ kernel + bias)",
+          "[compat][layers]") {
+  tf::Graph g;
+  Tensor x, h, out, seq_out, shared_out, loss;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 4}, "x");
+    h = tf::layers::dense(x, 3, tf::nn::relu);
+    out = tf::layers::dense(h, 2, nullptr, true, tf::ones_initializer(), tf::constant_initializer(0.5));
+    CHECK(tf::static_shape(out) == em::Shape{-1, 2});
+    shared_out = tf::layers::dense(
+        x, 3, [](const Tensor& t) { return tf::nn::relu(t); }, true, {}, tf::zeros_initializer(), true, "dense", true);
+    Tensor seq = tf::placeholder(em::float32, {-1, 5, 4}, "seq");
+    seq_out = tf::layers::dense(seq, 2, nullptr, false, {}, tf::zeros_initializer(), true, "proj");
+    CHECK(tf::static_shape(seq_out) == em::Shape{-1, 5, 2});
+    loss = tf::reduce_mean(tf::square(out));
+    train = tf::train::GradientDescentOptimizer(0.1).minimize(loss);
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(tf::layers::dense(tf::placeholder(em::float32, {4, -1}), 2),
+                      "dense: inputs must have rank >= 2 and a known last dim, got [4,-1]");
+    CHECK_THROWS_WITH(tf::layers::dense(x, 0), "dense: units must be positive (got 0)");
+    CHECK_THROWS_WITH(tf::layers::dense(tf::placeholder(em::int32, {2, 4}), 2),
+                      "dense: inputs have dtype int32; a dense layer needs a floating dtype");
+    CHECK_THROWS_WITH(tf::layers::dense(x, 3, nullptr, true, {}, tf::zeros_initializer(), true, "dense"),
+                      Catch::Contains("Variable dense/kernel already exists"));
+  }
+  std::vector<std::string> names;
+  {
+    auto scope = g.as_default();
+    for (const tf::Variable& v : tf::trainable_variables()) names.push_back(v.name());
+  }
+  CHECK(names ==
+        std::vector<std::string>{"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias", "proj/kernel"});
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor xv = em::tensor(std::vector<float>{1, -2, 0.5f, 3, 0, 1, -1, 2}, {2, 4});
+  const auto k = sess.run(g.get_tensor_by_name("dense/kernel:0")).to_vector<float>();
+  // Reference: relu(x K + 0), then (h) ones + 0.5.
+  std::vector<double> hv(6), ov(4);
+  const auto xs = xv.to_vector<float>();
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 3; ++c) {
+      double acc = 0;
+      for (int i = 0; i < 4; ++i) acc += xs[r * 4 + i] * k[i * 3 + c];
+      hv[r * 3 + c] = std::max(acc, 0.0);
+    }
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 2; ++c) ov[r * 2 + c] = hv[r * 3] + hv[r * 3 + 1] + hv[r * 3 + 2] + 0.5;
+  const auto got = sess.run({h, out, shared_out}, {{x, xv}});
+  for (int i = 0; i < 6; ++i) CHECK(got[0].to_vector<float>()[i] == Approx(hv[i]).margin(1e-5));
+  for (int i = 0; i < 4; ++i) CHECK(got[1].to_vector<float>()[i] == Approx(ov[i]).margin(1e-5));
+  CHECK(got[2].to_vector<float>() == got[0].to_vector<float>());  // reuse: the same kernel and bias
+  CHECK(sess.run(seq_out, {{g.get_tensor_by_name("seq:0"), em::ones({3, 5, 4})}}).shape() == em::Shape{3, 5, 2});
+  // Gradients flow into the layers' variables.
+  const float l0 = sess.run(loss, {{x, xv}}).item<float>();
+  for (int i = 0; i < 5; ++i) sess.run(train, {{x, xv}});
+  CHECK(sess.run(loss, {{x, xv}}).item<float>() < l0);
+}
