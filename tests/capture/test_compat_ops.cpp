@@ -530,3 +530,82 @@ TEST_CASE("a TF1 softmax classifier trains with sparse_softmax_cross_entropy as 
   CHECK(last < first);
   check_near(sess.run(g.get_tensor_by_name("w:0")).to_vector<double>(), W, 1e-12);
 }
+
+TEST_CASE("cond selects the taken branch; assigns made in a branch write only when it is taken",
+          "[compat][ops][cond]") {
+  tf::Graph g;
+  Tensor training, x, y, pair_sum, nested, moving_read, gx;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    training = tf::placeholder_with_default(tf::constant(true), {}, "training");
+    x = tf::placeholder(em::float32, {-1}, "x");
+    tf::Variable moving(tf::constant(0.f), "moving", false);
+    tf::Variable count(tf::constant(int64_t{0}), "count", false);
+    // The batch-norm pattern: the training branch updates a moving statistic.
+    y = tf::cond(
+        training,
+        [&] {
+          const Tensor mean = tf::reduce_mean(x);
+          auto upd = moving.assign(moving * 0.5f + mean * 0.5f);
+          auto deps = tf::control_dependencies({upd, count.assign_add(int64_t{1})});
+          return tf::identity(x - mean);
+        },
+        [&] { return x - moving; });
+    CHECK(tf::tensor_name(y) == "cond/where:0");
+    CHECK(tf::static_shape(y) == em::Shape{-1});
+    const auto two = tf::cond(
+        training, [&] { return std::vector<Tensor>{x * 2.f, tf::reduce_sum(x)}; },
+        [&] { return std::vector<Tensor>{x * 3.f, tf::reduce_max(x)}; }, "pair");
+    pair_sum = two[0] + two[1];
+    // Nested: the inner branch's assign writes only when both conds take it.
+    nested = tf::cond(training, [&] {
+      return tf::cond(tf::greater(tf::reduce_sum(x), 0.f), [&] { return count.assign_add(int64_t{10}); },
+                      [&] { return tf::identity(count.value()); });
+    }, [&] { return tf::identity(count.value()); });
+    moving_read = tf::identity(moving.value());
+    gx = tf::gradients(tf::reduce_sum(tf::cond(training, [&] { return x * x; }, [&] { return x * 3.f; })), x);
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(tf::cond(x, [&] { return x; }, [&] { return x; }),
+                      "cond: pred must be a 0-d bool tensor, got float32 [-1]");
+    CHECK_THROWS_WITH(tf::cond(training, [&] { return x; }, [&] { return tf::cast(x, em::int32); }),
+                      "cond: output 0 is float32 [-1] from true_fn but int32 [-1] from false_fn; the branches must "
+                      "agree in dtype and shape");
+    CHECK_THROWS_WITH(tf::cond(
+                          training, [&] { return std::vector<Tensor>{x}; }, [&] { return std::vector<Tensor>{x, x}; }),
+                      "cond: true_fn returned 1 tensors and false_fn 2; they must return as many");
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor xv = em::tensor(std::vector<float>{1, 2, 6}, {3});  // mean 3, sum 9, max 6
+  const Tensor no = em::tensor(std::vector<bool>{false}, em::Shape{});
+  Tensor count = g.get_tensor_by_name("count:0");
+  // Training: centred by the batch mean; the moving mean and the count update.
+  CHECK(sess.run(y, {{x, xv}}).to_vector<float>() == std::vector<float>{-2, -1, 3});
+  CHECK(sess.run(moving_read).item<float>() == 1.5f);
+  CHECK(sess.run(count).item<int64_t>() == 1);
+  // Not training: centred by the moving mean; nothing is written.
+  CHECK(sess.run(y, {{x, xv}, {training, no}}).to_vector<float>() == std::vector<float>{-0.5f, 0.5f, 4.5f});
+  CHECK(sess.run(moving_read).item<float>() == 1.5f);
+  CHECK(sess.run(count).item<int64_t>() == 1);
+  CHECK(sess.run(pair_sum, {{x, xv}}).to_vector<float>() == std::vector<float>{11, 13, 21});
+  CHECK(sess.run(pair_sum, {{x, xv}, {training, no}}).to_vector<float>() == std::vector<float>{9, 12, 24});
+  // Nested: only training with a positive sum adds 10.
+  CHECK(sess.run(nested, {{x, xv}}).item<int64_t>() == 11);
+  CHECK(sess.run(nested, {{x, xv * -1.f}}).item<int64_t>() == 11);
+  CHECK(sess.run(nested, {{x, xv}, {training, no}}).item<int64_t>() == 11);
+  CHECK(sess.run(count).item<int64_t>() == 11);
+  // The gradient follows the taken branch.
+  CHECK(sess.run(gx, {{x, xv}}).to_vector<float>() == std::vector<float>{2, 4, 12});
+  CHECK(sess.run(gx, {{x, xv}, {training, no}}).to_vector<float>() == std::vector<float>{3, 3, 3});
+  // Eagerly only the taken branch runs.
+  int calls = 0;
+  const Tensor e = tf::cond(
+      em::tensor(std::vector<bool>{true}, em::Shape{}), [&] { return em::ones({2}); },
+      [&] {
+        ++calls;
+        return em::zeros({2});
+      });
+  CHECK(e.to_vector<float>() == std::vector<float>{1, 1});
+  CHECK(calls == 0);
+}

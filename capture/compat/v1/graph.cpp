@@ -454,6 +454,10 @@ int ScopeRecorder::node_of(const Tensor& t, const char* who) {
 
 int ScopeRecorder::add(Node n, const char* who, bool in_name_scope) {
   if (in_name_scope) n.name = name_prefix + n.name;
+  if (n.kind == Kind::assign && guard >= 0) {
+    n.inputs.push_back(guard);
+    n.guarded = true;
+  }
   if (n.device.empty()) n.device = device;
   n.control.insert(n.control.end(), control.begin(), control.end());
   return g_->add(std::move(n), who);
@@ -777,6 +781,7 @@ GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<Sc
     rec_->control = outer->control;
     rec_->name_prefix = outer->name_prefix;
     rec_->var_prefix = outer->var_prefix;
+    rec_->guard = outer->guard;
     rec_->reuse = outer->reuse;
   }
   prev_ = dispatch::set_recorder(rec_.get());
@@ -1015,7 +1020,11 @@ Variable::Variable(const Tensor& initial_value, const std::string& name, bool tr
   struct ClearControl {
     ScopeRecorder& sc;
     std::vector<int> saved = std::exchange(sc.control, {});
-    ~ClearControl() { sc.control = std::move(saved); }
+    int guard = std::exchange(sc.guard, -1);  // its initializer is no branch's write
+    ~ClearControl() {
+      sc.control = std::move(saved);
+      sc.guard = guard;
+    }
   } clear{sc};
   auto& g = sc.graph();
   std::lock_guard<std::recursive_mutex> lk(g->mu);

@@ -581,8 +581,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           const Device vd = sv->state->value.device();
           const capture::ValueInfo want{n.shape, n.dtype, vd};
           int src = on(input_of(id, 0), vd, self);
-          if (n.assign_kind != OpId::copy) {
-            // Builds on the previous assign of the variable in this run, else on its value.
+          // The previous assign of the variable in this run, else its value.
+          auto before = [&] {
             int rid = chain_prev[id] >= 0 ? low[static_cast<std::size_t>(chain_prev[id])] : -1;
             if (rid < 0) {
               capture::Node r;
@@ -592,6 +592,10 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
               rid = emit(std::move(r), self);
               reads.push_back({rid, sv, n.name});
             }
+            return rid;
+          };
+          if (n.assign_kind != OpId::copy) {
+            const int rid = before();
             const Tensor pair[2] = {stand_in(want.shape, want.dtype), stand_in(info(src).shape, info(src).dtype)};
             const auto m = dispatch::schema(n.assign_kind).infer(n.assign_kind, dispatch::Inputs(pair, 2), {});
             capture::Node op;
@@ -604,6 +608,15 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             throw ShapeError(fmt::format("assign: a value of shape {} does not fit variable \"{}\" of shape {}",
                                          shape_str(info(src).shape), sv->name, shape_str(want.shape)));
           src = conform(src, want, self);
+          if (n.guarded) {
+            // Note [Assigns in a cond branch]: the write keeps the value the
+            // variable had before it where the branch's guard is false.
+            capture::Node w;
+            w.op = OpId::where;
+            w.inputs = {on(input_of(id, 1), vd, self), src, before()};
+            w.out = want;
+            src = emit(std::move(w), self);
+          }
           capture::Node a;
           a.kind = capture::NodeKind::assign;
           a.var = sv->state;

@@ -82,6 +82,7 @@ struct Node {
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
   bool stop_gradient = false;                         // identity that gradients do not pass
+  bool guarded = false;  // assign made in a cond branch: inputs[1] is the bool guard (Note [Assigns in a cond branch])
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
   // Shape attribute entries known only in the run: entry i of attrs.ints is
   // dim `second` of node `first` as lowered (first < 0: attrs.ints[i] as it is).
@@ -188,6 +189,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   std::vector<int> control;
   std::string name_prefix;  // "" or the current name scope, "a/b/"
   std::string var_prefix;   // "" or the current variable scope, "a/b/"
+  int guard = -1;           // in a cond branch: the bool node under which its assigns write
   Reuse reuse = Reuse::inherit;
   int force = 0;
 

@@ -259,6 +259,17 @@ class ControlDependencies {
   return ControlDependencies(deps);
 }
 
+/// tf.cond: true_fn's outputs where the 0-d bool `pred` is true, false_fn's
+/// otherwise (as many tensors from each, of one dtype and shape). Both
+/// branches are built and run; the taken one's values are selected, and an
+/// assign made inside a branch writes only when its branch is taken (Note
+/// [Assigns in a cond branch] in capture/compat/v1/control_flow.cpp says what
+/// differs from TF's lazy branches). Eagerly, only the taken branch runs.
+Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn, const std::function<Tensor()>& false_fn,
+            const std::string& name = "");
+std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Tensor>()>& true_fn,
+                         const std::function<std::vector<Tensor>()>& false_fn, const std::string& name = "");
+
 /// Nodes (and tf::Variables) created while it lives are named "<scope>/<name>"
 /// (tf.name_scope): `auto ns = tf::name_scope("layer1");` gives "layer1/add",
 /// scopes nest ("a/b/add"), and a scope name used before gets a suffix
