@@ -362,8 +362,12 @@ void register_kernels(dispatch::Registry& r) {
 #define EMBER_REDUCE(name, rule, dtypes) r.set(cuda, OpId::name, &reduce_kernel);
 #include "ops/reduce.def"
   // Views only change metadata: the CPU kernel serves both devices.
-  for (OpId op : {OpId::reshape, OpId::permute, OpId::slice, OpId::select, OpId::expand})
-    r.set(cuda, op, &cpu::view_kernel);
+  for (int i = 0; i < dispatch::kNumOps; ++i) {
+    const auto op = static_cast<OpId>(i);
+    const uint32_t flags = dispatch::schema(op).flags;
+    if (flags & dispatch::kView) r.set(cuda, op, &cpu::view_kernel);
+    if (flags & dispatch::kCreation) r.set(cuda, op, &creation_kernel);
+  }
   r.set(cuda, OpId::copy, &copy_kernel);
   r.set(cuda, OpId::to_device, &cpu::to_device_kernel);  // copies from any device
   r.set(cuda, OpId::where, &where_kernel);
@@ -374,9 +378,6 @@ void register_kernels(dispatch::Registry& r) {
   r.set(cuda, OpId::addmm, &addmm_kernel);
   r.set(cuda, OpId::concat, &concat_kernel);
   r.set(cuda, OpId::index_select, &index_select_kernel);
-  for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
-                  OpId::truncated_normal, OpId::randint})
-    r.set(cuda, op, &creation_kernel);
 }
 
 }  // namespace ember::gpu

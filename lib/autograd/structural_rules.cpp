@@ -144,9 +144,11 @@ void register_structural_rules(RuleTable& t) {
     }
   });
   t.set(OpId::index_select, kUsesIn1, &index_select_rule);
-  for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
-                  OpId::truncated_normal, OpId::randint})
-    t.not_differentiable(op, "it has no tensor inputs");
+  // detach: the gradient stops here (no contribution to its input).
+  t.set(OpId::detach, kUsesNothing, [](const GradCtx&, const Tensor&, Tensor*) {});
+  for (int i = 0; i < dispatch::kNumOps; ++i)
+    if (dispatch::schema(static_cast<OpId>(i)).flags & dispatch::kCreation)
+      t.not_differentiable(static_cast<OpId>(i), "it has no tensor inputs");
 }
 
 }  // namespace ember::autograd

@@ -3,6 +3,7 @@
 #include "cpu/kernels.h"
 #include "cpu/loops.h"
 #include "dispatch/registry.h"
+#include "dispatch/schema.h"
 
 namespace ember::cpu {
 
@@ -46,8 +47,13 @@ void register_cpu_kernels(dispatch::Registry& r) {
 #include "ops/elementwise.def"
 #define EMBER_REDUCE(name, rule, dtypes) r.set(cpu, OpId::name, &widened<&reduce_kernel>);
 #include "ops/reduce.def"
-  for (OpId op : {OpId::reshape, OpId::permute, OpId::slice, OpId::select, OpId::expand})
-    r.set(cpu, op, &view_kernel);
+  // Views and creation ops by their schema flags (structural.def), so a new one cannot be missed.
+  for (int i = 0; i < dispatch::kNumOps; ++i) {
+    const auto op = static_cast<OpId>(i);
+    const uint32_t flags = dispatch::schema(op).flags;
+    if (flags & dispatch::kView) r.set(cpu, op, &view_kernel);
+    if (flags & dispatch::kCreation) r.set(cpu, op, &creation_kernel);
+  }
   r.set(cpu, OpId::copy, &copy_kernel);
   r.set(cpu, OpId::to_device, &to_device_kernel);
   r.set(cpu, OpId::where, &widened<&where_kernel>);
@@ -58,9 +64,6 @@ void register_cpu_kernels(dispatch::Registry& r) {
   r.set(cpu, OpId::addmm, &widened<&addmm_kernel>);
   r.set(cpu, OpId::concat, &concat_kernel);
   r.set(cpu, OpId::index_select, &index_select_kernel);
-  for (OpId op : {OpId::fill, OpId::arange, OpId::linspace, OpId::eye, OpId::rand, OpId::randn,
-                  OpId::truncated_normal, OpId::randint})
-    r.set(cpu, op, &creation_kernel);
 }
 
 }  // namespace ember::cpu

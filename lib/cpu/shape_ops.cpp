@@ -67,6 +67,10 @@ void view_kernel(OpId op, dispatch::Inputs in, const dispatch::Attrs& a, Tensor&
       }
       break;
     }
+    case OpId::detach:
+      shape = impl.shape;
+      strides = impl.strides;
+      break;
     case OpId::permute:
       for (int64_t p : a.ints) {
         int64_t d = p < 0 ? p + x.dim() : p;

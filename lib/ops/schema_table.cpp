@@ -181,6 +181,11 @@ TensorMeta infer_expand(OpId op, Inputs in, const Attrs& a) {
   return {std::move(target), in[0].dtype(), in[0].device()};
 }
 
+TensorMeta infer_detach(OpId op, Inputs in, const Attrs&) {
+  check_arity(op, in, 1);
+  return {in[0].shape(), in[0].dtype(), in[0].device()};
+}
+
 TensorMeta infer_copy(OpId op, Inputs in, const Attrs& a) {
   check_arity(op, in, 1);
   check_rank("to", in[0].shape());
@@ -370,15 +375,14 @@ struct Table {
 #define EMBER_REDUCE(name, rule, dtypes) \
   set(OpId::name, #name, kReduction, 1, dtypes, &infer_reduce<rule##_rule, dtypes>);
 #include "ops/reduce.def"
-    InferFn structural[] = {&infer_reshape,      &infer_permute, &infer_slice,   &infer_select,
-                            &infer_expand,       &infer_copy,    &infer_to_device, &infer_where, &infer_clamp,
-                            &infer_softmax,      &infer_softmax, &infer_matmul,  &infer_addmm,  &infer_concat,
-                            &infer_index_select, &infer_creation, &infer_creation,
-                            &infer_creation,     &infer_creation, &infer_creation,
-                            &infer_creation,     &infer_creation, &infer_creation};
+    // In structural.def's order; creation ops (kCreation) all take infer_creation.
+    InferFn structural[] = {&infer_reshape, &infer_permute, &infer_slice,   &infer_select,      &infer_expand,
+                            &infer_detach,  &infer_copy,    &infer_to_device, &infer_where,     &infer_clamp,
+                            &infer_softmax, &infer_softmax, &infer_matmul,  &infer_addmm,       &infer_concat,
+                            &infer_index_select};
     int k = 0;
 #define EMBER_OP(name, flags, arity) \
-  set(OpId::name, #name, flags, arity, kAll, structural[k++]);
+  set(OpId::name, #name, flags, arity, kAll, ((flags) & kCreation) ? &infer_creation : structural[k++]);
 #include "ops/structural.def"
     EMBER_CHECK_INTERNAL(k == static_cast<int>(std::size(structural)));
     for (auto& r : rows) EMBER_CHECK_INTERNAL(r.name && r.infer);

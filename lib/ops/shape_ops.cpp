@@ -254,4 +254,6 @@ Tensor cast(const Tensor& x, DType dt) {
   return dispatch::call(OpId::copy, dispatch::Inputs(&x, 1), a);
 }
 
+Tensor detach(const Tensor& x) { return view_op(OpId::detach, x, {}); }
+
 }  // namespace ember

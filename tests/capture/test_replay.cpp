@@ -359,7 +359,8 @@ std::vector<Case> other_cases() {
                                                 x.slice(0, 0, 1).expand({2, 3, 4}) + x,
                                                 x.flatten(),
                                                 x.unsqueeze(0).squeeze(0).squeeze(),
-                                                x.reshape({-1}).slice(0, 3, 20, 3)};
+                                                x.reshape({-1}).slice(0, 3, 20, 3),
+                                                em::detach(x) * 2.f + x};
                    },
                    f32({2, 3, 4})});
   // ---- creation (folded or not, replays give the eager values)

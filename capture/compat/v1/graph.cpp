@@ -1221,35 +1221,24 @@ Tensor placeholder_with_default(const Tensor& input, const Shape& shape, const s
   return detail::symbolic(sc.graph(), sc.add(std::move(n), "placeholder_with_default"));
 }
 
-namespace {
-Tensor identity_node(ScopeRecorder& sc, const Tensor& x, const std::string& name, bool stop_gradient,
-                     const char* who) {
-  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
-  const int in = sc.node_of(x, who);
-  const Node& src = sc.graph()->nodes[static_cast<std::size_t>(in)];
-  Node n;
-  n.kind = Kind::identity;
-  n.name = name.empty() ? who : name;
-  n.inputs = {in};
-  n.shape = src.shape;
-  n.dtype = src.dtype;
-  n.stop_gradient = stop_gradient;
-  return detail::symbolic(sc.graph(), sc.add(std::move(n), who));
-}
-}  // namespace
-
 Tensor identity(const Tensor& x, const std::string& name) {
   ScopeRecorder* sc = detail::current_scope();
   if (!sc) return x;
-  return identity_node(*sc, x, name, false, "identity");
+  std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+  const int in = sc->node_of(x, "identity");
+  const Node& src = sc->graph()->nodes[static_cast<std::size_t>(in)];
+  Node n;
+  n.kind = Kind::identity;
+  n.name = name.empty() ? "identity" : name;
+  n.inputs = {in};
+  n.shape = src.shape;
+  n.dtype = src.dtype;
+  return detail::symbolic(sc->graph(), sc->add(std::move(n), "identity"));
 }
 
-Tensor stop_gradient(const Tensor& x, const std::string& name) {
-  ScopeRecorder* sc = detail::current_scope();
-  // Eager: an alias of x's storage that no tape has seen, so a GradientTape
-  // takes it for a constant.
-  if (!sc) return ember::detail::make_view(x, x.shape(), x.strides(), x.storage_offset());
-  return identity_node(*sc, x, name, true, "stop_gradient");
+// ember::detach: a node in graph mode, recorded by tapes and traces eagerly.
+Tensor stop_gradient(const Tensor& x, const std::string& n) {
+  return detail::named(n.empty() ? "stop_gradient" : n, [&] { return ember::detach(x); });
 }
 
 Operation no_op(const std::string& name) { return group({}, name.empty() ? "no_op" : name); }

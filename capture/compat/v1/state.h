@@ -81,7 +81,6 @@ struct Node {
   int var = -1;                                       // variable / assign: index into vars
   dispatch::OpId assign_kind = dispatch::OpId::copy;  // assign: copy, add or sub
   bool with_default = false;                          // placeholder_with_default
-  bool stop_gradient = false;                         // identity that gradients do not pass
   bool guarded = false;  // assign made in a cond branch: inputs[1] is the bool guard (Note [Assigns in a cond branch])
   std::vector<ReshapeDerived> reshape_derived;  // reshape of an input with unknown dims
   // Shape attribute entries known only in the run: entry i of attrs.ints is

@@ -44,8 +44,7 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
   prog.num_ids = n0;
   for (int id = 0; id < n0; ++id) {
     const Node& n = g->nodes[static_cast<std::size_t>(id)];
-    // An identity passes gradients through, unless it is a stop_gradient.
-    const bool pass = (n.kind == Kind::identity && !n.stop_gradient) || (n.kind == Kind::placeholder && n.with_default);
+    const bool pass = n.kind == Kind::identity || (n.kind == Kind::placeholder && n.with_default);
     if (n.kind != Kind::op && !pass) continue;
     autograd::Record r;
     if (pass) {
@@ -169,6 +168,7 @@ std::vector<GradAndVar> Optimizer::compute_gradients(const Tensor& loss, const s
       seen[static_cast<std::size_t>(id)] = 1;
       const Node& n = g->nodes[static_cast<std::size_t>(id)];
       if (n.kind == Kind::variable) reads[static_cast<std::size_t>(n.var)] = 1;
+      if (n.kind == Kind::op && n.op == dispatch::OpId::detach) continue;  // stop_gradient: not a path
       for (int in : n.inputs) todo.push_back(in);
     }
   }

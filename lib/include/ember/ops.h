@@ -94,6 +94,11 @@ Tensor operator>(const Operand& a, const Operand& b);
 Tensor operator>=(const Operand& a, const Operand& b);
 Tensor operator!(const Tensor& x);  ///< logical_not
 
+/// x itself (sharing its storage), through which no gradient flows: tapes,
+/// graph gradients and traces treat it as a constant (PyTorch's detach,
+/// TF's stop_gradient).
+Tensor detach(const Tensor& x);
+
 /// cond ? a : b elementwise (cond is read as bool); a and b promote like add.
 Tensor where(const Tensor& cond, const Operand& a, const Operand& b);
 /// Limits x to [min, max]; either bound may be absent. NaN stays NaN.

@@ -22,6 +22,23 @@ TEST_CASE("GradientTape differentiates watched tensors", "[autograd][tape]") {
   CHECK(vals(g) == std::vector<double>{2, 4, 6});
 }
 
+TEST_CASE("detach stops gradients under a tape and in a traced replay", "[autograd][tape]") {
+  Tensor x = em::tensor({1.f, 2.f, 3.f});
+  Tensor d = em::detach(x);
+  CHECK(d.storage_offset() == x.storage_offset());
+  CHECK(d.data_ptr() == x.data_ptr());  // a view, no copy
+  em::GradientTape tape(true);
+  tape.watch(x);
+  Tensor y = em::sum(x * em::detach(x * x));
+  // d/dx sum(x * stop(x^2)) = x^2: the stopped factor contributes nothing.
+  CHECK(tape.gradient(y, x).to_vector<float>() == std::vector<float>{1, 4, 9});
+  CHECK(tape.gradient(em::sum(em::detach(x)), x).to_vector<float>() == std::vector<float>{0, 0, 0});
+  // A trace records it: the replay reads the new input, not the traced value.
+  auto f = em::capture::function([](const Tensor& a) { return em::detach(a) * 2.f; });
+  CHECK(f(x).to_vector<float>() == std::vector<float>{2, 4, 6});
+  CHECK(f(em::tensor({5.f, 6.f, 7.f})).to_vector<float>() == std::vector<float>{10, 12, 14});
+}
+
 TEST_CASE("a non-scalar target is summed; output_gradient weights it", "[autograd][tape]") {
   Tensor x = em::tensor({1.0f, 2.0f});
   {
