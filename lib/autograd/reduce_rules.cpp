@@ -41,9 +41,20 @@ void register_reduce_rules(RuleTable& t) {
     const Tensor& x = c.in[0];
     gx[0] = broadcast_like(keep_dims(c, g) / reduced_count(x, reduced_axes(c)), x);
   });
-  // d prod / dx_i = prod / x_i (undefined where x_i == 0, as the formula says).
-  t.set(OpId::prod, kUsesIn0 | kUsesOut, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
-    gx[0] = keep_dims(c, g * c.out) / c.in[0];
+  // d prod / dx_i is the product of the other elements. prod / x_i is that
+  // only where no element is 0; so, per reduced slice: no zero, P / x_i with P
+  // the product of the nonzero elements; one zero, P at the zero and 0
+  // elsewhere; more, 0 (as TF's and PyTorch's prod gradients, never NaN).
+  t.set(OpId::prod, kUsesIn0, [](const GradCtx& c, const Tensor& g, Tensor* gx) {
+    const Tensor& x = c.in[0];
+    const Axes axes = reduced_axes(c);
+    const Tensor zero = eq(x, 0);
+    const Tensor zeros_in = sum(zero, axes, true);
+    const Tensor safe = where(zero, 1, x);
+    const Tensor nonzero_prod = prod(safe, axes, true);
+    const Tensor others =
+        where(eq(zeros_in, 0), nonzero_prod / safe, where(logical_and(eq(zeros_in, 1), zero), nonzero_prod, 0));
+    gx[0] = keep_dims(c, g) * others;
   });
   t.set(OpId::max, kUsesIn0 | kUsesOut, &extreme_rule);
   t.set(OpId::min, kUsesIn0 | kUsesOut, &extreme_rule);

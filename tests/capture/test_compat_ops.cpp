@@ -437,8 +437,8 @@ TEST_CASE("cross-entropy and loss errors name the op and the shapes", "[compat][
                     Catch::Contains("sigmoid_cross_entropy_with_logits: labels and logits must have the same shape"));
   CHECK_THROWS_WITH(tf::losses::mean_squared_error(lab4, logits),
                     "mean_squared_error: labels and predictions must have the same shape, got [-1,4] and [-1,3]");
-  CHECK_THROWS_WITH(tf::losses::absolute_difference(ids, ids),
-                    "absolute_difference: predictions has dtype int64; expected a floating dtype");
+  // TF1 takes any numbers here, computing in float32.
+  CHECK(tf::losses::absolute_difference(ids, ids).dtype() == em::float32);
   CHECK_THROWS_WITH(tf::add_n({}), "add_n: inputs must not be empty");
   CHECK_THROWS_WITH(tf::add_n({logits, lab4}),
                     "add_n: inputs[0] and inputs[1] must have the same shape, got [-1,3] and [-1,4]");
@@ -608,4 +608,87 @@ TEST_CASE("cond selects the taken branch; assigns made in a branch write only wh
       });
   CHECK(e.to_vector<float>() == std::vector<float>{1, 1});
   CHECK(calls == 0);
+}
+
+TEST_CASE("gradients at kinks and bounds are TF's", "[compat][ops][autograd]") {
+  tf::Graph g;
+  Tensor x, z, grads[6], clipped_rev;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float64, {5}, "x");
+    z = tf::placeholder(em::float64, {5}, "z");
+    grads[0] = tf::gradients(tf::reduce_sum(tf::nn::sigmoid_cross_entropy_with_logits(z, x)), x);
+    grads[1] = tf::gradients(tf::reduce_sum(tf::nn::relu6(x)), x);
+    grads[2] = tf::gradients(tf::reduce_sum(tf::nn::leaky_relu(x, 0.2)), x);
+    grads[3] = tf::gradients(tf::reduce_sum(tf::nn::elu(x)), x);
+    grads[4] = tf::gradients(tf::reduce_sum(tf::clip_by_value(x, 0.0, 6.0)), x);
+    grads[5] = tf::gradients(tf::reduce_sum(tf::reduce_prod(x)), x);
+    clipped_rev = tf::clip_by_value(x, 2.0, 1.0);  // lo > hi: TF gives lo
+  }
+  tf::Session sess(g);
+  const tf::FeedDict feed{{x, em::tensor(std::vector<double>{0, 6, -1, 3, 7}, {5})},
+                          {z, em::tensor(std::vector<double>{0, 1, 0.5, 1, 0}, {5})}};
+  auto grad = [&](int i) { return sess.run(grads[i], feed).to_vector<double>(); };
+  const double s = 1 / (1 + std::exp(-6.0)), s1 = 1 / (1 + std::exp(1.0)), s3 = 1 / (1 + std::exp(-3.0)),
+               s7 = 1 / (1 + std::exp(-7.0));
+  check_near(grad(0), {0.5, s - 1, s1 - 0.5, s3 - 1, s7}, 1e-12);  // sigmoid(x) - z, 0.5 at x = 0
+  CHECK(grad(1) == std::vector<double>{0, 0, 0, 1, 0});             // 1 only for 0 < x < 6
+  CHECK(grad(2) == std::vector<double>{0.2, 1, 0.2, 1, 1});         // alpha at 0
+  check_near(grad(3), {1, 1, std::exp(-1.0), 1, 1}, 1e-12);         // elu: 1 at 0
+  CHECK(grad(4) == std::vector<double>{1, 1, 0, 1, 0});             // a value on a bound keeps its gradient
+  CHECK(grad(5) == std::vector<double>{-126, 0, 0, 0, 0});          // one zero: the others' product there
+  CHECK(sess.run(clipped_rev, feed).to_vector<double>() == std::vector<double>(5, 2.0));
+}
+
+TEST_CASE("tf.losses cast, stop gradients into labels and name their values as TF1", "[compat][ops]") {
+  tf::Graph g;
+  Tensor logits, soft, ids_col, mse64, names[5], g_soft, sparse_col;
+  {
+    auto scope = g.as_default();
+    logits = tf::placeholder(em::float32, {-1, 3}, "logits");
+    soft = tf::placeholder(em::float32, {-1, 3}, "soft");
+    ids_col = tf::placeholder(em::int64, {-1, 1}, "ids_col");
+    // A distillation target: no gradient may reach the teacher's soft labels.
+    g_soft = tf::gradients(tf::losses::softmax_cross_entropy(soft, logits), soft);
+    sparse_col = tf::losses::sparse_softmax_cross_entropy(ids_col, logits);  // [N, 1] labels squeeze
+    Tensor p64 = tf::placeholder(em::float64, {2}, "p64");
+    mse64 = tf::losses::mean_squared_error(p64, p64 * 2.0);
+    CHECK(mse64.dtype() == em::float32);  // TF1's to_float
+    names[0] = tf::losses::mean_squared_error(soft, logits);
+    names[1] = tf::losses::absolute_difference(soft, logits);
+    names[2] = tf::losses::softmax_cross_entropy(tf::cast(soft, em::int32), logits);  // integer one-hot cast
+    names[3] = sparse_col;
+    names[4] = tf::losses::sigmoid_cross_entropy(soft, logits, "bce");
+  }
+  CHECK(tf::tensor_name(names[0]) == "mean_squared_error_1/value:0");  // mse64 took the first
+  CHECK(tf::tensor_name(names[1]) == "absolute_difference/value:0");
+  CHECK(tf::tensor_name(names[2]) == "softmax_cross_entropy_loss_1/value:0");
+  CHECK(tf::tensor_name(names[3]) == "sparse_softmax_cross_entropy_loss/value:0");
+  CHECK(tf::tensor_name(names[4]) == "bce/value:0");
+  tf::Session sess(g);
+  const Tensor lv = em::tensor(std::vector<float>{1, 2, 3, 0, 0, 1}, {2, 3});
+  const tf::FeedDict feed{{logits, lv},
+                          {soft, em::tensor(std::vector<float>{0.2f, 0.3f, 0.5f, 1, 0, 0}, {2, 3})},
+                          {ids_col, em::tensor(std::vector<int64_t>{2, 0}, {2, 1})}};
+  CHECK(sess.run(g_soft, feed).to_vector<float>() == std::vector<float>(6, 0.f));
+  const double want = (-log_softmax_row({1, 2, 3})[2] - log_softmax_row({0, 0, 1})[0]) / 2;
+  CHECK(sess.run(sparse_col, feed).item<float>() == Approx(want).epsilon(1e-6));
+  CHECK(sess.run(mse64, {{g.get_tensor_by_name("p64:0"), em::tensor(std::vector<double>{1, 2}, {2})}})
+            .item<float>() == 2.5f);
+}
+
+TEST_CASE("sparse cross-entropy with a large class count stays O(classes) in memory", "[compat][ops]") {
+  constexpr int64_t kClasses = 200000;  // an identity matrix of this size would take 160 GB
+  tf::Graph g;
+  Tensor logits, labels, loss;
+  {
+    auto scope = g.as_default();
+    logits = tf::placeholder(em::float32, {-1, kClasses}, "logits");
+    labels = tf::placeholder(em::int32, {-1}, "labels");
+    loss = tf::nn::sparse_softmax_cross_entropy_with_logits(labels, logits);
+  }
+  tf::Session sess(g);
+  const Tensor out = sess.run(loss, {{logits, em::zeros({2, kClasses})},
+                                     {labels, em::tensor(std::vector<int32_t>{7, kClasses - 1}, {2})}});
+  for (float v : out.to_vector<float>()) CHECK(v == Approx(std::log(static_cast<double>(kClasses))).epsilon(1e-5));
 }

@@ -72,9 +72,7 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
       throw ValueError(fmt::format("cond: output {} of {} is an undefined tensor", i,
                                    t[i].defined() ? "false_fn" : "true_fn"));
     const Shape ts = static_shape(t[i]), fs = static_shape(f[i]);
-    bool same = t[i].dtype() == f[i].dtype() && ts.size() == fs.size();
-    for (std::size_t k = 0; same && k < ts.size(); ++k) same = ts[k] < 0 || fs[k] < 0 || ts[k] == fs[k];
-    if (!same)
+    if (t[i].dtype() != f[i].dtype() || !detail::shapes_compatible(ts, fs))
       throw ValueError(fmt::format("cond: output {} is {} {} from true_fn but {} {} from false_fn; the branches "
                                    "must agree in dtype and shape",
                                    i, dtype_name(t[i].dtype()), shape_str(ts), dtype_name(f[i].dtype()),

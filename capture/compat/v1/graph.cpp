@@ -318,6 +318,13 @@ void GraphState::release_name(const std::string& name) {
   if (digits.size() < 10 && base != name_counts.end() && base->second == std::stoi(digits) + 1) --base->second;
 }
 
+bool shapes_compatible(const Shape& a, const Shape& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] >= 0 && b[i] >= 0 && a[i] != b[i]) return false;
+  return true;
+}
+
 std::string normalize_device(const std::string& d, const char* who) {
   if (d.empty()) return d;
   std::string s;

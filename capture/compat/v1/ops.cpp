@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "compat/v1/state.h"
 
@@ -22,9 +23,7 @@ namespace {
 // match anything.
 void check_same_shape(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name, const char* who) {
   const Shape as = static_shape(a), bs = static_shape(b);
-  bool ok = as.size() == bs.size();
-  for (std::size_t i = 0; ok && i < as.size(); ++i) ok = as[i] < 0 || bs[i] < 0 || as[i] == bs[i];
-  if (!ok)
+  if (!detail::shapes_compatible(as, bs))
     throw ShapeError(fmt::format("{}: {} and {} must have the same shape, got {} and {}", who, a_name, b_name,
                                  shape_str(as), shape_str(bs)));
 }
@@ -124,13 +123,14 @@ Tensor logical_not(const Tensor& x, const std::string& n) {
 
 Tensor clip_by_value(const Tensor& x, const Value& lo, const Value& hi, const std::string& n) {
   return named(n, [&] {
-    // TF: clipped values keep x's shape (the bounds broadcast to it, not the other way).
-    const Tensor r = ember::minimum(ember::maximum(x, lo.operand()), hi.operand());
+    // TF's order and masks: min(x, hi) then max(., lo), a value on a bound
+    // keeping its gradient (lo > hi gives lo); the bounds broadcast to x, not the other way.
+    const Tensor capped = ember::where(ember::le(x, hi.operand()), x, hi.operand());
+    const Tensor r = ember::where(ember::ge(capped, lo.operand()), capped, lo.operand());
     const Shape xs = static_shape(x), rs = static_shape(r);
-    if (xs.size() != rs.size() ||
-        !std::equal(xs.begin(), xs.end(), rs.begin(), [](int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }))
-      throw ShapeError(
-          fmt::format("clip_by_value: the bounds change the shape of x {} to {}", shape_str(xs), shape_str(rs)));
+    if (!detail::shapes_compatible(xs, rs))
+      throw ShapeError(fmt::format("clip_by_value: the bounds change the shape of x {} to {}", shape_str(xs),
+                                   shape_str(rs)));
     return r.dtype() == x.dtype() ? r : r.to(x.dtype());
   });
 }
@@ -233,6 +233,10 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::s
     // Dims unknown until the run: copies concatenated along each dim.
     Tensor y = x;
     for (std::size_t i = 0; i < s.size(); ++i) {
+      if (multiples[i] == 0)
+        throw ValueError(fmt::format("tile: multiples[{}] is 0 for a tensor with dims unknown until the graph "
+                                     "runs ({}); an empty tile needs a known shape",
+                                     i, shape_str(s)));
       if (multiples[i] == 1) continue;
       y = ember::concat(std::vector<Tensor>(static_cast<std::size_t>(multiples[i]), y), static_cast<int64_t>(i));
     }
@@ -263,23 +267,25 @@ Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off
 namespace nn {
 
 Tensor relu6(const Tensor& x, const std::string& n) {
-  return named(n, [&] { return ember::clamp(x, Scalar(0), Scalar(6)); });
+  // TF's gradient is 1 only for 0 < x < 6 (clamp's would be 1 on both bounds).
+  return named(n, [&] { return ember::where(ember::ge(x, 6), ember::full_like(x, 6), ember::relu(x)); });
 }
 
 Tensor leaky_relu(const Tensor& x, double alpha, const std::string& n) {
   check_floating(x, "x", "leaky_relu");
-  return named(n.empty() ? "leaky_relu" : n, [&] {
-    const Tensor ax = ember::mul(x, alpha);
-    return alpha <= 1.0 ? ember::maximum(x, ax) : ember::where(ember::gt(x, 0), x, ax);
-  });
+  // TF's gradient: 1 for x > 0, alpha elsewhere (x = 0 included).
+  return named(n.empty() ? "leaky_relu" : n, [&] { return ember::where(ember::gt(x, 0), x, ember::mul(x, alpha)); });
 }
 
 Tensor elu(const Tensor& x, const std::string& n) {
   check_floating(x, "x", "elu");
-  // expm1 of min(x, 0): the branch where() drops never overflows, so its
-  // gradient (exp(x) times a zero) is never inf * 0.
-  return named(n.empty() ? "elu" : n,
-               [&] { return ember::where(ember::gt(x, 0), x, ember::expm1(ember::minimum(x, 0))); });
+  // expm1 of where(x > 0, 0, x): the branch where() drops never overflows, so
+  // its gradient (exp(x) times a zero) is never inf * 0, and at x = 0 the
+  // gradient is exp(0) = 1 as TF's (a minimum would split the tie).
+  return named(n.empty() ? "elu" : n, [&] {
+    const Tensor pos = ember::gt(x, 0);
+    return ember::where(pos, x, ember::expm1(ember::where(pos, 0, x)));
+  });
 }
 
 Tensor softplus(const Tensor& x, const std::string& n) {
@@ -293,11 +299,16 @@ Tensor l2_loss(const Tensor& t, const std::string& n) {
 
 std::pair<Tensor, Tensor> moments(const Tensor& x, const Axes& axes, bool keepdims, const std::string& n) {
   check_floating(x, "x", "moments");
-  const Tensor mean_k = ember::mean(x, axes, true);
-  const Tensor d = ember::sub(x, mean_k);
-  Tensor var = named(n.empty() ? "" : n + "/variance", [&] { return ember::mean(ember::mul(d, d), axes, keepdims); });
-  Tensor mean = named(n.empty() ? "" : n + "/mean", [&] { return keepdims ? identity(mean_k) : ember::mean(x, axes); });
-  return {mean, var};
+  // As TF computes them: "moments/mean" and "moments/variance" with kept
+  // dims ("moments_1/..." next time), squeezed after when keepdims is false.
+  std::optional<NameScope> scope;
+  if (detail::current_scope()) scope.emplace(n.empty() ? "moments" : n);
+  const Tensor mean = named("mean", [&] { return ember::mean(x, axes, true); });
+  const Tensor d = ember::sub(x, mean);
+  const Tensor var = named("variance", [&] { return ember::mean(ember::mul(d, d), axes, true); });
+  if (keepdims) return {mean, var};
+  auto drop = [&](const Tensor& t) { return axes.empty() ? t.reshape({}) : squeeze(t, axes); };
+  return {drop(mean), drop(var)};
 }
 
 Tensor softmax_cross_entropy_with_logits_v2(const Tensor& labels, const Tensor& logits, int64_t axis,
@@ -332,10 +343,13 @@ Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tens
     throw ShapeError(fmt::format("{}: the class count (last dim of logits {}) must be known when the graph is built",
                                  who, shape_str(gs)));
   return named(n, [&] {
-    // Rows of the identity picked by gather: a label outside [0, classes)
-    // fails the gather's bound check when the graph runs (TF raises there too;
-    // one_hot would give a silent zero loss).
-    const Tensor picked = gather(ember::eye(classes, classes, logits.dtype()), labels, 0);
+    // The label's column by comparison with 0..classes-1. A label outside
+    // [0, classes) would match none and give a silent zero loss: a gather of
+    // ones, one per label, fails its bound check when the graph runs instead
+    // (TF raises there too).
+    const Tensor hit = ember::eq(labels.unsqueeze(-1), ember::arange(classes, labels.dtype()));
+    const Tensor in_range = gather(ember::ones({classes}, logits.dtype()), labels, 0).unsqueeze(-1);
+    const Tensor picked = ember::mul(hit.to(logits.dtype()), in_range);
     return ember::neg(ember::sum(ember::mul(picked, ember::log_softmax(logits, -1)), {-1}));
   });
 }
@@ -348,9 +362,13 @@ Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& log
     throw DTypeError(fmt::format("{}: labels have dtype {} but logits {}; they must match", who,
                                  dtype_name(labels.dtype()), dtype_name(logits.dtype())));
   return named(n, [&] {
-    // max(x, 0) - x z + log(1 + exp(-|x|)): exp never overflows.
-    return ember::add(ember::sub(ember::relu(logits), ember::mul(logits, labels)),
-                      ember::log1p(ember::exp(ember::neg(ember::abs(logits)))));
+    // max(x, 0) - x z + log(1 + exp(-|x|)), exp never overflowing, written
+    // with TF's where(x >= 0) so the gradient at x = 0 is sigmoid(0) - z
+    // (relu and abs would each give their one-sided 0 there).
+    const Tensor pos = ember::ge(logits, 0);
+    const Tensor relu_x = ember::where(pos, logits, 0);
+    const Tensor neg_abs = ember::where(pos, ember::neg(logits), logits);
+    return ember::add(ember::sub(relu_x, ember::mul(logits, labels)), ember::log1p(ember::exp(neg_abs)));
   });
 }
 
@@ -360,29 +378,51 @@ Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& log
 
 namespace losses {
 
+namespace {
+// tf.losses: the loss in a name scope of TF's default name (or `scope`), its
+// mean named "value" (TF's compute_weighted_loss with unit weights).
+template <class F>
+Tensor loss_in_scope(const std::string& scope, const char* default_scope, F&& f) {
+  std::optional<NameScope> ns;
+  if (detail::current_scope()) ns.emplace(scope.empty() ? default_scope : scope);
+  const Tensor per_element = f();
+  return named("value", [&] { return ember::mean(per_element); });
+}
+}  // namespace
+
+// TF1 computes these two in float32 whatever the inputs (to_float).
 Tensor mean_squared_error(const Tensor& labels, const Tensor& predictions, const std::string& n) {
   check_same_shape(labels, "labels", predictions, "predictions", "mean_squared_error");
-  check_floating(predictions, "predictions", "mean_squared_error");
-  return named(n, [&] { return ember::mean(squared_difference(predictions, labels)); });
+  return loss_in_scope(n, "mean_squared_error",
+                       [&] { return squared_difference(predictions.to(DType::float32), labels.to(DType::float32)); });
 }
 
 Tensor absolute_difference(const Tensor& labels, const Tensor& predictions, const std::string& n) {
   check_same_shape(labels, "labels", predictions, "predictions", "absolute_difference");
-  check_floating(predictions, "predictions", "absolute_difference");
-  return named(n, [&] { return ember::mean(ember::abs(ember::sub(predictions, labels))); });
+  return loss_in_scope(n, "absolute_difference", [&] {
+    return ember::abs(ember::sub(predictions.to(DType::float32), labels.to(DType::float32)));
+  });
 }
 
+// The labels are cast to the logits' dtype, and (as TF1's) no gradient reaches them.
 Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits, const std::string& n) {
-  return named(n, [&] { return ember::mean(nn::softmax_cross_entropy_with_logits_v2(onehot_labels, logits)); });
+  return loss_in_scope(n, "softmax_cross_entropy_loss", [&] {
+    return nn::softmax_cross_entropy_with_logits_v2(stop_gradient(onehot_labels.to(logits.dtype())), logits);
+  });
 }
 
+// Labels of shape [batch, 1] are squeezed to [batch], as TF1's.
 Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits, const std::string& n) {
-  return named(n, [&] { return ember::mean(nn::sparse_softmax_cross_entropy_with_logits(labels, logits)); });
+  const Shape ls = static_shape(labels), gs = static_shape(logits);
+  const bool squeezable = !ls.empty() && ls.size() == gs.size() && ls.back() == 1;
+  return loss_in_scope(n, "sparse_softmax_cross_entropy_loss", [&] {
+    return nn::sparse_softmax_cross_entropy_with_logits(squeezable ? squeeze(labels, {-1}) : labels, logits);
+  });
 }
 
 Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits, const std::string& n) {
-  return named(n, [&] {
-    return ember::mean(nn::sigmoid_cross_entropy_with_logits(multi_class_labels.to(logits.dtype()), logits));
+  return loss_in_scope(n, "sigmoid_cross_entropy_loss", [&] {
+    return nn::sigmoid_cross_entropy_with_logits(multi_class_labels.to(logits.dtype()), logits);
   });
 }
 

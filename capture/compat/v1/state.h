@@ -207,6 +207,10 @@ bool holds_exactly(Scalar v, DType to);
 /// "/cpu:0" or "/gpu:N" for a TF device name ("" stays ""); ValueError naming `who` otherwise.
 std::string normalize_device(const std::string& name, const char* who);
 
+/// Whether static shapes a and b can be one shape in a run: the same rank,
+/// and equal dims where both are known (-1 matches anything).
+bool shapes_compatible(const Shape& a, const Shape& b);
+
 /// The innermost scope's recorder on this thread, or null.
 ScopeRecorder* current_scope();
 /// The innermost scope's recorder; ValueError naming `who` outside any scope.

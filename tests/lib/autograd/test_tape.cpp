@@ -39,6 +39,19 @@ TEST_CASE("detach stops gradients under a tape and in a traced replay", "[autogr
   CHECK(f(em::tensor({5.f, 6.f, 7.f})).to_vector<float>() == std::vector<float>{10, 12, 14});
 }
 
+TEST_CASE("prod's gradient is the product of the other elements, zeros included", "[autograd][tape]") {
+  Tensor x = em::tensor(std::vector<double>{2, 0, 3, 0, 0, 5, 1, 2, 4}, {3, 3});
+  em::GradientTape tape(true);
+  tape.watch(x);
+  // Row 0 has one zero, row 1 two, row 2 none.
+  CHECK(tape.gradient(em::prod(x, {1}), x).to_vector<double>() ==
+        std::vector<double>{0, 6, 0, 0, 0, 0, 8, 4, 2});
+  // All elements: two zeros overall, so every gradient is 0; a keepdims column product.
+  CHECK(tape.gradient(em::prod(x), x).to_vector<double>() == std::vector<double>(9, 0.0));
+  CHECK(tape.gradient(em::prod(x, {0}, true), x).to_vector<double>() ==
+        std::vector<double>{0, 0, 20, 2, 0, 12, 0, 0, 15});
+}
+
 TEST_CASE("a non-scalar target is summed; output_gradient weights it", "[autograd][tape]") {
   Tensor x = em::tensor({1.0f, 2.0f});
   {
