@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) k_create(T* p, CreationArgs a, OpId 
       case OpId::truncated_normal: {  // as lib/cpu/creation.cpp's truncated_at
         const auto seed = static_cast<uint64_t>(a.i0), g = static_cast<uint64_t>(a.i1 + e);
         double v = normal_at(seed, g, 0);
-        for (uint32_t round = 1; fabs(v) > 2.0 && round < 64; ++round) v = normal_at(seed, g, round);
+        for (uint32_t round = 1; fabs(v) >= 2.0 && round < 64; ++round) v = normal_at(seed, g, round);
         v = fmin(fmax(v, -2.0), 2.0);
         if constexpr (kFloatLike<T>) r = convert<T>(v);
         break;

@@ -6,7 +6,7 @@
 // offset, position): chunks run on any thread in any order, and a replay of a
 // recorded call with the same attrs gives the same numbers.
 //
-// truncated_normal redraws a value outside [-2, 2] (TF's truncated_normal):
+// truncated_normal redraws a value outside (-2, 2) (TF's truncated_normal):
 // try r of element g reads the same counter block with its third word set to
 // r, so a value still depends only on (seed, offset, position), and try 0 is
 // randn's draw.
@@ -61,7 +61,7 @@ inline double normal_at(uint64_t seed, uint64_t g, uint32_t round) {
 // (p ~ 1e-86) never happen, and the clamp keeps the bound even then.
 inline double truncated_at(uint64_t seed, uint64_t g) {
   double z = normal_at(seed, g, 0);
-  for (uint32_t round = 1; std::abs(z) > 2.0 && round < 64; ++round) z = normal_at(seed, g, round);
+  for (uint32_t round = 1; std::abs(z) >= 2.0 && round < 64; ++round) z = normal_at(seed, g, round);
   return std::clamp(z, -2.0, 2.0);
 }
 

@@ -240,3 +240,76 @@ TEST_CASE("layers::dense makes kernel and bias variables and computes activation
   for (int i = 0; i < 5; ++i) sess.run(train, {{x, xv}});
   CHECK(sess.run(loss, {{x, xv}}).item<float>() < l0);
 }
+
+TEST_CASE("a scope's default layer names start again when it reopens, so towers share layers with reuse",
+          "[compat][layers]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor real = tf::placeholder(em::float32, {-1, 3}, "real"), fake = tf::placeholder(em::float32, {-1, 3}, "fake");
+  // TF1's GAN idiom: one discriminator function, called for both inputs.
+  auto discriminator = [](const Tensor& x, bool reuse) {
+    auto vs = tf::variable_scope("disc", reuse);
+    return tf::layers::dense(tf::layers::dense(x, 4, tf::nn::relu), 1);
+  };
+  Tensor d_real = discriminator(real, false), d_fake = discriminator(fake, true);
+  std::vector<std::string> names;
+  for (const tf::Variable& v : tf::trainable_variables()) names.push_back(v.name());
+  CHECK(names == std::vector<std::string>{"disc/dense/kernel", "disc/dense/bias", "disc/dense_1/kernel",
+                                          "disc/dense_1/bias"});
+  // Without reuse the second pass asks for new variables of the same names, as in TF1.
+  CHECK_THROWS_WITH(discriminator(fake, false), Catch::Contains("Variable disc/dense/kernel already exists"));
+  // Unnamed layers elsewhere keep counting at their own level.
+  CHECK(tf::layers::dense(real, 2).shape() == em::Shape{720720, 2});
+  names.clear();
+  for (const tf::Variable& v : tf::trainable_variables()) names.push_back(v.name());
+  CHECK(names.back() == "dense/bias");
+  auto init = tf::global_variables_initializer();
+  tf::Session sess(g);
+  sess.run(init);
+  const Tensor xv = em::tensor(std::vector<float>{1, 2, 3, -1, 0, 2}, {2, 3});
+  const auto r = sess.run({d_real, d_fake}, {{real, xv}, {fake, xv}});
+  CHECK(r[0].to_vector<float>() == r[1].to_vector<float>());  // one set of weights
+}
+
+TEST_CASE("TF1 spellings: Variable of a number, free assign ops, names starting with '_' inside a scope",
+          "[compat][layers]") {
+  tf::Graph g;
+  tf::Variable b, step, flag;
+  Tensor set_b, bump, back;
+  {
+    auto scope = g.as_default();
+    b = tf::Variable(0.5f, "b");
+    step = tf::Variable(int64_t{3}, "step", false);
+    flag = tf::Variable(true, "flag");
+    CHECK(b.dtype() == em::float32);
+    CHECK(b.shape() == em::Shape{});
+    CHECK(step.dtype() == em::int64);
+    CHECK(flag.dtype() == em::bool_);
+    CHECK(tf::Variable(2.0, "d").dtype() == em::float64);
+    set_b = tf::assign(b, tf::constant(1.5f));
+    bump = tf::assign_add(step, 2);
+    back = tf::assign_sub(b, 0.25);
+    auto outer = tf::name_scope("outer");
+    auto inner = tf::name_scope("_private");  // TF allows a leading '_' below the top level
+    CHECK(inner.name() == "outer/_private/");
+    CHECK(tf::train::get_or_create_global_step().name() == "global_step");  // at the top level
+  }
+  {
+    tf::Graph g2;
+    auto scope = g2.as_default();
+    { auto taken = tf::name_scope("global_step"); }
+    CHECK_THROWS_WITH(tf::train::get_or_create_global_step(),
+                      "get_or_create_global_step: the name \"global_step\" is taken (by a name scope?); the "
+                      "global step needs it");
+  }
+  auto init = [&] {
+    auto scope = g.as_default();
+    return tf::variables_initializer({b, step, flag});
+  }();
+  tf::Session sess(g);
+  sess.run(init);
+  CHECK(sess.run(set_b).item<float>() == 1.5f);
+  CHECK(sess.run(bump).item<int64_t>() == 5);
+  CHECK(sess.run(back).item<float>() == 1.25f);
+  CHECK(sess.run(flag.value()).item<bool>());
+}

@@ -1309,13 +1309,14 @@ DeviceScope::~DeviceScope() {
 }
 
 namespace {
-// TF's rule for scope names: a letter, digit or '.', then those, '_', '-', '.' or '/'.
-bool valid_scope_name(const std::string& s) {
+// TF's rules for scope names: at the top level a letter, digit or '.', then
+// those or '_', '-', '/', '>'; inside another scope any of them first.
+bool valid_scope_name(const std::string& s, bool nested) {
   auto ok = [](char c, bool first) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-           (!first && (c == '_' || c == '-' || c == '/'));
+           (!first && (c == '_' || c == '-' || c == '/' || c == '>'));
   };
-  if (s.empty() || !ok(s[0], true)) return false;
+  if (s.empty() || !ok(s[0], !nested)) return false;
   return std::all_of(s.begin() + 1, s.end(), [&](char c) { return ok(c, false); });
 }
 }  // namespace
@@ -1327,11 +1328,11 @@ NameScope::NameScope(const std::string& name) {
   if (name.empty()) {
     full_ = "";  // TF: back to the top level
   } else if (name.back() == '/') {
-    if (!valid_scope_name(name))
+    if (!valid_scope_name(name, false))
       throw ValueError(fmt::format("name_scope: \"{}\" is not a valid scope name", name));
     full_ = name;  // a name ending in '/' re-enters that scope as it is
   } else {
-    if (!valid_scope_name(name) || name.find("//") != std::string::npos)
+    if (!valid_scope_name(name, !sc.name_prefix.empty()) || name.find("//") != std::string::npos)
       throw ValueError(fmt::format("name_scope: \"{}\" is not a valid scope name", name));
     // A scope name is a graph name: a second "layer" scope is "layer_1/".
     auto& g = *sc.graph();

@@ -127,6 +127,15 @@ VariableScope::VariableScope(const std::string& name, Reuse reuse) {
 VariableScope::~VariableScope() {
   if (detail::current_scope() != scope_) return;
   auto* sc = static_cast<ScopeRecorder*>(scope_);
+  {
+    // As TF1: the default names counted inside (dense, dense_1) start again
+    // the next time the scope opens, so a second pass with reuse finds the
+    // first pass's layers.
+    auto& g = *sc->graph();
+    std::lock_guard<std::recursive_mutex> lk(g.mu);
+    const std::string inside = full_ + "/";
+    std::erase_if(g.layer_counts, [&](const auto& e) { return e.first.rfind(inside, 0) == 0; });
+  }
   sc->var_prefix = saved_prefix_;
   sc->reuse = saved_reuse_;
   sc->name_prefix = saved_names_;
@@ -220,7 +229,7 @@ Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, 
   std::string layer = name;
   if (layer.empty()) {
     std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
-    const int k = sc.graph()->layer_counts["dense"]++;
+    const int k = sc.graph()->layer_counts[sc.var_prefix + "dense"]++;
     layer = k == 0 ? "dense" : fmt::format("dense_{}", k);
   }
   auto vs = variable_scope(layer, reuse);

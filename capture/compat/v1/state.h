@@ -109,7 +109,7 @@ struct GraphState {
   bool finalized = false;
   std::vector<int> inputs, outputs;  // from_capture
   std::unordered_map<std::string, int> shared_vars;   // get_variable's: full name -> index into vars
-  std::unordered_map<std::string, int> layer_counts;  // default layer names: dense, dense_1, ...
+  std::unordered_map<std::string, int> layer_counts;  // default layer names per variable scope: "a/dense" -> count
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
   std::string unique_name(const std::string& base);

@@ -287,7 +287,6 @@ AdamOptimizer::AdamOptimizer(LearningRate learning_rate, double beta1, double be
 
 void AdamOptimizer::make_powers(const Variable& first) {
   if (beta1_power_.defined()) return;
-  NameScope top("");  // TF makes them at the top level
   beta1_power_ = Variable(ember::full({}, beta1_, first.dtype()), "beta1_power", false);
   beta2_power_ = Variable(ember::full({}, beta2_, first.dtype()), "beta2_power", false);
 }
@@ -380,13 +379,14 @@ Variable find_global_step(const std::shared_ptr<detail::GraphState>& g, const ch
 }
 
 Variable create_global_step(const char* who) {
+  const auto& g = detail::require_scope(who).graph();
+  // A name scope called "global_step" holds the name; the step would be "global_step_1", which no lookup finds.
+  if (g->name_counts.count(kGlobalStep))
+    throw ValueError(fmt::format("{}: the name \"global_step\" is taken (by a name scope?); the global step "
+                                 "needs it",
+                                 who));
   NameScope top("");  // at the top level whatever name scope is open, as TF's
-  Variable step(ember::zeros({}, DType::int64), kGlobalStep, false);
-  // A stale reservation of the name would hand out "global_step_1", which no lookup finds.
-  if (step.name() != kGlobalStep)
-    throw InternalError(fmt::format("{}: the global step was named \"{}\" ({}:{})", who, step.name(), __FILE__,
-                                    __LINE__));
-  return step;
+  return Variable(ember::zeros({}, DType::int64), kGlobalStep, false);
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ Tensor rand(const Shape& shape, DType dtype = float32, Device device = Device::c
 /// Standard normal (Box-Muller).
 Tensor randn(const Shape& shape, DType dtype = float32, Device device = Device::cpu(),
              Generator* gen = nullptr);
-/// Standard normal restricted to [-2, 2]: a draw outside is drawn again
+/// Standard normal restricted to (-2, 2): a draw outside is drawn again
 /// (TF's truncated_normal; PyTorch's trunc_normal_ with a = -2, b = 2).
 Tensor truncated_normal(const Shape& shape, DType dtype = float32, Device device = Device::cpu(),
                         Generator* gen = nullptr);

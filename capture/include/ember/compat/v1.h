@@ -133,6 +133,12 @@ class Variable {
   Variable() = default;
   /// A variable initialized (by its initializer) to `initial_value`, whose shape must be fully known.
   explicit Variable(const Tensor& initial_value, const std::string& name = "", bool trainable = true);
+  /// A 0-d variable of a C++ number, in its type (tf.Variable(0.0, name="b")):
+  /// a float is float32, a double float64, an int int32, an int64_t int64.
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  explicit Variable(T initial_value, const std::string& name = "", bool trainable = true)
+      : Variable(ember::tensor(std::vector<T>{initial_value}, Shape{}), name, trainable) {}
   /// The value as a graph tensor ("w:0").
   Tensor value() const;
   operator Tensor() const { return value(); }  // NOLINT: TF code uses a variable as a tensor
@@ -198,6 +204,24 @@ EMBER_V1_VARIABLE_OPERATOR(*, mul)
 EMBER_V1_VARIABLE_OPERATOR(/, div)
 #undef EMBER_V1_VARIABLE_OPERATOR
 inline Tensor operator-(const Variable& a) { return ember::neg(a.value()); }
+
+/// tf.assign(ref, value) and friends: the Variable's assign ops as free functions.
+inline Tensor assign(const Variable& ref, const Tensor& value, const std::string& name = "") {
+  return ref.assign(value, name);
+}
+inline Tensor assign_add(const Variable& ref, const Tensor& value, const std::string& name = "") {
+  return ref.assign_add(value, name);
+}
+inline Tensor assign_sub(const Variable& ref, const Tensor& value, const std::string& name = "") {
+  return ref.assign_sub(value, name);
+}
+inline Tensor assign(const Variable& ref, Scalar value, const std::string& name = "") { return ref.assign(value, name); }
+inline Tensor assign_add(const Variable& ref, Scalar value, const std::string& name = "") {
+  return ref.assign_add(value, name);
+}
+inline Tensor assign_sub(const Variable& ref, Scalar value, const std::string& name = "") {
+  return ref.assign_sub(value, name);
+}
 
 // ---- graph construction (these need a graph scope, except constant/identity on eager tensors) --
 
