@@ -403,7 +403,15 @@ TEST_CASE("softmax cross-entropies match a float64 reference, with TF1's gradien
   // A label outside [0, classes) fails when the graph runs, as TF's does.
   CHECK_THROWS_WITH(
       sess.run(sparse_loss, {{logits, em::tensor(z, {2, 3})}, {sparse, em::tensor(std::vector<int32_t>{3, 0}, {2})}}),
-      Catch::Contains("index 3 is out of range for dim 0 of size 3"));
+      "Session::run: node \"sparse_softmax_cross_entropy_with_logits/labels_in_range\": index_select: index 3 is "
+      "out of range for dim 0 of size 3");
+  // A gather's bad index names the gather; the failed runs wrote nothing.
+  {
+    auto scope = g.as_default();
+    const Tensor picked = tf::gather(logits, sparse, 0, "picked");
+    CHECK_THROWS_WITH(sess.run(picked, {{logits, em::tensor(z, {2, 3})}, {sparse, em::tensor(std::vector<int32_t>{0, 5}, {2})}}),
+                      "Session::run: node \"picked\": index_select: index 5 is out of range for dim 0 of size 2");
+  }
 }
 
 TEST_CASE("cross-entropy and loss errors name the op and the shapes", "[compat][ops][errors]") {

@@ -719,3 +719,28 @@ TEST_CASE("an MLP feed loop: session, callable and eager agree", "[compat][sessi
     CHECK(em::allclose(call({b})[0], eager, 1e-5, 1e-6));
   }
 }
+
+TEST_CASE("a run-time error names the failing node, traced or not",
+          "[compat][session][errors]") {
+  tf::Graph g;
+  Tensor ids, out;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    ids = tf::placeholder(em::int64, {-1}, "ids");
+    tf::Variable v(tf::constant(std::vector<float>{1, 2, 3}, {3}), "v");
+    auto upd = v.assign_add(tf::constant(std::vector<float>{1, 1, 1}, {3}));
+    auto deps = tf::control_dependencies({upd});
+    out = tf::gather(v.value(), ids, 0, "pick");  // reads v after the update
+    init = tf::global_variables_initializer();
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const std::string msg = "Session::run: node \"pick\": index_select: index 7 is out of range for dim 0 of size 3";
+  CHECK_THROWS_WITH(sess.run(out, {{ids, em::tensor<int64_t>({7})}}), msg);
+  tf::RunMetadata md;
+  CHECK_THROWS_WITH(sess.run({out}, {{ids, em::tensor<int64_t>({0, 7})}}, tf::RunOptions{true}, &md), msg);
+  // A good run after them works as before (what a failed run wrote is, as in TF1, not rolled back).
+  const float before = vec(sess.run(g.get_tensor_by_name("v:0")))[2];
+  CHECK(vec(sess.run(out, {{ids, em::tensor<int64_t>({2})}})) == std::vector<float>{before + 1});
+}

@@ -129,8 +129,8 @@ Tensor clip_by_value(const Tensor& x, const Value& lo, const Value& hi, const st
     const Tensor r = ember::where(ember::ge(capped, lo.operand()), capped, lo.operand());
     const Shape xs = static_shape(x), rs = static_shape(r);
     if (!detail::shapes_compatible(xs, rs))
-      throw ShapeError(fmt::format("clip_by_value: the bounds change the shape of x {} to {}", shape_str(xs),
-                                   shape_str(rs)));
+      throw ShapeError(
+          fmt::format("clip_by_value: the bounds change the shape of x {} to {}", shape_str(xs), shape_str(rs)));
     return r.dtype() == x.dtype() ? r : r.to(x.dtype());
   });
 }
@@ -234,9 +234,10 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::s
     Tensor y = x;
     for (std::size_t i = 0; i < s.size(); ++i) {
       if (multiples[i] == 0)
-        throw ValueError(fmt::format("tile: multiples[{}] is 0 for a tensor with dims unknown until the graph "
-                                     "runs ({}); an empty tile needs a known shape",
-                                     i, shape_str(s)));
+        throw ValueError(
+            fmt::format("tile: multiples[{}] is 0 for a tensor with dims unknown until the graph "
+                        "runs ({}); an empty tile needs a known shape",
+                        i, shape_str(s)));
       if (multiples[i] == 1) continue;
       y = ember::concat(std::vector<Tensor>(static_cast<std::size_t>(multiples[i]), y), static_cast<int64_t>(i));
     }
@@ -343,12 +344,15 @@ Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tens
     throw ShapeError(fmt::format("{}: the class count (last dim of logits {}) must be known when the graph is built",
                                  who, shape_str(gs)));
   return named(n, [&] {
+    // Its nodes in a name scope, so that a run-time error names them after it.
+    std::optional<NameScope> scope;
+    if (detail::current_scope()) scope.emplace(who);
     // The label's column by comparison with 0..classes-1. A label outside
     // [0, classes) would match none and give a silent zero loss: a gather of
     // ones, one per label, fails its bound check when the graph runs instead
     // (TF raises there too).
     const Tensor hit = ember::eq(labels.unsqueeze(-1), ember::arange(classes, labels.dtype()));
-    const Tensor in_range = gather(ember::ones({classes}, logits.dtype()), labels, 0).unsqueeze(-1);
+    const Tensor in_range = gather(ember::ones({classes}, logits.dtype()), labels, 0, "labels_in_range").unsqueeze(-1);
     const Tensor picked = ember::mul(hit.to(logits.dtype()), in_range);
     return ember::neg(ember::sum(ember::mul(picked, ember::log_softmax(logits, -1)), {-1}));
   });

@@ -678,53 +678,72 @@ std::vector<Tensor> SessionState::execute(const Plan& p, const std::vector<Tenso
                                    "run its initializer first", sv->name, reader));
   const capture::detail::Compiled& c = *p.compiled;
   std::vector<Tensor> outs;
-  if (!trace) {
-    outs = c.exec->run(c.optimized, *in);
-  } else {
-    // Node by node through the dispatcher, timing each (the unoptimized plan).
-    const capture::GraphIR& ir = c.traced;
+  // Node by node through the dispatcher (the unoptimized plan), timing each
+  // into `md` when given; returns the values and the assigns to apply. A
+  // failing node is named in the error.
+  const capture::GraphIR& ir = c.traced;
+  auto node_by_node = [&](RunMetadata* stats, std::vector<const capture::Node*>& assigns) {
     std::vector<Tensor> v(ir.nodes.size());
-    std::vector<const capture::Node*> assigns;
     const auto t0 = Clock::now();
     auto us = [&](Clock::time_point t) { return std::chrono::duration<double, std::micro>(t - t0).count(); };
     for (std::size_t id = 0; id < ir.nodes.size(); ++id) {
       const capture::Node& n = ir.nodes[id];
       const auto start = Clock::now();
-      switch (n.kind) {
-        case capture::NodeKind::input: v[id] = (*in)[static_cast<std::size_t>(n.index)]; break;
-        case capture::NodeKind::constant: v[id] = n.value; break;
-        case capture::NodeKind::variable_read: v[id] = n.var->value; break;
-        case capture::NodeKind::assign: assigns.push_back(&n); break;
-        case capture::NodeKind::op: {
-          std::vector<Tensor> args;
-          for (int i : n.inputs) args.push_back(v[static_cast<std::size_t>(i)]);
-          dispatch::Attrs a = n.attrs;
-          if (dispatch::schema(n.op).flags & dispatch::kRandom) {
-            Generator& gen = default_generator();
-            a.i0 = static_cast<int64_t>(gen.seed());
-            a.i1 = static_cast<int64_t>(gen.advance(static_cast<uint64_t>(shape_numel(n.out.shape))));
+      try {
+        switch (n.kind) {
+          case capture::NodeKind::input: v[id] = (*in)[static_cast<std::size_t>(n.index)]; break;
+          case capture::NodeKind::constant: v[id] = n.value; break;
+          case capture::NodeKind::variable_read: v[id] = n.var->value; break;
+          case capture::NodeKind::assign: assigns.push_back(&n); break;
+          case capture::NodeKind::op: {
+            std::vector<Tensor> args;
+            for (int i : n.inputs) args.push_back(v[static_cast<std::size_t>(i)]);
+            dispatch::Attrs a = n.attrs;
+            if (dispatch::schema(n.op).flags & dispatch::kRandom) {
+              Generator& gen = default_generator();
+              a.i0 = static_cast<int64_t>(gen.seed());
+              a.i1 = static_cast<int64_t>(gen.advance(static_cast<uint64_t>(shape_numel(n.out.shape))));
+            }
+            v[id] = dispatch::call(n.op, dispatch::Inputs(args.data(), args.size()), a);
+            break;
           }
-          v[id] = dispatch::call(n.op, dispatch::Inputs(args.data(), args.size()), a);
-          break;
+          case capture::NodeKind::guard:
+          case capture::NodeKind::fused: throw InternalError("Session::run: unexpected node in a session plan");
         }
-        case capture::NodeKind::guard:
-        case capture::NodeKind::fused: throw InternalError("Session::run: unexpected node in a session plan");
+      } catch (const Error&) {
+        rethrow_with(fmt::format("Session::run: node \"{}\": ", p.origin_name[id]));
       }
       const auto end = Clock::now();
-      if (md) {
-        NodeStats s;
-        s.name = p.origin_name[id];
-        s.op = n.kind == capture::NodeKind::op ? dispatch::op_name(n.op) : p.origin_op[id];
-        s.device = p.origin_device[id];
+      if (stats) {
+        NodeStats st;
+        st.name = p.origin_name[id];
+        st.op = n.kind == capture::NodeKind::op ? dispatch::op_name(n.op) : p.origin_op[id];
+        st.device = p.origin_device[id];
         if (n.kind != capture::NodeKind::assign) {
-          s.shape = n.out.shape;
-          s.dtype = n.out.dtype;
+          st.shape = n.out.shape;
+          st.dtype = n.out.dtype;
         }
-        s.start_us = us(start);
-        s.wall_us = std::chrono::duration<double, std::micro>(end - start).count();
-        md->step_stats.push_back(std::move(s));
+        st.start_us = us(start);
+        st.wall_us = std::chrono::duration<double, std::micro>(end - start).count();
+        stats->step_stats.push_back(std::move(st));
       }
     }
+    return v;
+  };
+  if (!trace) {
+    try {
+      outs = c.exec->run(c.optimized, *in);
+    } catch (const Error&) {
+      // The replay cannot say which node failed (fused, reordered): run the
+      // plan node by node to name it, writing nothing (assigns are applied
+      // only after a run succeeds). Only failing runs pay for this.
+      std::vector<const capture::Node*> ignored;
+      node_by_node(nullptr, ignored);
+      throw;  // the node-by-node run passed: the replay's own error stands
+    }
+  } else {
+    std::vector<const capture::Node*> assigns;
+    std::vector<Tensor> v = node_by_node(md, assigns);
     for (const capture::Node* a : assigns) {
       Tensor dst = a->var->value;
       const Tensor& src = v[static_cast<std::size_t>(a->inputs[0])];
