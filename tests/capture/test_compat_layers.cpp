@@ -313,3 +313,103 @@ TEST_CASE("TF1 spellings: Variable of a number, free assign ops, names starting 
   CHECK(sess.run(back).item<float>() == 1.25f);
   CHECK(sess.run(flag.value()).item<bool>());
 }
+
+TEST_CASE("layers::batch_normalization normalizes with batch or moving statistics and updates through UPDATE_OPS",
+          "[compat][layers]") {
+  tf::Graph g;
+  Tensor x, training, y, y_fixed, y_eval, loss;
+  tf::Operation train, init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float64, {-1, 2}, "x");
+    training = tf::placeholder_with_default(tf::constant(false), {}, "training");
+    y = tf::layers::batch_normalization(x, -1, 0.9, 1e-3, true, true, training);
+    CHECK(tf::static_shape(y) == em::Shape{-1, 2});
+    // Fixed modes share the variables through reuse.
+    y_fixed = tf::layers::batch_normalization(x, -1, 0.9, 1e-3, true, true, true, true, "batch_normalization", true);
+    y_eval = tf::layers::batch_normalization(x, -1, 0.9, 1e-3, true, true, false, true, "batch_normalization", true);
+    std::vector<std::string> names;
+    for (const tf::Variable& v : tf::global_variables()) names.push_back(v.name());
+    CHECK(names == std::vector<std::string>{"batch_normalization/gamma", "batch_normalization/beta",
+                                            "batch_normalization/moving_mean", "batch_normalization/moving_variance"});
+    CHECK(tf::trainable_variables().size() == 2);
+    CHECK(tf::get_collection(tf::GraphKeys::UPDATE_OPS).size() == 4);  // two per training-capable call
+    loss = tf::losses::mean_squared_error(tf::zeros_like(y), y);
+    {
+      // TF1's idiom: the train op runs the moving-average updates first.
+      auto deps = tf::control_dependencies({tf::get_collection(tf::GraphKeys::UPDATE_OPS)[0],
+                                            tf::get_collection(tf::GraphKeys::UPDATE_OPS)[1]});
+      train = tf::train::GradientDescentOptimizer(0.1).minimize(loss);
+    }
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(tf::layers::batch_normalization(tf::placeholder(em::float32, {2, -1})),
+                      "batch_normalization: dim 1 of inputs [2,-1] (the axis normalized) must be known");
+    CHECK_THROWS_WITH(tf::layers::batch_normalization(x, -1, 0.9, 1e-3, true, true, x),
+                      "batch_normalization: training must be a bool or a 0-d bool tensor, got float64 [-1,2]");
+    CHECK_THROWS_WITH(tf::layers::batch_normalization(x, -1, 1.5),
+                      "batch_normalization: momentum must be in [0, 1] (got 1.5)");
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  const std::vector<double> xs{1, 10, 3, 20, 8, 60};  // columns {1, 3, 8} and {10, 20, 60}
+  const tf::FeedDict eval{{x, em::tensor(xs, {3, 2})}};
+  const tf::FeedDict train_feed{{x, em::tensor(xs, {3, 2})}, {training, em::tensor(std::vector<bool>{true}, em::Shape{})}};
+  const double m0 = 4, m1 = 30;
+  const double v0 = (9 + 1 + 16) / 3.0, v1 = (400 + 100 + 900) / 3.0;
+  // Not training, fresh variables: (x - 0) / sqrt(1 + eps).
+  std::vector<double> want_eval, want_train;
+  for (int i = 0; i < 6; ++i) {
+    want_eval.push_back(xs[i] / std::sqrt(1 + 1e-3));
+    want_train.push_back((xs[i] - (i % 2 ? m1 : m0)) / std::sqrt((i % 2 ? v1 : v0) + 1e-3));
+  }
+  auto values = [&](const Tensor& t, const tf::FeedDict& f) { return sess.run(t, f).to_vector<double>(); };
+  auto near = [](const std::vector<double>& a, const std::vector<double>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-12));
+  };
+  near(values(y, eval), want_eval);
+  near(values(y_eval, eval), want_eval);
+  near(values(y, train_feed), want_train);
+  near(values(y_fixed, eval), want_train);
+  // Running an update while not training changes nothing; training moves 10% toward the batch.
+  auto mm = g.get_tensor_by_name("batch_normalization/moving_mean:0");
+  auto mv = g.get_tensor_by_name("batch_normalization/moving_variance:0");
+  const auto ups = [&] {
+    auto scope = g.as_default();
+    return tf::get_collection(tf::GraphKeys::UPDATE_OPS);
+  }();
+  // The first two are the training-tensor layer's (the fixed-training call's always move).
+  sess.run({ups[0], ups[1]}, eval);
+  CHECK(values(mm, {}) == std::vector<double>{0, 0});
+  sess.run(train, train_feed);
+  near(values(mm, {}), {0.1 * m0, 0.1 * m1});
+  near(values(mv, {}), {0.9 + 0.1 * v0, 0.9 + 0.1 * v1});
+}
+
+TEST_CASE("collections and tf.losses.get_total_loss", "[compat][layers]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor p = tf::placeholder(em::float32, {2}, "p");
+  CHECK(tf::get_collection("mine").empty());
+  CHECK_THROWS_WITH(tf::losses::get_total_loss(),
+                    "get_total_loss: no losses in the graph (tf::losses::* add theirs to GraphKeys::LOSSES)");
+  Tensor a = tf::losses::mean_squared_error(tf::zeros_like(p), p);
+  Tensor b = tf::losses::absolute_difference(tf::zeros_like(p), p);
+  tf::add_to_collection(tf::GraphKeys::REGULARIZATION_LOSSES, tf::nn::l2_loss(p) * 0.5f);
+  tf::add_to_collection("mine", tf::no_op("marker"));
+  CHECK(tf::get_collection("mine").size() == 1);
+  CHECK(tf::losses::get_losses().size() == 2);
+  Tensor total = tf::losses::get_total_loss(), data_only = tf::losses::get_total_loss(false),
+         reg = tf::losses::get_regularization_loss();
+  CHECK(tf::tensor_name(total) == "total_loss:0");
+  tf::Graph other;
+  auto other_scope = other.as_default();
+  CHECK_THROWS_WITH(tf::add_to_collection("x", p), Catch::Contains("from another graph"));
+  CHECK(tf::tensor_name(tf::losses::get_regularization_loss()) == "total_regularization_loss:0");  // a 0 constant
+  auto back = g.as_default();
+  tf::Session sess(g);
+  const tf::FeedDict f{{p, em::tensor({1.f, -3.f})}};
+  // mse 5, mean |p| 2, l2 (1 + 9) / 2 * 0.5 = 2.5
+  CHECK(sess.run(total, f).item<float>() == 9.5f);
+  CHECK(sess.run(data_only, f).item<float>() == 7.f);
+  CHECK(sess.run(reg, f).item<float>() == 2.5f);
+}

@@ -1261,6 +1261,20 @@ Operation group(const std::vector<Fetch>& inputs, const std::string& name) {
   return Operation(sc.graph(), sc.add(std::move(n), "group"));
 }
 
+void add_to_collection(const std::string& name, const Fetch& value) {
+  ScopeRecorder& sc = detail::require_scope("add_to_collection");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  detail::id_of(sc, value, "add_to_collection");  // a node of this graph
+  sc.graph()->collections[name].push_back(value);
+}
+
+std::vector<Fetch> get_collection(const std::string& name) {
+  ScopeRecorder& sc = detail::require_scope("get_collection");
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  auto it = sc.graph()->collections.find(name);
+  return it == sc.graph()->collections.end() ? std::vector<Fetch>{} : it->second;
+}
+
 std::vector<Variable> global_variables() {
   ScopeRecorder& sc = detail::require_scope("global_variables");
   std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);

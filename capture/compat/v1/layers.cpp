@@ -215,6 +215,18 @@ Variable get_variable(const std::string& name, const Shape& shape, DType dtype, 
 
 namespace layers {
 
+namespace {
+Tensor tf_scalar(double v, DType dt) { return ember::full({}, v, dt); }
+
+// `name`, or the layer kind's next default name in the current variable scope ("dense", "dense_1").
+std::string layer_name(ScopeRecorder& sc, const std::string& name, const char* kind) {
+  if (!name.empty()) return name;
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  const int k = sc.graph()->layer_counts[sc.var_prefix + kind]++;
+  return k == 0 ? std::string(kind) : fmt::format("{}_{}", kind, k);
+}
+}  // namespace
+
 Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, bool use_bias,
              const Initializer& kernel_initializer, const Initializer& bias_initializer, bool trainable,
              const std::string& name, bool reuse) {
@@ -226,13 +238,7 @@ Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, 
   if (!is_floating(inputs.dtype()))
     throw DTypeError(
         fmt::format("dense: inputs have dtype {}; a dense layer needs a floating dtype", dtype_name(inputs.dtype())));
-  std::string layer = name;
-  if (layer.empty()) {
-    std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
-    const int k = sc.graph()->layer_counts[sc.var_prefix + "dense"]++;
-    layer = k == 0 ? "dense" : fmt::format("dense_{}", k);
-  }
-  auto vs = variable_scope(layer, reuse);
+  auto vs = variable_scope(layer_name(sc, name, "dense"), reuse);
   const DType dt = inputs.dtype();
   const Variable kernel = get_variable("kernel", {s.back(), units}, dt, kernel_initializer, trainable);
   Tensor out;
@@ -243,6 +249,72 @@ Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, 
     out = v1::matmul(inputs, kernel.value());
   }
   return activation ? activation(out) : out;
+}
+
+Tensor batch_normalization(const Tensor& inputs, int64_t axis, double momentum, double epsilon, bool center,
+                           bool scale, const Training& training, bool trainable, const std::string& name, bool reuse) {
+  const char* who = "batch_normalization";
+  ScopeRecorder& sc = detail::require_scope(who);
+  const Shape s = static_shape(inputs);
+  const auto rank = static_cast<int64_t>(s.size());
+  if (rank < 1) throw ShapeError(fmt::format("{}: inputs must have at least 1 dim, got {}", who, shape_str(s)));
+  const int64_t a = wrap_dim(axis, rank, who);
+  const int64_t channels = s[static_cast<std::size_t>(a)];
+  if (channels < 0)
+    throw ShapeError(fmt::format("{}: dim {} of inputs {} (the axis normalized) must be known", who, a, shape_str(s)));
+  if (!is_floating(inputs.dtype()))
+    throw DTypeError(fmt::format("{}: inputs have dtype {}; batch normalization needs a floating dtype", who,
+                                 dtype_name(inputs.dtype())));
+  if (!(momentum >= 0 && momentum <= 1))
+    throw ValueError(fmt::format("{}: momentum must be in [0, 1] (got {})", who, momentum));
+  if (training.is_tensor()) {
+    const Shape ts = static_shape(training.tensor());
+    if (training.tensor().dtype() != DType::bool_ || !ts.empty())
+      throw ValueError(fmt::format("{}: training must be a bool or a 0-d bool tensor, got {} {}", who,
+                                   dtype_name(training.tensor().dtype()), shape_str(ts)));
+  }
+  auto vs = variable_scope(layer_name(sc, name, who), reuse);
+  const DType dt = inputs.dtype();
+  const Shape c{channels};
+  // TF's order: gamma, beta, moving_mean, moving_variance.
+  const Variable gamma = scale ? get_variable("gamma", c, dt, ones_initializer(), trainable) : Variable();
+  const Variable beta = center ? get_variable("beta", c, dt, zeros_initializer(), trainable) : Variable();
+  const Variable moving_mean = get_variable("moving_mean", c, dt, zeros_initializer(), false);
+  const Variable moving_var = get_variable("moving_variance", c, dt, ones_initializer(), false);
+  Axes reduce;
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != a) reduce.push_back(d);
+  // A [C] vector placed along `axis` to broadcast against inputs.
+  auto along = [&](const Tensor& v) {
+    if (a == rank - 1) return v;
+    Shape bs(static_cast<std::size_t>(rank), 1);
+    bs[static_cast<std::size_t>(a)] = channels;
+    return v.reshape(bs);
+  };
+  Tensor mean = moving_mean.value(), var = moving_var.value();
+  if (training.is_tensor() || training.fixed()) {
+    const auto [batch_mean, batch_var] = nn::moments(inputs, reduce);
+    // TF's _assign_moving_average: x -= (x - value) * decay, decay = 1 - momentum (0 when not training).
+    const Tensor decay = training.is_tensor()
+                             ? v1::where(training.tensor(), tf_scalar(1 - momentum, dt), tf_scalar(0.0, dt))
+                             : tf_scalar(1 - momentum, dt);
+    add_to_collection(GraphKeys::UPDATE_OPS,
+                      moving_mean.assign_sub((moving_mean.value() - batch_mean) * decay, "AssignMovingAvg"));
+    add_to_collection(GraphKeys::UPDATE_OPS,
+                      moving_var.assign_sub((moving_var.value() - batch_var) * decay, "AssignMovingAvg_1"));
+    if (training.is_tensor()) {
+      mean = v1::where(training.tensor(), batch_mean, moving_mean.value());
+      var = v1::where(training.tensor(), batch_var, moving_var.value());
+    } else {
+      mean = batch_mean;
+      var = batch_var;
+    }
+  }
+  Tensor inv = ember::rsqrt(var + epsilon);
+  if (scale) inv = inv * gamma.value();
+  Tensor shift = ember::neg(mean * inv);
+  if (center) shift = shift + beta.value();
+  return inputs * along(inv) + along(shift);
 }
 
 }  // namespace layers

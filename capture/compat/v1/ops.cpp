@@ -383,6 +383,8 @@ Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& log
 namespace losses {
 
 namespace {
+Tensor tf_constant_zero() { return constant(0.f); }
+
 // tf.losses: the loss in a name scope of TF's default name (or `scope`), its
 // mean named "value" (TF's compute_weighted_loss with unit weights).
 template <class F>
@@ -390,7 +392,9 @@ Tensor loss_in_scope(const std::string& scope, const char* default_scope, F&& f)
   std::optional<NameScope> ns;
   if (detail::current_scope()) ns.emplace(scope.empty() ? default_scope : scope);
   const Tensor per_element = f();
-  return named("value", [&] { return ember::mean(per_element); });
+  Tensor value = named("value", [&] { return ember::mean(per_element); });
+  if (detail::current_scope()) add_to_collection(GraphKeys::LOSSES, value);
+  return value;
 }
 }  // namespace
 
@@ -428,6 +432,28 @@ Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& log
   return loss_in_scope(n, "sigmoid_cross_entropy_loss", [&] {
     return nn::sigmoid_cross_entropy_with_logits(multi_class_labels.to(logits.dtype()), logits);
   });
+}
+
+std::vector<Tensor> get_losses() {
+  std::vector<Tensor> out;
+  for (const Fetch& f : get_collection(GraphKeys::LOSSES)) out.push_back(f.tensor);
+  return out;
+}
+
+Tensor get_regularization_loss(const std::string& n) {
+  std::vector<Tensor> terms;
+  for (const Fetch& f : get_collection(GraphKeys::REGULARIZATION_LOSSES)) terms.push_back(f.tensor);
+  if (terms.empty()) return named(n.empty() ? "total_regularization_loss" : n, [] { return tf_constant_zero(); });
+  return add_n(terms, n.empty() ? "total_regularization_loss" : n);
+}
+
+Tensor get_total_loss(bool add_regularization_losses, const std::string& n) {
+  std::vector<Tensor> terms = get_losses();
+  if (add_regularization_losses)
+    for (const Fetch& f : get_collection(GraphKeys::REGULARIZATION_LOSSES)) terms.push_back(f.tensor);
+  if (terms.empty())
+    throw ValueError("get_total_loss: no losses in the graph (tf::losses::* add theirs to GraphKeys::LOSSES)");
+  return add_n(terms, n.empty() ? "total_loss" : n);
 }
 
 }  // namespace losses

@@ -109,6 +109,7 @@ struct GraphState {
   bool finalized = false;
   std::vector<int> inputs, outputs;  // from_capture
   std::unordered_map<std::string, int> shared_vars;   // get_variable's: full name -> index into vars
+  std::unordered_map<std::string, std::vector<Fetch>> collections;  // tf.add_to_collection
   std::unordered_map<std::string, int> layer_counts;  // default layer names per variable scope: "a/dense" -> count
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.

@@ -258,6 +258,18 @@ struct Fetch {
 };
 /// An op that runs all of `inputs` (tensors and operations).
 Operation group(const std::vector<Fetch>& inputs, const std::string& name = "");
+/// Collections of the default graph (tf.add_to_collection, tf.get_collection):
+/// named lists of tensors and operations, in the order they were added.
+/// layers::batch_normalization adds its moving-average updates to
+/// GraphKeys::UPDATE_OPS, tf::losses::* their values to GraphKeys::LOSSES.
+namespace GraphKeys {
+inline const std::string UPDATE_OPS = "update_ops";
+inline const std::string LOSSES = "losses";
+inline const std::string REGULARIZATION_LOSSES = "regularization_losses";
+}  // namespace GraphKeys
+void add_to_collection(const std::string& name, const Fetch& value);
+std::vector<Fetch> get_collection(const std::string& name);
+
 /// Initializes every variable of the default graph.
 Operation global_variables_initializer();
 /// Initializes the given variables.
@@ -536,6 +548,13 @@ Tensor absolute_difference(const Tensor& labels, const Tensor& predictions, cons
 Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits, const std::string& name = "");
 Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits, const std::string& name = "");
 Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits, const std::string& name = "");
+/// The losses above made in the default graph (GraphKeys::LOSSES).
+std::vector<Tensor> get_losses();
+/// The sum of GraphKeys::REGULARIZATION_LOSSES (0 when there are none).
+Tensor get_regularization_loss(const std::string& name = "");
+/// The sum of the losses, with the regularization losses unless told otherwise
+/// (tf.losses.get_total_loss); ValueError when the graph has none.
+Tensor get_total_loss(bool add_regularization_losses = true, const std::string& name = "");
 }  // namespace losses
 
 // ---- sessions -------------------------------------------------------------

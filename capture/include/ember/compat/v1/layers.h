@@ -122,6 +122,35 @@ Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation =
              const Initializer& kernel_initializer = {}, const Initializer& bias_initializer = zeros_initializer(),
              bool trainable = true, const std::string& name = "", bool reuse = false);
 
+/// Whether a layer runs in training mode: a C++ bool, fixed when the graph is
+/// built, or a 0-d bool tensor (a placeholder_with_default), read in each run.
+class Training {
+ public:
+  Training(bool on) : fixed_(on) {}                  // NOLINT
+  Training(const Tensor& on) : tensor_(on) {}        // NOLINT
+  bool is_tensor() const { return tensor_.defined(); }
+  bool fixed() const { return fixed_; }
+  const Tensor& tensor() const { return tensor_; }
+
+ private:
+  bool fixed_ = false;
+  Tensor tensor_;
+};
+
+/// tf.layers.batch_normalization: (x - mean) / sqrt(variance + epsilon) *
+/// gamma + beta along `axis`, with variables "<name>/gamma", "beta",
+/// "moving_mean", "moving_variance" (default name "batch_normalization",
+/// counted per variable scope). In training the batch's mean and (population)
+/// variance normalize, and two ops moving_x -= (moving_x - batch_x) * (1 -
+/// momentum) go to the GraphKeys::UPDATE_OPS collection, for the train op to
+/// run after (`tf::control_dependencies(tf::get_collection(...))`); they
+/// change nothing in runs where a training tensor is false. Otherwise the
+/// moving statistics normalize. (TF's fused kernel for 4-d inputs keeps the
+/// moving variance with Bessel's correction; this is TF's non-fused rule.)
+Tensor batch_normalization(const Tensor& inputs, int64_t axis = -1, double momentum = 0.99, double epsilon = 1e-3,
+                           bool center = true, bool scale = true, const Training& training = false,
+                           bool trainable = true, const std::string& name = "", bool reuse = false);
+
 }  // namespace layers
 
 }  // namespace ember::compat::v1
