@@ -318,6 +318,12 @@ void GraphState::release_name(const std::string& name) {
   if (digits.size() < 10 && base != name_counts.end() && base->second == std::stoi(digits) + 1) --base->second;
 }
 
+void check_step_variable(const Variable& step, const std::string& who) {
+  if (!is_integral(step.dtype()) || !step.shape().empty())
+    throw ValueError(fmt::format("{}: global_step \"{}\" must be a 0-d integer variable; it is {} {}", who, step.name(),
+                                 dtype_name(step.dtype()), shape_str(step.shape())));
+}
+
 bool shapes_compatible(const Shape& a, const Shape& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)

@@ -158,9 +158,7 @@ std::string Saver::save(Session& sess, const std::string& path, const Variable& 
   detail::check_session_open(st, "Saver::save");
   if (global_step.graph_state() != sess.graph().state())
     throw ValueError(fmt::format("Saver::save: global_step \"{}\" is not in the session's graph", global_step.name()));
-  if (!is_integral(global_step.dtype()) || !global_step.shape().empty())
-    throw ValueError(fmt::format("Saver::save: global_step \"{}\" must be a 0-d integer variable; it is {} {}",
-                                 global_step.name(), dtype_name(global_step.dtype()), shape_str(global_step.shape())));
+  detail::check_step_variable(global_step, "Saver::save");
   auto sv = detail::session_var(st, global_step.index());
   if (!sv->initialized.load())
     throw ValueError(

@@ -208,6 +208,9 @@ bool holds_exactly(Scalar v, DType to);
 /// "/cpu:0" or "/gpu:N" for a TF device name ("" stays ""); ValueError naming `who` otherwise.
 std::string normalize_device(const std::string& name, const char* who);
 
+/// ValueError naming `who` unless `step` is a 0-d integer variable (a global step).
+void check_step_variable(const Variable& step, const std::string& who);
+
 /// Whether static shapes a and b can be one shape in a run: the same rank,
 /// and equal dims where both are known (-1 matches anything).
 bool shapes_compatible(const Shape& a, const Shape& b);

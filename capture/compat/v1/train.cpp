@@ -214,10 +214,7 @@ Operation Optimizer::apply(const std::vector<GradAndVar>& grads_and_vars, const 
     if (global_step.graph_state() != first->graph_state())
       throw ValueError(fmt::format("{}: global_step \"{}\" is from another graph than variable \"{}\"", name_,
                                    global_step.name(), first->name()));
-    if (!is_integral(global_step.dtype()) || !global_step.shape().empty())
-      throw ValueError(fmt::format("{}: global_step \"{}\" must be a 0-d integer variable; it is {} {}", name_,
-                                   global_step.name(), dtype_name(global_step.dtype()),
-                                   shape_str(global_step.shape())));
+    detail::check_step_variable(global_step, name_);
   }
   const std::string op_name = name.empty() ? name_ : name;
   std::vector<Fetch> updates;
