@@ -305,6 +305,11 @@ void index_select_kernel(OpId, Inputs in, const Attrs& attrs, Tensor& out) {
   const int64_t s_outer = inner_stride(0, d), s_inner = inner_stride(d + 1, src.dim());
   const int64_t n_idx = idx.numel();
   if (out.numel() == 0) return;
+  if (attrs.i1) {  // negative indices are errors here: the kernel would wrap them (one more host read)
+    for (int64_t v : idx.to(Device::cpu()).to_vector<int64_t>())
+      if (v < 0)
+        throw IndexError(fmt::format("index_select: index {} is out of range for dim {} of size {}", v, d, size));
+  }
   Tensor flag = ember::detail::make_tensor({1}, DType::int32, out.device());
   EMBER_CUDA_CHECK(cudaMemsetAsync(data_of(flag), 0, sizeof(int), s));
   launch_index_select(x.dtype(), data_of(src), outer, size, inner, s_outer, src.strides()[d], s_inner, data_of(idx),

@@ -64,9 +64,10 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return concat(parts, d);
 }
 
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index, bool wrap_negative) {
   Attrs a;
   a.i0 = dim;
+  a.i1 = wrap_negative ? 0 : 1;
   const Tensor in[2] = {x, index};
   return dispatch::call(OpId::index_select, in, a);
 }

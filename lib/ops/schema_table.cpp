@@ -315,8 +315,9 @@ TensorMeta infer_index_select(OpId op, Inputs in, const Attrs& a) {
   const int64_t d = wrap_dim(a.i0, x.dim(), "index_select");
   const int64_t size = x.dim() == 0 ? 1 : x.shape()[d];
   if (dev.is_cpu() && idx.impl().storage) {  // a graph tensor's indices are checked when the graph runs
+    const int64_t lowest = a.i1 ? 0 : -size;
     for (int64_t v : index_values(idx)) {
-      if (v < -size || v >= size)
+      if (v < lowest || v >= size)
         throw IndexError(fmt::format(
             "index_select: index {} is out of range for dim {} of size {}", v, d, size));
     }

@@ -121,6 +121,29 @@ TEST_CASE("name_scope prefixes node and variable names as TF's does", "[compat][
   CHECK(out.to_vector<float>() == std::vector<float>{0, 0, 4, 4});
 }
 
+TEST_CASE("tf::gather and embedding_lookup refuse negative ids as TF does", "[compat][graph]") {
+  // Eagerly at the call, in a graph when it runs (naming the node).
+  const Tensor table = em::arange(10, em::float32).reshape({5, 2});
+  CHECK_THROWS_WITH(tf::gather(table, em::tensor<int64_t>({-1})),
+                    "index_select: index -1 is out of range for dim 0 of size 5");
+  tf::Graph g;
+  Tensor ids, rows, emb;
+  {
+    auto scope = g.as_default();
+    ids = tf::placeholder(em::int64, {-1, 2}, "ids");
+    rows = tf::gather(tf::constant(table), ids, 0, "rows");
+    emb = tf::nn::embedding_lookup(tf::constant(table), tf::reshape(ids, {-1}), "emb");
+  }
+  tf::Session sess(g);
+  CHECK(sess.run(rows, {{ids, em::tensor(std::vector<int64_t>{4, 0}, {1, 2})}}).to_vector<float>() ==
+        std::vector<float>{8, 9, 0, 1});
+  CHECK_THROWS_WITH(sess.run(rows, {{ids, em::tensor(std::vector<int64_t>{1, -5}, {1, 2})}}),
+                    "Session::run: node \"rows/index_select\": index_select: index -5 is out of range for dim 0 of "
+                    "size 5");
+  CHECK_THROWS_WITH(sess.run(emb, {{ids, em::tensor(std::vector<int64_t>{-1, 0}, {1, 2})}}),
+                    Catch::Contains("index -1 is out of range for dim 0 of size 5"));
+}
+
 TEST_CASE("unknown dims: static shapes keep -1 through ops", "[compat][graph]") {
   tf::Graph g;
   auto scope = g.as_default();
@@ -392,7 +415,7 @@ TEST_CASE("gather and embedding_lookup take ids of any shape, unknown dims inclu
     rows = tf::nn::embedding_lookup(table, ids);
     grid = tf::nn::embedding_lookup(table, ids2, "grid");
     cols = tf::gather(table, tf::constant(em::tensor(std::vector<int64_t>{2, 0})), 1);
-    one = tf::gather(table, tf::constant(int64_t{-1}));
+    one = tf::gather(table, tf::constant(int64_t{3}));
     CHECK(tf::static_shape(rows) == em::Shape{-1, 3});
     CHECK(tf::static_shape(grid) == em::Shape{-1, -1, 3});
     CHECK(tf::tensor_name(grid) == "grid:0");

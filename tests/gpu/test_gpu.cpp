@@ -246,6 +246,12 @@ TEST_CASE("softmax, index_select, concat, stack match the CPU", "[gpu][structura
   }
   CHECK_THROWS_WITH(em::index_select(gx, 0, em::tensor(std::vector<int64_t>{1, 9}, {2}).to(kGpu)),
                     "index_select: index 9 is out of range for dim 0 of size 5");
+  // Without wrapping (TF's gather) a negative index is an error on the GPU too.
+  CHECK_THROWS_WITH(em::index_select(gx, 0, em::tensor(std::vector<int64_t>{1, -1}, {2}).to(kGpu), false),
+                    "index_select: index -1 is out of range for dim 0 of size 5");
+  check_close(download(em::index_select(gx, 0, em::tensor(std::vector<int64_t>{4, 0}, {2}).to(kGpu), false)),
+              em::index_select(x, 0, em::tensor(std::vector<int64_t>{4, 0}, {2})).to_vector<double>(), 0,
+              "index_select without wrapping");
   Tensor y = random_cpu({5, 2, 3}, DType::float32, false);
   check_close(download(em::concat({gx, y.to(kGpu)}, 1)), em::concat({x, y}, 1).to_vector<double>(), 0, "concat");
   check_close(download(em::stack({gx, gx}, 0)), em::stack({x, x}, 0).to_vector<double>(), 0, "stack");

@@ -523,6 +523,16 @@ TEST_CASE("index_select with int64/int32, negative and repeated indices", "[lina
   }
 }
 
+TEST_CASE("index_select without wrapping refuses negative indices", "[linalg][index]") {
+  em::Tensor x = em::arange(6, em::float32).reshape({3, 2});
+  CHECK(em::index_select(x, 0, em::tensor({2, 0}), false).to_vector<float>() == std::vector<float>{4, 5, 0, 1});
+  CHECK(em::index_select(x, 0, em::tensor({-1}), true).to_vector<float>() == std::vector<float>{4, 5});
+  CHECK_THROWS_WITH(em::index_select(x, 0, em::tensor({0, -1}), false),
+                    "index_select: index -1 is out of range for dim 0 of size 3");
+  CHECK_THROWS_WITH(em::index_select(x, 1, em::tensor(std::vector<int32_t>{-2}, {1}), false),
+                    "index_select: index -2 is out of range for dim 1 of size 2");
+}
+
 TEST_CASE("index_select on a 3-d tensor, an empty index and a strided index", "[linalg][index]") {
   em::Tensor x = em::arange(24, em::float32).reshape({2, 3, 4});
   em::Tensor r = em::index_select(x, 1, em::tensor({2, 2, 0}));

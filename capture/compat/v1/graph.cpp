@@ -760,6 +760,24 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) 
   return r;
 }
 
+Tensor name_after_scope(const Tensor& r, std::size_t before, const std::string& scope) {
+  ScopeRecorder* sc = current_scope();
+  const NodeSymbol* s = symbol_of(r);
+  if (!sc || !s) return r;
+  auto& g = *sc->graph();
+  std::lock_guard<std::recursive_mutex> lk(g.mu);
+  const std::string name = scope.substr(0, scope.size() - 1);
+  // The scope holds the name for this node (TF names a composite's own op so).
+  const bool free = !g.by_name.count(name);
+  if (static_cast<std::size_t>(s->node) < before || !free) return r;
+  Node& n = g.nodes[static_cast<std::size_t>(s->node)];
+  g.by_name.erase(n.name);
+  g.release_name(n.name);
+  n.name = name;
+  g.by_name[n.name] = s->node;
+  return r;
+}
+
 namespace {
 
 int id_of(ScopeRecorder& sc, const Fetch& f, const char* who) {
@@ -1656,31 +1674,40 @@ Tensor random_uniform(const Dims& shape, double minval, double maxval, DType dty
   });
 }
 
+namespace {
+// gather of indices of rank 0 or >= 2: one index_select of the flat ids, reshaped.
+Tensor gather_nd_ids(const Tensor& params, const Tensor& indices, int64_t a) {
+  const int64_t r = params.dim();
+  const Tensor picked = ember::index_select(params, a, indices.reshape({-1}), false);
+  if (indices.dim() == 0) return picked.select(a, 0);
+  // The picked dim splits into the indices' dims.
+  const Shape ps = static_shape(params), is = static_shape(indices);
+  Shape target(ps.begin(), ps.begin() + a);
+  for (int64_t d : is) target.push_back(d);
+  for (int64_t k = a + 1; k < r; ++k) target.push_back(ps[static_cast<std::size_t>(k)]);
+  if (std::count_if(target.begin(), target.end(), [](int64_t d) { return d < 0; }) <= 1)
+    return picked.reshape(target);  // a -1 is sized when the graph runs
+  // Several unknown dims: the run's shape comes from a tensor shaped like
+  // the result (only its shape is read: the executor never computes it).
+  // params' dims other than `axis` (any of them unknown), then the ids' dims.
+  Tensor like = ember::sum(ember::zeros_like(params, DType::float32), {a}, true);
+  for (int64_t k = 1; k < indices.dim(); ++k) like = like.unsqueeze(a);
+  Tensor spread = ember::zeros_like(indices, DType::float32);
+  for (int64_t k = 0; k < a; ++k) spread = spread.unsqueeze(0);
+  for (int64_t k = a + 1; k < r; ++k) spread = spread.unsqueeze(-1);
+  return detail::require_scope("gather").reshape_like(picked, like + spread);
+}
+}  // namespace
+
+
 Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, const std::string& n) {
-  return named(n, [&] {
-    const int64_t r = params.dim();
-    if (r == 0) throw ShapeError("gather: params must have at least 1 dim (got a 0-d tensor)");
-    const int64_t a = wrap_dim(axis, r, "gather");
-    if (indices.dim() == 1) return ember::index_select(params, a, indices);
-    const Tensor picked = ember::index_select(params, a, indices.reshape({-1}));
-    if (indices.dim() == 0) return picked.select(a, 0);
-    // The picked dim splits into the indices' dims.
-    const Shape ps = static_shape(params), is = static_shape(indices);
-    Shape target(ps.begin(), ps.begin() + a);
-    for (int64_t d : is) target.push_back(d);
-    for (int64_t k = a + 1; k < r; ++k) target.push_back(ps[static_cast<std::size_t>(k)]);
-    if (std::count_if(target.begin(), target.end(), [](int64_t d) { return d < 0; }) <= 1)
-      return picked.reshape(target);  // a -1 is sized when the graph runs
-    // Several unknown dims: the run's shape comes from a tensor shaped like
-    // the result (only its shape is read: the executor never computes it).
-    // params' dims other than `axis` (any of them unknown), then the ids' dims.
-    Tensor like = ember::sum(ember::zeros_like(params, DType::float32), {a}, true);
-    for (int64_t k = 1; k < indices.dim(); ++k) like = like.unsqueeze(a);
-    Tensor spread = ember::zeros_like(indices, DType::float32);
-    for (int64_t k = 0; k < a; ++k) spread = spread.unsqueeze(0);
-    for (int64_t k = a + 1; k < r; ++k) spread = spread.unsqueeze(-1);
-    return detail::require_scope("gather").reshape_like(picked, like + spread);
-  });
+  const int64_t r = params.dim();
+  if (r == 0) throw ShapeError("gather: params must have at least 1 dim (got a 0-d tensor)");
+  const int64_t a = wrap_dim(axis, r, "gather");
+  // TF's gather refuses negative ids (index_select would wrap them).
+  if (indices.dim() == 1) return named(n, [&] { return ember::index_select(params, a, indices, false); });
+  // Its parts in a name scope, so that an error in the run names them after it.
+  return detail::scoped(n, "gather", [&] { return gather_nd_ids(params, indices, a); });
 }
 
 namespace nn {
@@ -1699,7 +1726,7 @@ Tensor dropout(const Tensor& x, const Value& keep_prob, const std::string& n) {
 }
 
 Tensor embedding_lookup(const Tensor& params, const Tensor& ids, const std::string& n) {
-  return named(n.empty() ? "embedding_lookup" : n, [&] { return gather(params, ids, 0); });
+  return detail::scoped(n, "embedding_lookup", [&] { return gather(params, ids, 0); });
 }
 Tensor relu(const Tensor& x, const std::string& n) {
   return named(n, [&] { return ember::relu(x); });

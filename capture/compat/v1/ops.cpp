@@ -343,10 +343,8 @@ Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tens
   if (classes < 0)
     throw ShapeError(fmt::format("{}: the class count (last dim of logits {}) must be known when the graph is built",
                                  who, shape_str(gs)));
-  return named(n, [&] {
-    // Its nodes in a name scope, so that a run-time error names them after it.
-    std::optional<NameScope> scope;
-    if (detail::current_scope()) scope.emplace(who);
+  // Its nodes in a name scope, so that a run-time error names them after it.
+  return detail::scoped(n, who, [&] {
     // The label's column by comparison with 0..classes-1. A label outside
     // [0, classes) would match none and give a silent zero loss: a gather of
     // ones, one per label, fails its bound check when the graph runs instead

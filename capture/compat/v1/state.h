@@ -237,6 +237,31 @@ Tensor named(const std::string& name, F&& f) {
   return apply_name(f(), before, name);
 }
 
+/// Renames the node for `r` (made after `before` nodes) to `scope` without
+/// its trailing '/': a composite op named after the name scope of its parts.
+Tensor name_after_scope(const Tensor& r, std::size_t before, const std::string& scope);
+
+/// f() built in a name scope `name` (default `default_name`), its result
+/// named after the scope, as TF's composite ops: "rows" made of "rows/...".
+template <class F>
+Tensor scoped(const std::string& name, const char* default_name, F&& f) {
+  ScopeRecorder* sc = current_scope();
+  if (!sc) return f();
+  std::size_t before;
+  {
+    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
+    before = sc->graph()->nodes.size();
+  }
+  std::string full;
+  Tensor r;
+  {
+    NameScope ns(name.empty() ? default_name : name);
+    full = ns.name();
+    r = f();
+  }
+  return name_after_scope(r, before, full);
+}
+
 /// f() with creation ops (no graph input) building nodes in graph mode too.
 template <class F>
 Tensor built(F&& f) {

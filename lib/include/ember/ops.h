@@ -138,8 +138,10 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, double
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 /// Joins tensors along a new dim.
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
-/// Picks entries along `dim` at the positions in a 1-d int32/int64 `index` (negative wraps).
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+/// Picks entries along `dim` at the positions in a 1-d int32/int64 `index`. A
+/// negative index counts from the end, or (wrap_negative = false, as TF's
+/// gather and PyTorch's index_select) is an IndexError like any out of range.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index, bool wrap_negative = true);
 /// Converts the element type (always a new tensor).
 Tensor cast(const Tensor& x, DType dtype);
 
