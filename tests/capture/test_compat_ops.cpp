@@ -700,3 +700,46 @@ TEST_CASE("sparse cross-entropy with a large class count stays O(classes) in mem
                                      {labels, em::tensor(std::vector<int32_t>{7, kClasses - 1}, {2})}});
   for (float v : out.to_vector<float>()) CHECK(v == Approx(std::log(static_cast<double>(kClasses))).epsilon(1e-5));
 }
+
+TEST_CASE("norm clipping, logsumexp, l2_normalize and add_loss as TF computes them", "[compat][ops]") {
+  tf::Graph g;
+  Tensor a, b, lse, lse_k, lse_inf, cn, cn_rows, l2n, gnorm, total;
+  std::vector<Tensor> clipped;
+  {
+    auto scope = g.as_default();
+    a = tf::placeholder(em::float64, {2, 2}, "a");
+    b = tf::placeholder(em::float64, {3}, "b");
+    lse = tf::reduce_logsumexp(a, {1});
+    lse_k = tf::reduce_logsumexp(a, {}, true);
+    lse_inf = tf::reduce_logsumexp(tf::constant(std::vector<double>{-INFINITY, -INFINITY}, {2}));
+    cn = tf::clip_by_norm(a, 1.0);
+    cn_rows = tf::clip_by_norm(a, 2.0, {1});
+    l2n = tf::nn::l2_normalize(b, {0});
+    auto [c, norm] = tf::clip_by_global_norm({a, Tensor(), b}, 5.0);
+    clipped = c;
+    gnorm = norm;
+    CHECK_FALSE(clipped[1].defined());  // a None gradient stays None
+    CHECK(tf::tensor_name(tf::tanh(a)) == "tanh:0");
+    CHECK(tf::tensor_name(tf::sigmoid(a, "sig")) == "sig:0");
+    tf::losses::add_loss(tf::reduce_sum(b));
+    total = tf::losses::get_total_loss();
+    CHECK_THROWS_WITH(tf::clip_by_norm(a, 0.0), "clip_by_norm: clip_norm must be positive (got 0)");
+    CHECK_THROWS_WITH(tf::clip_by_global_norm({Tensor()}, 1.0), "global_norm: no defined tensors in t_list");
+  }
+  tf::Session sess(g);
+  // a = [[3, 4], [0, 0]] (norm 5, rows 5 and 0), b = [1, 2, 2] (norm 3): global norm sqrt(25 + 9).
+  const tf::FeedDict f{{a, em::tensor(std::vector<double>{3, 4, 0, 0}, {2, 2})},
+                       {b, em::tensor(std::vector<double>{1, 2, 2}, {3})}};
+  auto v = [&](const Tensor& t) { return sess.run(t, f).to_vector<double>(); };
+  check_near(v(lse), {4 + std::log1p(std::exp(-1.0)), std::log(2.0)}, 1e-12);
+  check_near(v(lse_k), {std::log(std::exp(3.0) + std::exp(4.0) + 2)}, 1e-12);
+  CHECK(std::isinf(v(lse_inf)[0]));
+  check_near(v(cn), {0.6, 0.8, 0, 0}, 1e-12);
+  check_near(v(cn_rows), {1.2, 1.6, 0, 0}, 1e-12);  // a zero row stays zero (no 0 / 0)
+  check_near(v(l2n), {1 / 3.0, 2 / 3.0, 2 / 3.0}, 1e-12);
+  const double gn = std::sqrt(34.0);
+  CHECK(v(gnorm)[0] == Approx(gn).epsilon(1e-12));
+  check_near(v(clipped[0]), {3 * 5 / gn, 4 * 5 / gn, 0, 0}, 1e-12);
+  check_near(v(clipped[2]), {5 / gn, 10 / gn, 10 / gn}, 1e-12);
+  CHECK(v(total)[0] == 5.0);
+}

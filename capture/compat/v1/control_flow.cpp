@@ -9,8 +9,10 @@
 // guard) and writes the value the variable had before where the guard is
 // false (the session lowers it as where(guard, new, old)). What differs from
 // TF: the untaken branch's ops run too (their cost, their random draws, and an
-// error raised there fails the run), and a gradient through an untaken branch
-// that computes inf or NaN (log of 0) gives NaN, as any where() does.
+// error raised there fails the run; a placeholder made inside a branch must
+// be fed even in runs that do not take it), and a gradient through an
+// untaken branch that computes inf or NaN (log of 0) gives NaN, as any
+// where() does.
 #include <fmt/format.h>
 
 #include <ember/compat/v1.h>

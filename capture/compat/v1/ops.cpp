@@ -169,6 +169,65 @@ Tensor reduce_any(const Tensor& x, const Axes& axis, bool k, const std::string& 
   return named(n, [&] { return ember::any(x, axis, k); });
 }
 
+Tensor tanh(const Tensor& x, const std::string& n) { return nn::tanh(x, n); }
+Tensor sigmoid(const Tensor& x, const std::string& n) { return nn::sigmoid(x, n); }
+
+Tensor reduce_logsumexp(const Tensor& x, const Axes& axis, bool k, const std::string& n) {
+  check_floating(x, "x", "reduce_logsumexp");
+  return named(n, [&] {
+    // About the max (no gradient through it, as TF's), 0 where the max is not finite.
+    const Tensor m = ember::detach(ember::max(x, axis, true));
+    const Tensor shift = ember::where(ember::eq(ember::abs(m), INFINITY), ember::zeros_like(m), m);
+    const Tensor r = ember::add(ember::log(ember::sum(ember::exp(ember::sub(x, shift)), axis, true)), shift);
+    if (k) return r;
+    return axis.empty() ? r.reshape({}) : squeeze(r, axis);
+  });
+}
+
+Tensor clip_by_norm(const Tensor& t, double clip_norm, const Axes& axes, const std::string& n) {
+  check_floating(t, "t", "clip_by_norm");
+  if (!(clip_norm > 0)) throw ValueError(fmt::format("clip_by_norm: clip_norm must be positive (got {})", clip_norm));
+  return named(n, [&] {
+    // TF's form: the norm's gradient stays finite where t is all zeros.
+    const Tensor l2sum = ember::sum(ember::mul(t, t), axes, true);
+    const Tensor pos = ember::gt(l2sum, 0);
+    const Tensor norm = ember::where(pos, ember::sqrt(ember::where(pos, l2sum, ember::ones_like(l2sum))), l2sum);
+    return ember::div(ember::mul(t, clip_norm), ember::maximum(norm, clip_norm));
+  });
+}
+
+Tensor global_norm(const std::vector<Tensor>& t_list, const std::string& n) {
+  std::vector<Tensor> squares;
+  DType dt = DType::float32;  // the first tensor's (TF stacks them, so they share one)
+  for (std::size_t i = 0; i < t_list.size(); ++i) {
+    if (!t_list[i].defined()) continue;
+    check_floating(t_list[i], fmt::format("t_list[{}]", i).c_str(), "global_norm");
+    if (squares.empty()) dt = t_list[i].dtype();
+    squares.push_back(ember::sum(ember::mul(t_list[i], t_list[i])).to(dt));
+  }
+  if (squares.empty()) throw ValueError("global_norm: no defined tensors in t_list");
+  return named(n.empty() ? "global_norm" : n, [&] {
+    Tensor s = squares[0];
+    for (std::size_t i = 1; i < squares.size(); ++i) s = ember::add(s, squares[i]);
+    return ember::sqrt(s);
+  });
+}
+
+std::pair<std::vector<Tensor>, Tensor> clip_by_global_norm(const std::vector<Tensor>& t_list, double clip_norm,
+                                                           const std::string& n) {
+  if (!(clip_norm > 0))
+    throw ValueError(fmt::format("clip_by_global_norm: clip_norm must be positive (got {})", clip_norm));
+  std::optional<NameScope> scope;
+  if (detail::current_scope()) scope.emplace(n.empty() ? "clip_by_global_norm" : n);
+  const Tensor norm = global_norm(t_list);
+  // TF: clip_norm * min(1 / norm, 1 / clip_norm); a norm of 0 gives inf * 0 nowhere (min picks 1 / clip_norm).
+  const Tensor scale = ember::mul(ember::minimum(ember::div(1.0, norm), 1.0 / clip_norm), clip_norm);
+  std::vector<Tensor> out;
+  for (const Tensor& t : t_list)
+    out.push_back(t.defined() ? ember::mul(t, scale.to(t.dtype())) : Tensor());
+  return {out, norm};
+}
+
 // ---- shapes ------------------------------------------------------------------
 
 Tensor expand_dims(const Tensor& x, int64_t axis, const std::string& n) {
@@ -291,6 +350,14 @@ Tensor elu(const Tensor& x, const std::string& n) {
 
 Tensor softplus(const Tensor& x, const std::string& n) {
   return named(n, [&] { return ember::softplus(x); });
+}
+
+Tensor l2_normalize(const Tensor& x, const Axes& axis, double epsilon, const std::string& n) {
+  check_floating(x, "x", "l2_normalize");
+  return named(n, [&] {
+    const Tensor sq = ember::sum(ember::mul(x, x), axis, true);
+    return ember::mul(x, ember::rsqrt(ember::maximum(sq, epsilon)));
+  });
 }
 
 Tensor l2_loss(const Tensor& t, const std::string& n) {
@@ -431,6 +498,8 @@ Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& log
     return nn::sigmoid_cross_entropy_with_logits(multi_class_labels.to(logits.dtype()), logits);
   });
 }
+
+void add_loss(const Tensor& loss) { add_to_collection(GraphKeys::LOSSES, loss); }
 
 std::vector<Tensor> get_losses() {
   std::vector<Tensor> out;

@@ -492,6 +492,19 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::s
 /// gives a row of off_value, as TF. indices are int32 or int64.
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1.0, double off_value = 0.0,
                int64_t axis = -1, DType dtype = DType::float32, const std::string& name = "");
+Tensor tanh(const Tensor& x, const std::string& name = "");     ///< tf.tanh (tf.nn.tanh too)
+Tensor sigmoid(const Tensor& x, const std::string& name = "");  ///< tf.sigmoid (tf.nn.sigmoid too)
+/// log(sum(exp(x))) over `axis`, computed about the max (which takes no gradient), as TF's.
+Tensor reduce_logsumexp(const Tensor& x, const Axes& axis = {}, bool keepdims = false, const std::string& name = "");
+/// t scaled so that its L2 norm over `axes` (default all) is at most clip_norm (tf.clip_by_norm).
+Tensor clip_by_norm(const Tensor& t, double clip_norm, const Axes& axes = {}, const std::string& name = "");
+/// The tensors scaled by clip_norm / max(global_norm, clip_norm), with
+/// global_norm the L2 norm of all of them together; undefined tensors (TF's
+/// None gradients) are skipped and stay undefined. Returns (clipped, global_norm).
+std::pair<std::vector<Tensor>, Tensor> clip_by_global_norm(const std::vector<Tensor>& t_list, double clip_norm,
+                                                           const std::string& name = "");
+/// The L2 norm of the tensors together (tf.global_norm; undefined ones skipped).
+Tensor global_norm(const std::vector<Tensor>& t_list, const std::string& name = "");
 /// x, through which no gradient flows (tf::gradients, optimizers and
 /// GradientTape treat it as a constant).
 Tensor stop_gradient(const Tensor& x, const std::string& name = "");
@@ -503,6 +516,8 @@ Tensor relu6(const Tensor& x, const std::string& name = "");  ///< min(max(x, 0)
 Tensor leaky_relu(const Tensor& x, double alpha = 0.2, const std::string& name = "");
 Tensor elu(const Tensor& x, const std::string& name = "");       ///< x > 0 ? x : exp(x) - 1
 Tensor softplus(const Tensor& x, const std::string& name = "");  ///< log(1 + exp(x))
+/// x / sqrt(max(sum(x^2 over axis), epsilon)) (tf.nn.l2_normalize).
+Tensor l2_normalize(const Tensor& x, const Axes& axis, double epsilon = 1e-12, const std::string& name = "");
 /// sum(t^2) / 2, a 0-d tensor (weight decay terms).
 Tensor l2_loss(const Tensor& t, const std::string& name = "");
 /// Mean and variance of x over `axes` (tf.nn.moments): `auto [mean, var] = tf::nn::moments(x, {0});`.
@@ -548,6 +563,8 @@ Tensor absolute_difference(const Tensor& labels, const Tensor& predictions, cons
 Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits, const std::string& name = "");
 Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits, const std::string& name = "");
 Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits, const std::string& name = "");
+/// Adds a loss of the program's own to GraphKeys::LOSSES (tf.losses.add_loss).
+void add_loss(const Tensor& loss);
 /// The losses above made in the default graph (GraphKeys::LOSSES).
 std::vector<Tensor> get_losses();
 /// The sum of GraphKeys::REGULARIZATION_LOSSES (0 when there are none).
