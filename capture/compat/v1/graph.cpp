@@ -1288,15 +1288,19 @@ Operation group(const std::vector<Fetch>& inputs, const std::string& name) {
 void add_to_collection(const std::string& name, const Fetch& value) {
   ScopeRecorder& sc = detail::require_scope("add_to_collection");
   std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
-  detail::id_of(sc, value, "add_to_collection");  // a node of this graph
-  sc.graph()->collections[name].push_back(value);
+  const int id = detail::id_of(sc, value, "add_to_collection");  // a node of this graph
+  sc.graph()->collections[name].emplace_back(id, value.op.defined());
 }
 
 std::vector<Fetch> get_collection(const std::string& name) {
   ScopeRecorder& sc = detail::require_scope("get_collection");
   std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  std::vector<Fetch> out;
   auto it = sc.graph()->collections.find(name);
-  return it == sc.graph()->collections.end() ? std::vector<Fetch>{} : it->second;
+  if (it == sc.graph()->collections.end()) return out;
+  for (const auto& [id, is_op] : it->second)
+    out.push_back(is_op ? Fetch(Operation(sc.graph(), id)) : Fetch(detail::symbolic(sc.graph(), id)));
+  return out;
 }
 
 std::vector<Variable> global_variables() {

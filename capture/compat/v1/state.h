@@ -109,7 +109,9 @@ struct GraphState {
   bool finalized = false;
   std::vector<int> inputs, outputs;  // from_capture
   std::unordered_map<std::string, int> shared_vars;   // get_variable's: full name -> index into vars
-  std::unordered_map<std::string, std::vector<Fetch>> collections;  // tf.add_to_collection
+  // tf.add_to_collection: (node, is an operation) pairs, not Fetches, whose
+  // Operations would own this graph (a cycle that leaks it).
+  std::unordered_map<std::string, std::vector<std::pair<int, bool>>> collections;
   std::unordered_map<std::string, int> layer_counts;  // default layer names per variable scope: "a/dense" -> count
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
