@@ -104,6 +104,7 @@ TEST_CASE("get_variable names variables by variable scope and shares them under 
   CHECK_THROWS_WITH(tf::get_variable("taken", {1}),
                     "get_variable: the name \"taken\" is taken by another node of the graph");
   CHECK_THROWS_WITH(tf::get_variable("", {1}), "get_variable: \"\" is not a variable name");
+  CHECK_THROWS_WITH(tf::get_variable("w/", {1}), "get_variable: \"w/\" is not a variable name");
   CHECK_THROWS_WITH(tf::variable_scope("a/b"),
                     "variable_scope: \"a/b\" is not a scope name (one non-empty name without '/')");
   CHECK_THROWS_WITH(tf::variable_scope("bad name"), "name_scope: \"bad name\" is not a valid scope name");
@@ -348,6 +349,10 @@ TEST_CASE("layers::batch_normalization normalizes with batch or moving statistic
                       "batch_normalization: training must be a bool or a 0-d bool tensor, got float64 [-1,2]");
     CHECK_THROWS_WITH(tf::layers::batch_normalization(x, -1, 1.5),
                       "batch_normalization: momentum must be in [0, 1] (got 1.5)");
+    CHECK_THROWS_WITH(tf::layers::batch_normalization(tf::constant(1.f)),
+                      "batch_normalization: inputs must have at least 1 dim, got []");
+    CHECK_THROWS_WITH(tf::layers::batch_normalization(tf::placeholder(em::int32, {2, 3})),
+                      "batch_normalization: inputs have dtype int32; batch normalization needs a floating dtype");
   }
   tf::Session sess(g);
   sess.run(init);

@@ -448,6 +448,16 @@ TEST_CASE("cross-entropy and loss errors name the op and the shapes", "[compat][
   // TF1 takes any numbers here, computing in float32.
   CHECK(tf::losses::absolute_difference(ids, ids).dtype() == em::float32);
   CHECK_THROWS_WITH(tf::add_n({}), "add_n: inputs must not be empty");
+  CHECK_THROWS_WITH(tf::reduce_logsumexp(ids), "reduce_logsumexp: x has dtype int64; expected a floating dtype");
+  CHECK_THROWS_WITH(tf::nn::elu(ids), "elu: x has dtype int64; expected a floating dtype");
+  CHECK_THROWS_WITH(tf::clip_by_global_norm({logits}, -1.0), "clip_by_global_norm: clip_norm must be positive (got -1)");
+  CHECK_THROWS_WITH(tf::tile(logits, {0, 1}),
+                    "tile: multiples[0] is 0 for a tensor with dims unknown until the graph runs ([-1,3]); an empty "
+                    "tile needs a known shape");
+  CHECK_THROWS_WITH(tf::cond(Tensor(), [&] { return logits; }, [&] { return logits; }),
+                    "cond: pred is an undefined tensor");
+  CHECK_THROWS_WITH(tf::cond(tf::constant(true), [&] { return Tensor(); }, [&] { return logits; }),
+                    "cond: output 0 of true_fn is an undefined tensor");
   CHECK_THROWS_WITH(tf::add_n({logits, lab4}),
                     "add_n: inputs[0] and inputs[1] must have the same shape, got [-1,3] and [-1,4]");
   CHECK_THROWS_WITH(tf::add_n({logits, tf::cast(logits, em::float64)}),

@@ -303,6 +303,14 @@ std::string GraphState::unique_name(const std::string& base) {
   }
 }
 
+void GraphState::rename(int id, const std::string& base, bool exact) {
+  Node& n = nodes[static_cast<std::size_t>(id)];
+  by_name.erase(n.name);
+  release_name(n.name);
+  n.name = exact ? base : unique_name(base);
+  by_name[n.name] = id;
+}
+
 void GraphState::release_name(const std::string& name) {
   auto it = name_counts.find(name);
   if (it == name_counts.end() || it->second != 1) return;
@@ -752,11 +760,7 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name) 
   auto& g = *sc->graph();
   std::lock_guard<std::recursive_mutex> lk(g.mu);
   if (static_cast<std::size_t>(s->node) < before) return identity(r, name);
-  Node& n = g.nodes[static_cast<std::size_t>(s->node)];
-  g.by_name.erase(n.name);
-  g.release_name(n.name);
-  n.name = g.unique_name(sc->name_prefix + name);
-  g.by_name[n.name] = s->node;
+  g.rename(s->node, sc->name_prefix + name, false);
   return r;
 }
 
@@ -768,13 +772,7 @@ Tensor name_after_scope(const Tensor& r, std::size_t before, const std::string& 
   std::lock_guard<std::recursive_mutex> lk(g.mu);
   const std::string name = scope.substr(0, scope.size() - 1);
   // The scope holds the name for this node (TF names a composite's own op so).
-  const bool free = !g.by_name.count(name);
-  if (static_cast<std::size_t>(s->node) < before || !free) return r;
-  Node& n = g.nodes[static_cast<std::size_t>(s->node)];
-  g.by_name.erase(n.name);
-  g.release_name(n.name);
-  n.name = name;
-  g.by_name[n.name] = s->node;
+  if (static_cast<std::size_t>(s->node) >= before && !g.by_name.count(name)) g.rename(s->node, name, true);
   return r;
 }
 

@@ -448,7 +448,6 @@ Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& log
 namespace losses {
 
 namespace {
-Tensor tf_constant_zero() { return constant(0.f); }
 
 // tf.losses: the loss in a name scope of TF's default name (or `scope`), its
 // mean named "value" (TF's compute_weighted_loss with unit weights).
@@ -510,7 +509,7 @@ std::vector<Tensor> get_losses() {
 Tensor get_regularization_loss(const std::string& n) {
   std::vector<Tensor> terms;
   for (const Fetch& f : get_collection(GraphKeys::REGULARIZATION_LOSSES)) terms.push_back(f.tensor);
-  if (terms.empty()) return named(n.empty() ? "total_regularization_loss" : n, [] { return tf_constant_zero(); });
+  if (terms.empty()) return named(n.empty() ? "total_regularization_loss" : n, [] { return constant(0.f); });
   return add_n(terms, n.empty() ? "total_regularization_loss" : n);
 }
 

@@ -119,6 +119,8 @@ struct GraphState {
   /// Gives back `name`, claimed by unique_name for a node renamed at once
   /// (a default name replaced by the user's), unless names were derived from it.
   void release_name(const std::string& name);
+  /// Renames node `id` to `base` (made unique unless `exact`), giving back its old name. Caller holds mu.
+  void rename(int id, const std::string& base, bool exact);
   /// Appends a node, naming it; throws when finalized. Caller holds mu.
   int add(Node n, const char* who);
   /// "float32 [-1,3]"
@@ -226,16 +228,18 @@ ScopeRecorder& require_scope(const char* who);
 /// nodes, renamed `name` (an identity of that name when r is older).
 Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name);
 
+/// How many nodes the scope's graph has (a call's first node id).
+inline std::size_t node_count(ScopeRecorder& sc) {
+  std::lock_guard<std::recursive_mutex> lk(sc.graph()->mu);
+  return sc.graph()->nodes.size();
+}
+
 /// f() with the node it makes named `name` (TF's name= argument; "" keeps the default).
 template <class F>
 Tensor named(const std::string& name, F&& f) {
   ScopeRecorder* sc = name.empty() ? nullptr : current_scope();
   if (!sc) return f();
-  std::size_t before;
-  {
-    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
-    before = sc->graph()->nodes.size();
-  }
+  const std::size_t before = node_count(*sc);
   return apply_name(f(), before, name);
 }
 
@@ -249,11 +253,7 @@ template <class F>
 Tensor scoped(const std::string& name, const char* default_name, F&& f) {
   ScopeRecorder* sc = current_scope();
   if (!sc) return f();
-  std::size_t before;
-  {
-    std::lock_guard<std::recursive_mutex> lk(sc->graph()->mu);
-    before = sc->graph()->nodes.size();
-  }
+  const std::size_t before = node_count(*sc);
   std::string full;
   Tensor r;
   {
