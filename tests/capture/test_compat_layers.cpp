@@ -1,7 +1,8 @@
-// compat::v1 variable scopes, get_variable, initializers and tf.layers.dense
-// (capture/compat/v1/layers.cpp), after TF1's variable_scope_test and
-// core_layers_test: names, sharing, TF's error messages, the initializers'
-// distributions, and dense layers computing x @ kernel + bias.
+// compat::v1 variable scopes, get_variable, initializers, regularizers and
+// tf.layers (capture/compat/v1/layers.cpp), after TF1's variable_scope_test
+// and core_layers_test: names, sharing, TF's error messages, the
+// initializers' distributions, dense layers computing x @ kernel + bias,
+// dropout and batch normalization.
 #include <ember/compat/v1.h>
 #include <ember/ember.h>
 
@@ -194,9 +195,10 @@ TEST_CASE("layers::dense makes kernel and bias variables and computes activation
     out = tf::layers::dense(h, 2, nullptr, true, tf::ones_initializer(), tf::constant_initializer(0.5));
     CHECK(tf::static_shape(out) == em::Shape{-1, 2});
     shared_out = tf::layers::dense(
-        x, 3, [](const Tensor& t) { return tf::nn::relu(t); }, true, {}, tf::zeros_initializer(), true, "dense", true);
+        x, 3, [](const Tensor& t) { return tf::nn::relu(t); }, true, {}, tf::zeros_initializer(), {}, {}, true, "dense",
+        true);
     Tensor seq = tf::placeholder(em::float32, {-1, 5, 4}, "seq");
-    seq_out = tf::layers::dense(seq, 2, nullptr, false, {}, tf::zeros_initializer(), true, "proj");
+    seq_out = tf::layers::dense(seq, 2, nullptr, false, {}, tf::zeros_initializer(), {}, {}, true, "proj");
     CHECK(tf::static_shape(seq_out) == em::Shape{-1, 5, 2});
     loss = tf::reduce_mean(tf::square(out));
     train = tf::train::GradientDescentOptimizer(0.1).minimize(loss);
@@ -206,7 +208,7 @@ TEST_CASE("layers::dense makes kernel and bias variables and computes activation
     CHECK_THROWS_WITH(tf::layers::dense(x, 0), "dense: units must be positive (got 0)");
     CHECK_THROWS_WITH(tf::layers::dense(tf::placeholder(em::int32, {2, 4}), 2),
                       "dense: inputs have dtype int32; a dense layer needs a floating dtype");
-    CHECK_THROWS_WITH(tf::layers::dense(x, 3, nullptr, true, {}, tf::zeros_initializer(), true, "dense"),
+    CHECK_THROWS_WITH(tf::layers::dense(x, 3, nullptr, true, {}, tf::zeros_initializer(), {}, {}, true, "dense"),
                       Catch::Contains("Variable dense/kernel already exists"));
   }
   std::vector<std::string> names;
@@ -417,4 +419,98 @@ TEST_CASE("collections and tf.losses.get_total_loss", "[compat][layers]") {
   CHECK(sess.run(total, f).item<float>() == 9.5f);
   CHECK(sess.run(data_only, f).item<float>() == 7.f);
   CHECK(sess.run(reg, f).item<float>() == 2.5f);
+}
+
+TEST_CASE("regularizers add TF1's losses for get_variable and dense, once per variable", "[compat][layers]") {
+  namespace reg = tf::contrib::layers;
+  tf::Graph g;
+  Tensor x, out, total, kernel_grad, penalty, w_value;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 4}, "x");
+    // kernel all ones (4 x 3): 0.1 * 12 / 2 = 0.6; bias all 0.5: 0.5 * 1.5 = 0.75.
+    out = tf::layers::dense(x, 3, nullptr, true, tf::ones_initializer(), tf::constant_initializer(0.5),
+                            reg::l2_regularizer(0.1), reg::l1_regularizer(0.5));
+    auto losses = tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES);
+    REQUIRE(losses.size() == 2);
+    CHECK(tf::tensor_name(losses[0].tensor) == "dense/kernel/Regularizer/l2_regularizer:0");
+    CHECK(tf::tensor_name(losses[1].tensor) == "dense/bias/Regularizer/l1_regularizer:0");
+    // Shared again under reuse: no second loss.
+    tf::layers::dense(x, 3, nullptr, true, {}, tf::zeros_initializer(), reg::l2_regularizer(0.1), {}, true, "dense",
+                      true);
+    CHECK(tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES).size() == 2);
+    // w = [1, -2, 3]: l1 0.25 * 6 = 1.5, l2 2 * 14 / 2 = 14.
+    tf::Variable w = tf::get_variable("w", {3}, em::float32, tf::constant_initializer(0), reg::l1_l2_regularizer(0.25, 2));
+    CHECK(tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES).size() == 3);
+    // Scale 0 adds nothing (TF's regularizer returns None).
+    tf::get_variable("quiet", {2}, em::float32, {}, reg::l2_regularizer(0));
+    CHECK(tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES).size() == 3);
+    w_value = w.assign(tf::constant(std::vector<float>{1, -2, 3}, {3}));
+    total = tf::losses::get_regularization_loss();
+    kernel_grad = tf::gradients(total, g.get_tensor_by_name("dense/kernel:0"));
+    penalty = reg::apply_regularization(reg::l2_regularizer(1.0), {w.value(), tf::ones({2, 2})});
+    CHECK(tf::tensor_name(penalty) == "get_regularization_penalty:0");
+    CHECK(tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES).size() == 4);
+    init = tf::global_variables_initializer();
+    CHECK_THROWS_WITH(reg::l2_regularizer(-1), "l2_regularizer: Setting a scale less than 0 on a regularizer: -1.");
+    CHECK_THROWS_WITH(reg::l1_l2_regularizer(1, -0.5),
+                      "l1_l2_regularizer: Setting a scale less than 0 on a regularizer: -0.5.");
+    CHECK_THROWS_WITH(reg::apply_regularization(reg::l1_regularizer(1), {}),
+                      "apply_regularization: No weights to regularize.");
+    CHECK_THROWS_AS(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})), em::DTypeError);
+    CHECK_THROWS_WITH(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})),
+                      "l1_regularizer: weights have dtype int32; a regularizer needs a floating dtype");
+  }
+  tf::Session sess(g);
+  sess.run(init);
+  sess.run(w_value);
+  CHECK(sess.run(total).item<float>() == Approx(0.6 + 0.75 + 1.5 + 14).epsilon(1e-6));
+  const std::vector<float> grad = sess.run(kernel_grad).to_vector<float>();
+  CHECK(grad.size() == 12);
+  for (float v : grad) CHECK(v == Approx(0.1f));  // d 0.1 * sum(k^2) / 2 / dk = 0.1 k
+  CHECK(sess.run(penalty).item<float>() == Approx(7 + 2).epsilon(1e-6));  // (1 + 4 + 9) / 2 + 4 / 2
+  // Eagerly a regularizer is a plain function of the weights.
+  CHECK(reg::l2_regularizer(0.5)(em::tensor({2.f, 2.f})).item<float>() == 2.f);
+}
+
+TEST_CASE("layers::dropout drops with probability rate when training, passes through otherwise", "[compat][layers]") {
+  tf::Graph g;
+  Tensor x, off, on, picked, pick_named;
+  Tensor training;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1}, "x");
+    training = tf::placeholder_with_default(tf::constant(false), {}, "training");
+    off = tf::layers::dropout(x, 0.5);
+    CHECK(tf::tensor_name(off) == "dropout:0");
+    on = tf::layers::dropout(x, 0.25, true);
+    CHECK(tf::tensor_name(on) == "dropout_1:0");
+    picked = tf::layers::dropout(x, 0.5, training, "drop");
+    CHECK(tf::tensor_name(picked) == "drop:0");
+    CHECK_THROWS_WITH(tf::layers::dropout(x, 1.0), "dropout: rate must be in [0, 1) (got 1)");
+    CHECK_THROWS_WITH(tf::layers::dropout(x, -0.1), "dropout: rate must be in [0, 1) (got -0.1)");
+    CHECK_THROWS_WITH(tf::layers::dropout(tf::placeholder(em::int32, {2}), 0.5),
+                      "dropout: inputs have dtype int32; dropout needs a floating tensor");
+    CHECK_THROWS_WITH(tf::layers::dropout(x, 0.5, tf::constant(1.f)),
+                      "dropout: training must be a bool or a 0-d bool tensor, got float32 []");
+  }
+  tf::Session sess(g);
+  const Tensor xv = em::ones({4000});
+  const tf::FeedDict feed{{x, xv}};
+  CHECK(sess.run(off, feed).to_vector<float>() == xv.to_vector<float>());
+  CHECK(sess.run(picked, feed).to_vector<float>() == xv.to_vector<float>());
+  auto count = [](const Tensor& t, float kept) {
+    int zeros = 0;
+    for (float v : t.to_vector<float>()) {
+      CHECK((v == 0.f || v == Approx(kept)));
+      zeros += v == 0.f;
+    }
+    return zeros;
+  };
+  // 4000 draws: the zero count is within 5 sd of its mean (sd ~ 27 at rate 0.25, ~32 at 0.5).
+  CHECK(std::abs(count(sess.run(on, feed), 1 / 0.75f) - 1000) < 140);
+  CHECK(std::abs(count(sess.run(picked, {{x, xv}, {training, em::scalar_tensor(true)}}), 2.f) - 2000) < 160);
+  // Eagerly too.
+  CHECK(tf::layers::dropout(em::ones({3}), 0.9).to_vector<float>() == std::vector<float>{1, 1, 1});
 }

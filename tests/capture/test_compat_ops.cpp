@@ -753,3 +753,162 @@ TEST_CASE("norm clipping, logsumexp, l2_normalize and add_loss as TF computes th
   check_near(v(clipped[2]), {5 / gn, 10 / gn, 10 / gn}, 1e-12);
   CHECK(v(total)[0] == 5.0);
 }
+
+TEST_CASE("slice, split and unstack take TF's parts, with gradients back into place", "[compat][ops]") {
+  tf::Graph g;
+  Tensor x, sl, sl_known, parts_sum, grad_slice, grad_split;
+  std::vector<Tensor> halves, sized, cols;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 4, 5}, "x");
+    sl = tf::slice(x, {0, 1, 2}, {-1, 2, -1});  // x[:, 1:3, 2:]
+    CHECK(tf::static_shape(sl) == em::Shape{-1, 2, 3});
+    CHECK(tf::tensor_name(sl) == "slice:0");
+    Tensor c = tf::constant(std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {3, 4});
+    sl_known = tf::slice(c, {1, 0}, {2, 3}, "rows");
+    CHECK(tf::tensor_name(sl_known) == "rows:0");
+    halves = tf::split(c, 2, 1);
+    REQUIRE(halves.size() == 2);
+    CHECK(tf::tensor_name(halves[0]) == "split/part_0:0");
+    CHECK(tf::tensor_name(halves[1]) == "split/part_1:0");
+    CHECK(tf::static_shape(halves[1]) == em::Shape{3, 2});
+    sized = tf::split(x, {1, -1, 2}, -1, "cut");  // sizes 1, 2, 2 along the last dim
+    REQUIRE(sized.size() == 3);
+    CHECK(tf::static_shape(sized[1]) == em::Shape{-1, 4, 2});
+    CHECK(tf::tensor_name(sized[2]) == "cut/part_2:0");
+    cols = tf::unstack(c, 1);
+    REQUIRE(cols.size() == 4);
+    CHECK(tf::static_shape(cols[3]) == em::Shape{3});
+    CHECK(tf::tensor_name(cols[0]) == "unstack/part_0:0");
+    parts_sum = tf::add_n(cols);
+    // d sum(slice(x) * 3) / dx: 3 inside the slice, 0 outside; split parts weighted 1, 2, 3 land in place.
+    grad_slice = tf::gradients(tf::reduce_sum(sl * 3.f), x);
+    grad_split = tf::gradients(tf::reduce_sum(sized[0]) + tf::reduce_sum(sized[1] * 2.f) +
+                                   tf::reduce_sum(sized[2] * 3.f),
+                               x);
+    CHECK(tf::tensor_name(g.get_tensor_by_name("split/part_1:0")) == "split/part_1:0");
+  }
+  tf::Session sess(g);
+  const Tensor xv = em::arange(40, em::float32).reshape({2, 4, 5});
+  auto r = sess.run({sl, sl_known, halves[0], halves[1], sized[0], sized[1], sized[2], cols[1], parts_sum, grad_slice,
+                     grad_split},
+                    {{x, xv}});
+  CHECK(r[0].shape() == em::Shape{2, 2, 3});
+  CHECK(r[0].to_vector<float>() == std::vector<float>{7, 8, 9, 12, 13, 14, 27, 28, 29, 32, 33, 34});
+  CHECK(r[1].to_vector<float>() == std::vector<float>{4, 5, 6, 8, 9, 10});
+  CHECK(r[2].to_vector<float>() == std::vector<float>{0, 1, 4, 5, 8, 9});
+  CHECK(r[3].to_vector<float>() == std::vector<float>{2, 3, 6, 7, 10, 11});
+  CHECK(r[4].shape() == em::Shape{2, 4, 1});
+  CHECK(r[4].to_vector<float>() == std::vector<float>{0, 5, 10, 15, 20, 25, 30, 35});
+  CHECK(r[5].shape() == em::Shape{2, 4, 2});
+  CHECK(r[5].to_vector<float>()[0] == 1.f);
+  CHECK(r[6].to_vector<float>()[0] == 3.f);
+  CHECK(r[7].to_vector<float>() == std::vector<float>{1, 5, 9});
+  CHECK(r[8].to_vector<float>() == std::vector<float>{6, 22, 38});  // row sums
+  std::vector<float> want_slice(40, 0.f), want_split(40, 0.f);
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 5; ++j) {
+        const int k = b * 20 + i * 5 + j;
+        if (i >= 1 && i < 3 && j >= 2) want_slice[static_cast<std::size_t>(k)] = 3.f;
+        want_split[static_cast<std::size_t>(k)] = j == 0 ? 1.f : (j < 3 ? 2.f : 3.f);
+      }
+  CHECK(r[9].to_vector<float>() == want_slice);
+  CHECK(r[10].to_vector<float>() == want_split);
+  // Eagerly, outside a graph scope, they run at once.
+  const Tensor e = em::arange(6, em::int32).reshape({2, 3});
+  CHECK(tf::slice(e, {0, 1}, {-1, 1}).to_vector<int32_t>() == std::vector<int32_t>{1, 4});
+  auto ep = tf::split(e, std::vector<int64_t>{2, 1}, 1);
+  CHECK(ep[1].to_vector<int32_t>() == std::vector<int32_t>{2, 5});
+  CHECK(tf::unstack(e)[1].to_vector<int32_t>() == std::vector<int32_t>{3, 4, 5});
+  // Size-0 parts and slices.
+  CHECK(tf::slice(e, {2, 0}, {0, 3}).shape() == em::Shape{0, 3});
+  CHECK(tf::split(e, std::vector<int64_t>{0, 3}, 1)[0].shape() == em::Shape{2, 0});
+  CHECK(tf::unstack(em::zeros({0, 2})).empty());
+}
+
+TEST_CASE("slice, split and unstack errors name the op, the dim and the sizes", "[compat][ops][errors]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor x = tf::placeholder(em::float32, {-1, 6}, "x");
+  CHECK_THROWS_WITH(tf::slice(x, {0}, {-1, 2}),
+                    "slice: begin has 1 entries and size 2 for a tensor of rank 2 (shape [-1,6]); give one of each "
+                    "per dim");
+  CHECK_THROWS_WITH(tf::slice(x, {1, 0}, {-1, 2}),
+                    "slice: dim 0 of [-1,6] is unknown until the graph runs; it can only be taken whole (begin 0, "
+                    "size -1)");
+  CHECK_THROWS_AS(tf::slice(x, {0, 7}, {-1, -1}), em::IndexError);
+  CHECK_THROWS_WITH(tf::slice(x, {0, 7}, {-1, -1}), "slice: begin[1] = 7 is outside [0, 6] (dim 1 of [-1,6])");
+  CHECK_THROWS_WITH(tf::slice(x, {0, -1}, {-1, 1}), "slice: begin[1] = -1 is outside [0, 6] (dim 1 of [-1,6])");
+  CHECK_THROWS_WITH(tf::slice(x, {0, 4}, {-1, 3}),
+                    "slice: size[1] = 3 from begin 4 does not fit dim 1 of [-1,6] (use 0..2, or -1 for the rest)");
+  CHECK_THROWS_WITH(tf::slice(x, {0, 4}, {-1, -2}), Catch::Contains("size[1] = -2"));
+  CHECK_THROWS_WITH(tf::split(x, 4, 1),
+                    "split: dim 1 of [-1,6] has size 6, which does not split into 4 equal parts");
+  CHECK_THROWS_WITH(tf::split(x, 0, 1), "split: the number of parts must be positive (got 0)");
+  CHECK_THROWS_WITH(tf::split(x, 2, 0), "split: dim 0 of [-1,6] is unknown until the graph runs; split needs its size");
+  CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{2, 3}, 1),
+                    "split: sizes [2,3] add up to 5, but dim 1 of [-1,6] has size 6");
+  CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{4, -1, 3}, 1),
+                    "split: sizes [4,-1,3] add up to 7, but dim 1 of [-1,6] has size 6");
+  CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{-1, -1}, 1), "split: only one size can be -1 (sizes [-1,-1])");
+  CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{-2, 8}, 1), "split: size -2 in [-2,8] is negative");
+  CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{}, 1), "split: no sizes given");
+  CHECK_THROWS_WITH(tf::split(x, 2, 2), Catch::Contains("split") && Catch::Contains("axis 2"));
+  CHECK_THROWS_WITH(tf::unstack(x), "unstack: dim 0 of [-1,6] is unknown until the graph runs; unstack needs its size");
+  CHECK_THROWS_WITH(tf::unstack(x, -3), Catch::Contains("unstack") && Catch::Contains("axis -3"));
+}
+
+TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the run", "[compat][ops]") {
+  tf::Graph g;
+  Tensor ri, rf, rneg, r64, rlim, f_static, f_dyn, f_bool, f_typed, x;
+  {
+    auto scope = g.as_default();
+    ri = tf::range(2, 11, 3);
+    CHECK(tf::tensor_name(ri) == "range:0");
+    CHECK(ri.dtype() == em::int32);
+    rf = tf::range(0, 1, 0.25);
+    CHECK(rf.dtype() == em::float32);
+    CHECK(tf::tensor_name(rf) == "range_1:0");
+    rneg = tf::range(5, 0, -2, {}, "down");
+    CHECK(tf::tensor_name(rneg) == "down:0");
+    r64 = tf::range(3, em::int64);
+    CHECK(r64.dtype() == em::int64);
+    rlim = tf::range(0);
+    CHECK(tf::static_shape(rlim) == em::Shape{0});
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    f_static = tf::fill({2, 2}, 7);
+    CHECK(f_static.dtype() == em::int32);
+    f_dyn = tf::fill(tf::shape(x), 0.5);
+    CHECK(f_dyn.dtype() == em::float32);
+    CHECK(tf::static_shape(f_dyn) == em::Shape{-1, 3});
+    f_bool = tf::fill({3}, true);
+    f_typed = tf::fill({tf::shape(x)[0]}, 2, em::float64, "twos");
+    CHECK(tf::tensor_name(f_typed) == "twos:0");
+    CHECK_THROWS_WITH(tf::range(0, 5, 0), "range: requires delta != 0");
+    CHECK_THROWS_WITH(tf::range(5, 1), "range: requires start <= limit when delta > 0: 5/1");
+    CHECK_THROWS_WITH(tf::range(1, 5, -1), "range: requires start >= limit when delta < 0: 1/5");
+    CHECK_THROWS_WITH(tf::range(0, 5, 1, em::bool_), "range: dtype bool is not one of int32, int64, float32, float64");
+    CHECK_THROWS_WITH(tf::fill({-1, 2}, 1.0),
+                      "fill: -1 is not a size here (shape [-1,2]); read unknown sizes from a tensor, e.g. "
+                      "tf::shape(x)[0]");
+  }
+  tf::Session sess(g);
+  CHECK(sess.run(ri).to_vector<int32_t>() == std::vector<int32_t>{2, 5, 8});
+  CHECK(sess.run(rf).to_vector<float>() == std::vector<float>{0, 0.25f, 0.5f, 0.75f});
+  CHECK(sess.run(rneg).to_vector<int32_t>() == std::vector<int32_t>{5, 3, 1});
+  CHECK(sess.run(r64).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2});
+  CHECK(sess.run(rlim).numel() == 0);
+  CHECK(sess.run(f_static).to_vector<int32_t>() == std::vector<int32_t>{7, 7, 7, 7});
+  CHECK(sess.run(f_bool).to_vector<bool>() == std::vector<bool>{true, true, true});
+  for (int64_t rows : {1, 4}) {
+    auto r = sess.run({f_dyn, f_typed}, {{x, em::zeros({rows, 3})}});
+    CHECK(r[0].shape() == em::Shape{rows, 3});
+    CHECK(r[0].to_vector<float>() == std::vector<float>(static_cast<std::size_t>(rows * 3), 0.5f));
+    CHECK(r[1].dtype() == em::float64);
+    CHECK(r[1].to_vector<double>() == std::vector<double>(static_cast<std::size_t>(rows), 2.0));
+  }
+  // Eagerly too.
+  CHECK(tf::range(4).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3});
+  CHECK(tf::fill({2}, 1.5).to_vector<float>() == std::vector<float>{1.5f, 1.5f});
+}

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -1078,4 +1079,95 @@ TEST_CASE("Saver and latest_checkpoint errors", "[compat][saver][errors]") {
   std::ofstream(dir / "checkpoint", std::ios::binary) << "\n  model_checkpoint_path:   \"plain\"  \n";
   CHECK(tf::train::latest_checkpoint(dir.path.string()) == dir / "plain");
   CHECK(tf::train::latest_checkpoint(dir / "nowhere").empty());
+}
+
+TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and a Saver loads the averages",
+          "[compat][saver][autograd]") {
+  const TempDir dir;
+  tf::Graph g;
+  tf::Variable w, b, step;
+  tf::Operation train, init;
+  tf::train::ExponentialMovingAverage ema(0.9);
+  {
+    auto scope = g.as_default();
+    step = tf::train::get_or_create_global_step();
+    w = tf::Variable(tf::constant(std::vector<float>{1, 2}, {2}), "w");
+    b = tf::Variable(tf::random_normal({3}), "b");  // averaged, not trained
+    const Tensor loss = tf::reduce_sum(tf::square(w - tf::constant(std::vector<float>{3, -1}, {2})));
+    const tf::Operation opt = tf::train::GradientDescentOptimizer(0.1).minimize(loss, step);
+    ema = tf::train::ExponentialMovingAverage(0.9, step);
+    {
+      auto after = tf::control_dependencies({opt});
+      train = ema.apply({w, b});
+    }
+    CHECK(train.name() == "ExponentialMovingAverage");
+    CHECK(ema.average(w).name() == "w/ExponentialMovingAverage");
+    CHECK(ema.average_name(b) == "b/ExponentialMovingAverage");
+    CHECK_FALSE(ema.average(w).trainable());
+    CHECK_FALSE(ema.average(step).defined());  // not averaged: TF's None
+    CHECK(tf::get_collection(tf::GraphKeys::MOVING_AVERAGE_VARIABLES).size() == 2);
+    CHECK_THROWS_WITH(ema.apply({w}),
+                      "ExponentialMovingAverage::apply: Moving average already computed for: w");
+    CHECK_THROWS_AS(ema.apply({step}), em::DTypeError);
+    CHECK_THROWS_WITH(ema.apply({step}),
+                      "ExponentialMovingAverage::apply: The variables must be half, float, or double: global_step "
+                      "is int64");
+    CHECK_THROWS_WITH(tf::train::ExponentialMovingAverage(0.9, tf::constant(true)),
+                      "ExponentialMovingAverage: num_updates must be a 0-d number, got bool []");
+    init = tf::global_variables_initializer();
+  }
+  std::vector<float> w_avg, b_avg;
+  {
+    tf::Session sess(g);
+    sess.run(init);
+    // The shadow starts at the variable's initial value, a random one included.
+    CHECK(sess.run(ema.average(b)).to_vector<float>() == sess.run(b).to_vector<float>());
+    const std::vector<float> b0 = sess.run(b).to_vector<float>();
+    std::vector<double> wv{1, 2}, shadow{1, 2};
+    const double target[2] = {3, -1};
+    for (int k = 1; k <= 3; ++k) {
+      sess.run(train);
+      // The step is read after minimize advanced it: decay = min(0.9, (1 + k) / (10 + k)).
+      const double decay = std::min(0.9, (1.0 + k) / (10.0 + k));
+      for (int i = 0; i < 2; ++i) {
+        wv[i] -= 0.1 * 2 * (wv[i] - target[i]);
+        shadow[i] -= (shadow[i] - wv[i]) * (1 - decay);
+      }
+      const std::vector<float> got = sess.run(ema.average(w)).to_vector<float>();
+      for (int i = 0; i < 2; ++i) CHECK(got[i] == Approx(shadow[i]).epsilon(1e-5));
+    }
+    CHECK(sess.run(ema.average(b)).to_vector<float>() == b0);  // b did not move, nor its average
+    w_avg = sess.run(ema.average(w)).to_vector<float>();
+    b_avg = b0;
+    tf::train::Saver(std::vector<tf::Variable>{}, 5).save(sess, dir / "model");  // every variable
+  }
+  // An evaluation program builds the model again and loads the averages into its variables.
+  tf::Graph eval;
+  std::unique_ptr<tf::train::Saver> loader;
+  tf::Variable ew, eb;
+  {
+    auto scope = eval.as_default();
+    ew = tf::Variable(tf::zeros({2}), "w");
+    eb = tf::Variable(tf::zeros({3}), "b");
+    tf::Variable other(tf::zeros({1}), "global_step_copy", false);
+    tf::train::ExponentialMovingAverage reader(0.9);
+    const auto names = reader.variables_to_restore();
+    REQUIRE(names.size() == 3);
+    CHECK(names.at("w/ExponentialMovingAverage").name() == "w");
+    CHECK(names.at("b/ExponentialMovingAverage").name() == "b");
+    CHECK(names.at("global_step_copy").name() == "global_step_copy");  // not averaged: its own name
+    std::map<std::string, tf::Variable> averaged{{"w/ExponentialMovingAverage", ew},
+                                                 {"b/ExponentialMovingAverage", eb}};
+    loader = std::make_unique<tf::train::Saver>(averaged);
+    CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{}), "Saver: No variables to save");
+    CHECK_THROWS_WITH(tf::train::Saver(names).restore(*std::make_unique<tf::Session>(eval), dir / "model"),
+                      Catch::Contains("variable \"global_step_copy\" is not in checkpoint"));
+  }
+  tf::Session es(eval);
+  loader->restore(es, dir / "model");
+  CHECK(es.run(ew).to_vector<float>() == w_avg);
+  CHECK(es.run(eb).to_vector<float>() == b_avg);
+  // Saving under the map's names writes those names.
+  loader->save(es, dir / "renamed");
+  CHECK(read_all(dir / "renamed").find("w/ExponentialMovingAverage") != std::string::npos);
 }

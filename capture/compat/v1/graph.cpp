@@ -1177,6 +1177,15 @@ Operation Variable::initializer() const {
                                  "it has no initializer", vi.name));
   return Operation(g_, vi.initializer);
 }
+Tensor Variable::initial_value() const {
+  const auto& vi = info(g_, index_);
+  if (vi.initializer < 0)
+    throw ValueError(fmt::format("Variable::initial_value: \"{}\" is an ember::Variable read by reference; "
+                                 "it has no initial value",
+                                 vi.name));
+  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  return detail::symbolic(g_, g_->nodes[static_cast<std::size_t>(vi.initializer)].inputs.at(0));
+}
 Tensor Variable::assign(const Tensor& v, const std::string& name) const {
   return make_assign(g_, index_, v, OpId::copy, name, "assign");
 }
@@ -1618,8 +1627,10 @@ Tensor ones_like(const Tensor& x, std::optional<DType> dt, const std::string& n)
   return named(n, [&] { return built([&] { return ember::ones_like(x, dt); }); });
 }
 namespace {
-// Samples of `op` (rand, randn, truncated_normal) drawn again on every run; sizes may be linked to tensors.
-Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
+// A creation node of `op` (attrs `a`, without its shape) whose sizes may be
+// dims of tensors in the run; `eager` makes it when every size is a number.
+template <class Eager>
+Tensor create_sized(OpId op, const Dims& shape, DType dt, dispatch::Attrs a, const char* who, Eager&& eager) {
   ScopeRecorder* sc = detail::current_scope();
   std::unique_lock<std::recursive_mutex> lk;
   if (sc) lk = std::unique_lock<std::recursive_mutex>(sc->graph()->mu);
@@ -1630,23 +1641,60 @@ Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
                                    "tf::shape(x)[0]", who, shape_str(p.static_shape)));
   if (!p.linked) {
     if (lk.owns_lock()) lk.unlock();
-    return built([&] {
-      switch (op) {
-        case OpId::randn: return ember::randn(p.ints, dt);
-        case OpId::truncated_normal: return ember::truncated_normal(p.ints, dt);
-        default: return ember::rand(p.ints, dt);
-      }
-    });
+    return built([&] { return eager(p.ints); });
   }
-  if (dt != DType::float32 && dt != DType::float64)
-    throw DTypeError(fmt::format("{}: samples are float32 or float64 (got {})", who, dtype_name(dt)));
-  dispatch::Attrs a;
   a.ints = p.ints;
   a.dtype = dt;
   a.device = Device::cpu();  // the session places it (Note [Placement])
   return symbolic(sc->graph(), sc->shaped_by(op, {}, std::move(a), std::move(p.dims_of), p.static_shape, dt));
 }
+
+// Samples of `op` (rand, randn, truncated_normal) drawn again on every run; sizes may be linked to tensors.
+Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
+  if (dt != DType::float32 && dt != DType::float64)
+    throw DTypeError(fmt::format("{}: samples are float32 or float64 (got {})", who, dtype_name(dt)));
+  return create_sized(op, shape, dt, {}, who, [&](const Shape& s) {
+    switch (op) {
+      case OpId::randn: return ember::randn(s, dt);
+      case OpId::truncated_normal: return ember::truncated_normal(s, dt);
+      default: return ember::rand(s, dt);
+    }
+  });
+}
+
+// TF converts a Python number to int32, float32 or bool.
+DType tf_dtype(const Scalar& v) {
+  return v.is_floating() ? DType::float32 : (v.kind() == Scalar::Kind::boolean ? DType::bool_ : DType::int32);
+}
 }  // namespace
+
+Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype, const std::string& n) {
+  const DType dt = dtype.value_or(tf_dtype(value));
+  return named(n, [&] {
+    dispatch::Attrs a;  // as ember::full sets them (lib/ops/creation.cpp)
+    a.f0 = value.to_double();
+    a.i0 = dt == DType::bool_ ? value.to<bool>() : value.to<int64_t>();
+    return create_sized(OpId::fill, dims, dt, a, "fill",
+                        [&](const Shape& s) { return ember::full(s, value, dt); });
+  });
+}
+
+Tensor range(Scalar start, Scalar limit, Scalar delta, std::optional<DType> dtype, const std::string& n) {
+  const DType dt = dtype.value_or(start.is_floating() || limit.is_floating() || delta.is_floating()
+                                      ? DType::float32
+                                      : DType::int32);
+  if (dt == DType::bool_ || dt == DType::float16 || dt == DType::bfloat16 || dt == DType::uint8)
+    throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+  const double b = start.to_double(), e = limit.to_double(), d = delta.to_double();
+  if (d == 0) throw ValueError("range: requires delta != 0");
+  if (d > 0 && b > e)
+    throw ValueError(fmt::format("range: requires start <= limit when delta > 0: {}/{}", start.str(), limit.str()));
+  if (d < 0 && b < e)
+    throw ValueError(fmt::format("range: requires start >= limit when delta < 0: {}/{}", start.str(), limit.str()));
+  return named(n.empty() ? "range" : n, [&] { return built([&] { return ember::arange(start, limit, delta, dt); }); });
+}
+
+Tensor range(Scalar limit, std::optional<DType> dtype, const std::string& n) { return range(0, limit, 1, dtype, n); }
 
 Tensor random_normal(const Dims& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {

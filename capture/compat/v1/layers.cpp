@@ -1,4 +1,5 @@
-// tf.variable_scope, tf.get_variable, the initializers and tf.layers.dense.
+// tf.variable_scope, tf.get_variable, the initializers, the regularizers and
+// tf.layers (dense, dropout, batch_normalization).
 // A variable scope is per graph scope (thread), like the name scope it opens;
 // get_variable's variables are ordinary tf::Variables, recorded by full name
 // in the graph (GraphState::shared_vars) so that reuse finds them.
@@ -155,7 +156,7 @@ bool CurrentVariableScope::reuse() const { return detail::require_scope("get_var
 void CurrentVariableScope::reuse_variables() const { detail::require_scope("reuse_variables").reuse = Reuse::reuse; }
 
 Variable get_variable(const std::string& name, const Shape& shape, DType dtype, const Initializer& initializer,
-                      bool trainable) {
+                      const Regularizer& regularizer, bool trainable) {
   ScopeRecorder& sc = detail::require_scope("get_variable");
   auto& g = sc.graph();
   std::lock_guard<std::recursive_mutex> lk(g->mu);
@@ -205,11 +206,88 @@ Variable get_variable(const std::string& name, const Shape& shape, DType dtype, 
   if (got != shape || value.dtype() != dtype)
     throw ValueError(fmt::format("get_variable: the initializer of {} gave {} {} for a variable of {} {}", full,
                                  dtype_name(value.dtype()), shape_str(got), dtype_name(dtype), shape_str(shape)));
-  auto top = NameScope("");  // the variable's name is `full` as it is
-  Variable v(value, full, trainable);
+  Variable v = [&] {
+    auto top = NameScope("");  // the variable's name is `full` as it is
+    return Variable(value, full, trainable);
+  }();
   g->shared_vars[full] = v.index();
+  if (regularizer) {
+    Tensor loss;
+    {
+      auto ops = NameScope(full + "/Regularizer/");  // TF's place for the loss
+      loss = regularizer(v.value());
+    }
+    if (loss.defined()) add_to_collection(GraphKeys::REGULARIZATION_LOSSES, loss);
+  }
   return v;
 }
+
+// ---- regularizers -------------------------------------------------------------------
+
+namespace contrib::layers {
+
+namespace {
+void check_scale(double scale, const char* who) {
+  if (!(scale >= 0))
+    throw ValueError(fmt::format("{}: Setting a scale less than 0 on a regularizer: {}.", who, scale));
+}
+
+void check_weights(const Tensor& w, const char* who) {
+  if (!is_floating(w.dtype()))
+    throw DTypeError(fmt::format("{}: weights have dtype {}; a regularizer needs a floating dtype", who,
+                                 dtype_name(w.dtype())));
+}
+}  // namespace
+
+Regularizer l1_regularizer(double scale) {
+  check_scale(scale, "l1_regularizer");
+  if (scale == 0) return [](const Tensor&) { return Tensor(); };
+  return [scale](const Tensor& w) {
+    check_weights(w, "l1_regularizer");
+    return detail::scoped("", "l1_regularizer", [&] { return ember::mul(ember::sum(ember::abs(w)), scale); });
+  };
+}
+
+Regularizer l2_regularizer(double scale) {
+  check_scale(scale, "l2_regularizer");
+  if (scale == 0) return [](const Tensor&) { return Tensor(); };
+  return [scale](const Tensor& w) {
+    check_weights(w, "l2_regularizer");
+    return detail::scoped("", "l2_regularizer", [&] { return ember::mul(nn::l2_loss(w), scale); });
+  };
+}
+
+Regularizer l1_l2_regularizer(double scale_l1, double scale_l2) {
+  check_scale(scale_l1, "l1_l2_regularizer");
+  check_scale(scale_l2, "l1_l2_regularizer");
+  const Regularizer l1 = l1_regularizer(scale_l1), l2 = l2_regularizer(scale_l2);
+  return [l1, l2](const Tensor& w) {
+    return detail::scoped("", "l1_l2_regularizer", [&] {
+      const Tensor a = l1(w), b = l2(w);
+      if (!a.defined()) return b;
+      return b.defined() ? ember::add(a, b) : a;
+    });
+  };
+}
+
+Tensor apply_regularization(const Regularizer& regularizer, const std::vector<Tensor>& weights_list,
+                            const std::string& name) {
+  if (weights_list.empty()) throw ValueError("apply_regularization: No weights to regularize.");
+  if (!regularizer) throw ValueError("apply_regularization: the regularizer is empty");
+  const Tensor total = detail::scoped(name, "get_regularization_penalty", [&] {
+    Tensor sum;
+    for (const Tensor& w : weights_list) {
+      Tensor p = regularizer(w);
+      if (!p.defined()) p = ember::zeros({}, w.dtype());
+      sum = sum.defined() ? ember::add(sum, p) : p;
+    }
+    return sum;
+  });
+  if (detail::current_scope()) add_to_collection(GraphKeys::REGULARIZATION_LOSSES, total);
+  return total;
+}
+
+}  // namespace contrib::layers
 
 // ---- tf.layers ----------------------------------------------------------------------
 
@@ -225,10 +303,19 @@ std::string layer_name(ScopeRecorder& sc, const std::string& name, const char* k
   const int k = sc.graph()->layer_counts[sc.var_prefix + kind]++;
   return k == 0 ? std::string(kind) : fmt::format("{}_{}", kind, k);
 }
+
+void check_training(const Training& training, const char* who) {
+  if (!training.is_tensor()) return;
+  const Shape ts = static_shape(training.tensor());
+  if (training.tensor().dtype() != DType::bool_ || !ts.empty())
+    throw ValueError(fmt::format("{}: training must be a bool or a 0-d bool tensor, got {} {}", who,
+                                 dtype_name(training.tensor().dtype()), shape_str(ts)));
+}
 }  // namespace
 
 Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, bool use_bias,
-             const Initializer& kernel_initializer, const Initializer& bias_initializer, bool trainable,
+             const Initializer& kernel_initializer, const Initializer& bias_initializer,
+             const Regularizer& kernel_regularizer, const Regularizer& bias_regularizer, bool trainable,
              const std::string& name, bool reuse) {
   ScopeRecorder& sc = detail::require_scope("dense");
   const Shape s = static_shape(inputs);
@@ -240,15 +327,29 @@ Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation, 
         fmt::format("dense: inputs have dtype {}; a dense layer needs a floating dtype", dtype_name(inputs.dtype())));
   auto vs = variable_scope(layer_name(sc, name, "dense"), reuse);
   const DType dt = inputs.dtype();
-  const Variable kernel = get_variable("kernel", {s.back(), units}, dt, kernel_initializer, trainable);
+  const Variable kernel =
+      get_variable("kernel", {s.back(), units}, dt, kernel_initializer, kernel_regularizer, trainable);
   Tensor out;
   if (use_bias) {
-    const Variable bias = get_variable("bias", {units}, dt, bias_initializer, trainable);
+    const Variable bias = get_variable("bias", {units}, dt, bias_initializer, bias_regularizer, trainable);
     out = s.size() == 2 ? nn::xw_plus_b(inputs, kernel, bias) : nn::bias_add(v1::matmul(inputs, kernel.value()), bias);
   } else {
     out = v1::matmul(inputs, kernel.value());
   }
   return activation ? activation(out) : out;
+}
+
+Tensor dropout(const Tensor& inputs, double rate, const Training& training, const std::string& name) {
+  if (!(rate >= 0 && rate < 1)) throw ValueError(fmt::format("dropout: rate must be in [0, 1) (got {})", rate));
+  if (!is_floating(inputs.dtype()))
+    throw DTypeError(fmt::format("dropout: inputs have dtype {}; dropout needs a floating tensor",
+                                 dtype_name(inputs.dtype())));
+  check_training(training, "dropout");
+  return detail::scoped(name, "dropout", [&] {
+    if (!training.is_tensor()) return training.fixed() ? nn::dropout(inputs, 1 - rate) : v1::identity(inputs);
+    return v1::cond(
+        training.tensor(), [&] { return nn::dropout(inputs, 1 - rate); }, [&] { return v1::identity(inputs); });
+  });
 }
 
 Tensor batch_normalization(const Tensor& inputs, int64_t axis, double momentum, double epsilon, bool center,
@@ -267,20 +368,15 @@ Tensor batch_normalization(const Tensor& inputs, int64_t axis, double momentum, 
                                  dtype_name(inputs.dtype())));
   if (!(momentum >= 0 && momentum <= 1))
     throw ValueError(fmt::format("{}: momentum must be in [0, 1] (got {})", who, momentum));
-  if (training.is_tensor()) {
-    const Shape ts = static_shape(training.tensor());
-    if (training.tensor().dtype() != DType::bool_ || !ts.empty())
-      throw ValueError(fmt::format("{}: training must be a bool or a 0-d bool tensor, got {} {}", who,
-                                   dtype_name(training.tensor().dtype()), shape_str(ts)));
-  }
+  check_training(training, who);
   auto vs = variable_scope(layer_name(sc, name, who), reuse);
   const DType dt = inputs.dtype();
   const Shape c{channels};
   // TF's order: gamma, beta, moving_mean, moving_variance.
-  const Variable gamma = scale ? get_variable("gamma", c, dt, ones_initializer(), trainable) : Variable();
-  const Variable beta = center ? get_variable("beta", c, dt, zeros_initializer(), trainable) : Variable();
-  const Variable moving_mean = get_variable("moving_mean", c, dt, zeros_initializer(), false);
-  const Variable moving_var = get_variable("moving_variance", c, dt, ones_initializer(), false);
+  const Variable gamma = scale ? get_variable("gamma", c, dt, ones_initializer(), {}, trainable) : Variable();
+  const Variable beta = center ? get_variable("beta", c, dt, zeros_initializer(), {}, trainable) : Variable();
+  const Variable moving_mean = get_variable("moving_mean", c, dt, zeros_initializer(), {}, false);
+  const Variable moving_var = get_variable("moving_variance", c, dt, ones_initializer(), {}, false);
   Axes reduce;
   for (int64_t d = 0; d < rank; ++d)
     if (d != a) reduce.push_back(d);

@@ -16,6 +16,7 @@ namespace ember::compat::v1 {
 
 using detail::built;
 using detail::named;
+using detail::scoped;
 
 namespace {
 
@@ -302,6 +303,107 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& multiples, const std::s
     }
     return y;
   });
+}
+
+namespace {
+
+// The parts of one op (split, unstack): in graph mode named "<name>/part_<i>",
+// where TF names its one op's outputs name:0, name:1, ...
+template <class F>
+std::vector<Tensor> parts(const std::string& name, const char* default_name, int64_t count, F&& part) {
+  std::vector<Tensor> out;
+  if (!detail::current_scope()) {
+    for (int64_t i = 0; i < count; ++i) out.push_back(part(i));
+    return out;
+  }
+  NameScope ns(name.empty() ? default_name : name);
+  for (int64_t i = 0; i < count; ++i) out.push_back(named(fmt::format("part_{}", i), [&] { return part(i); }));
+  return out;
+}
+
+// The size of dim `axis` of x, which split and unstack need known.
+int64_t known_dim(const Shape& s, int64_t axis, const char* who) {
+  const int64_t size = s[static_cast<std::size_t>(axis)];
+  if (size < 0)
+    throw ValueError(fmt::format("{}: dim {} of {} is unknown until the graph runs; {} needs its size", who, axis,
+                                 shape_str(s), who));
+  return size;
+}
+
+}  // namespace
+
+Tensor slice(const Tensor& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& size,
+             const std::string& n) {
+  const Shape s = static_shape(x);
+  if (begin.size() != s.size() || size.size() != s.size())
+    throw ValueError(fmt::format("slice: begin has {} entries and size {} for a tensor of rank {} (shape {}); give "
+                                 "one of each per dim",
+                                 begin.size(), size.size(), s.size(), shape_str(s)));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] < 0) {
+      if (begin[i] == 0 && size[i] == -1) continue;
+      throw ValueError(fmt::format("slice: dim {} of {} is unknown until the graph runs; it can only be taken "
+                                   "whole (begin 0, size -1)",
+                                   i, shape_str(s)));
+    }
+    if (begin[i] < 0 || begin[i] > s[i])
+      throw IndexError(
+          fmt::format("slice: begin[{}] = {} is outside [0, {}] (dim {} of {})", i, begin[i], s[i], i, shape_str(s)));
+    if (size[i] < -1 || (size[i] >= 0 && begin[i] + size[i] > s[i]))
+      throw IndexError(fmt::format("slice: size[{}] = {} from begin {} does not fit dim {} of {} (use 0..{}, or -1 "
+                                   "for the rest)",
+                                   i, size[i], begin[i], i, shape_str(s), s[i] - begin[i]));
+  }
+  return scoped(n, "slice", [&] {
+    Tensor y = x;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto d = static_cast<int64_t>(i);
+      const int64_t stop = size[i] == -1 ? s[i] : begin[i] + size[i];
+      if (s[i] >= 0 && (begin[i] != 0 || stop != s[i])) y = y.slice(d, begin[i], stop);
+    }
+    return y;
+  });
+}
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis, const std::string& n) {
+  const Shape s = static_shape(x);
+  const std::string listed = shape_str(Shape(sizes.begin(), sizes.end()));
+  const int64_t a = wrap_dim(axis, static_cast<int64_t>(s.size()), "split", "axis");
+  const int64_t dim = known_dim(s, a, "split");
+  if (sizes.empty()) throw ValueError("split: no sizes given");
+  int64_t known = 0, free = 0;
+  for (int64_t k : sizes) {
+    if (k < -1) throw ValueError(fmt::format("split: size {} in {} is negative", k, listed));
+    k == -1 ? ++free : known += k;
+  }
+  if (free > 1) throw ValueError(fmt::format("split: only one size can be -1 (sizes {})", listed));
+  if (free == 0 ? known != dim : known > dim)
+    throw ValueError(fmt::format("split: sizes {} add up to {}, but dim {} of {} has size {}", listed, known, a,
+                                 shape_str(s), dim));
+  std::vector<int64_t> starts{0};
+  for (int64_t k : sizes) starts.push_back(starts.back() + (k == -1 ? dim - known : k));
+  return parts(n, "split", static_cast<int64_t>(sizes.size()), [&](int64_t i) {
+    const auto k = static_cast<std::size_t>(i);
+    return x.slice(a, starts[k], starts[k + 1]);
+  });
+}
+
+std::vector<Tensor> split(const Tensor& x, int64_t num, int64_t axis, const std::string& n) {
+  const Shape s = static_shape(x);
+  const int64_t a = wrap_dim(axis, static_cast<int64_t>(s.size()), "split", "axis");
+  const int64_t dim = known_dim(s, a, "split");
+  if (num <= 0) throw ValueError(fmt::format("split: the number of parts must be positive (got {})", num));
+  if (dim % num != 0)
+    throw ValueError(fmt::format("split: dim {} of {} has size {}, which does not split into {} equal parts", a,
+                                 shape_str(s), dim, num));
+  return split(x, std::vector<int64_t>(static_cast<std::size_t>(num), dim / num), a, n);
+}
+
+std::vector<Tensor> unstack(const Tensor& x, int64_t axis, const std::string& n) {
+  const Shape s = static_shape(x);
+  const int64_t a = wrap_dim(axis, static_cast<int64_t>(s.size()), "unstack", "axis");
+  const int64_t dim = known_dim(s, a, "unstack");
+  return parts(n, "unstack", dim, [&](int64_t i) { return x.select(a, i); });
 }
 
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off_value, int64_t axis, DType dtype,

@@ -136,14 +136,31 @@ std::string state_entry(const fs::path& dir, const std::string& p) {
 
 }  // namespace
 
+namespace {
+int checked_max_to_keep(std::optional<int> max_to_keep) {
+  const int m = max_to_keep.value_or(0);
+  if (m < 0)
+    throw ValueError(
+        fmt::format("Saver: max_to_keep must be >= 0 (got {}); 0 or std::nullopt keeps every checkpoint", m));
+  return m;
+}
+}  // namespace
+
 Saver::Saver(std::vector<Variable> vars, std::optional<int> max_to_keep)
-    : vars_(std::move(vars)), max_to_keep_(max_to_keep.value_or(0)) {
-  if (max_to_keep_ < 0)
-    throw ValueError(fmt::format("Saver: max_to_keep must be >= 0 (got {}); 0 or std::nullopt keeps every checkpoint",
-                                 max_to_keep_));
+    : vars_(std::move(vars)), max_to_keep_(checked_max_to_keep(max_to_keep)) {
   if (!vars_.empty() || !detail::current_scope()) return;
   vars_ = global_variables();
   if (vars_.empty()) throw ValueError("Saver: the default graph has no variables to save");
+}
+
+Saver::Saver(const std::map<std::string, Variable>& var_list, std::optional<int> max_to_keep, int)
+    : max_to_keep_(checked_max_to_keep(max_to_keep)) {
+  if (var_list.empty()) throw ValueError("Saver: No variables to save");
+  for (const auto& [key, var] : var_list) {
+    if (!var.defined()) throw ValueError(fmt::format("Saver: the variable for \"{}\" is undefined", key));
+    names_.push_back(key);
+    vars_.push_back(var);
+  }
 }
 
 std::string Saver::save(Session& sess, const std::string& path) { return write(sess, path); }
@@ -190,12 +207,13 @@ std::string Saver::write(Session& sess, const std::string& path) {
     const auto vars = resolve(vars_, sess);
     head = fmt::format("ember-checkpoint 1\nvariables {}\n", vars.size());
     int64_t offset = 0;
-    for (const Variable& v : vars) {
-      auto sv = detail::session_var(st, v.index());
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+      auto sv = detail::session_var(st, vars[i].index());
       if (!sv->initialized.load())
         throw ValueError(fmt::format("Saver::save: variable \"{}\" is not initialized in this session", sv->name));
       Tensor t = sv->state->value.to(Device::cpu()).contiguous();  // GPU variables too
-      head += fmt::format("variable {} {} {}", encode(sv->name), dtype_name(t.dtype()), t.dim());
+      const std::string& key = names_.empty() ? sv->name : names_[i];
+      head += fmt::format("variable {} {} {}", encode(key), dtype_name(t.dtype()), t.dim());
       for (int64_t d : t.shape()) head += fmt::format(" {}", d);
       head += fmt::format(" {} {}\n", offset, t.nbytes());
       offset += static_cast<int64_t>(t.nbytes());
@@ -305,8 +323,9 @@ void Saver::restore(Session& sess, const std::string& path) const {
   // Check everything before writing anything.
   const auto vars = resolve(vars_, sess);
   std::vector<const Entry*> src;
-  for (const Variable& v : vars) {
-    const std::string name = v.name();
+  for (std::size_t i = 0; i < vars.size(); ++i) {
+    const Variable& v = vars[i];
+    const std::string name = names_.empty() ? v.name() : names_[i];
     const Entry* e = nullptr;
     for (const Entry& x : entries)
       if (x.name == name) e = &x;

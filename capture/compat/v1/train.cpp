@@ -388,6 +388,91 @@ Variable create_global_step(const char* who) {
 
 }  // namespace
 
+// ---- ExponentialMovingAverage ----------------------------------------------------
+
+namespace {
+bool same_var(const Variable& a, const Variable& b) {
+  return a.graph_state() == b.graph_state() && a.index() == b.index();
+}
+}  // namespace
+
+ExponentialMovingAverage::ExponentialMovingAverage(double decay, const std::string& name)
+    : decay_(decay), name_(name) {
+  if (name_.empty()) throw ValueError("ExponentialMovingAverage: the name must not be empty");
+}
+
+ExponentialMovingAverage::ExponentialMovingAverage(double decay, const Tensor& num_updates, const std::string& name)
+    : ExponentialMovingAverage(decay, name) {
+  if (!num_updates.defined()) throw ValueError("ExponentialMovingAverage: num_updates is an undefined tensor");
+  const Shape s = static_shape(num_updates);
+  if (!s.empty() || num_updates.dtype() == DType::bool_)
+    throw ValueError(fmt::format("ExponentialMovingAverage: num_updates must be a 0-d number, got {} {}",
+                                 dtype_name(num_updates.dtype()), shape_str(s)));
+  num_updates_ = num_updates;
+}
+
+Operation ExponentialMovingAverage::apply(const std::vector<Variable>& var_list) {
+  const char* who = "ExponentialMovingAverage::apply";
+  detail::require_scope(who);
+  const std::vector<Variable> vars = var_list.empty() ? trainable_variables() : var_list;
+  for (const Variable& v : vars) {
+    if (!v.defined()) throw ValueError(fmt::format("{}: an undefined Variable", who));
+    if (!is_floating(v.dtype()))
+      throw DTypeError(fmt::format("{}: The variables must be half, float, or double: {} is {}", who, v.name(),
+                                   dtype_name(v.dtype())));
+    for (const auto& [var, shadow] : averages_)
+      if (same_var(var, v)) throw ValueError(fmt::format("{}: Moving average already computed for: {}", who, v.name()));
+  }
+  for (const Variable& v : vars) {
+    // As TF's slot: at the top level whatever name scope is open; it starts
+    // at the variable's initial value (tf's initialized_value()).
+    NameScope top("");
+    averages_.emplace_back(v, Variable(v.initial_value(), average_name(v), false));
+    add_to_collection(GraphKeys::MOVING_AVERAGE_VARIABLES, v);
+  }
+  std::vector<Fetch> updates;
+  Tensor decay = constant(static_cast<float>(decay_), "decay");
+  if (num_updates_.defined()) {
+    const Tensor n = v1::cast(num_updates_, DType::float32);
+    decay = v1::minimum(decay, (n + 1.f) / (n + 10.f));
+  }
+  for (const Variable& v : vars) {
+    const Variable shadow = average(v);
+    const Tensor keep = v1::cast(1.f - decay, v.dtype());
+    updates.emplace_back(shadow.assign_sub((shadow.value() - v.value()) * keep, "AssignMovingAvg"));
+  }
+  return group(updates, name_);
+}
+
+Variable ExponentialMovingAverage::average(const Variable& var) const {
+  for (const auto& [v, shadow] : averages_)
+    if (same_var(v, var)) return shadow;
+  return Variable();
+}
+
+std::string ExponentialMovingAverage::average_name(const Variable& var) const { return var.name() + "/" + name_; }
+
+std::map<std::string, Variable> ExponentialMovingAverage::variables_to_restore(
+    const std::vector<Variable>& moving_avg_variables) const {
+  detail::require_scope("ExponentialMovingAverage::variables_to_restore");
+  const std::vector<Variable> all = global_variables();
+  std::vector<Variable> averaged = moving_avg_variables;
+  if (averaged.empty()) {
+    averaged = trainable_variables();
+    for (const Fetch& f : get_collection(GraphKeys::MOVING_AVERAGE_VARIABLES))
+      for (const Variable& v : all)
+        if (f.tensor.defined() && tensor_name(f.tensor) == tensor_name(v.value())) averaged.push_back(v);
+  }
+  std::map<std::string, Variable> names;
+  for (const Variable& v : averaged) names[average_name(v)] = v;
+  for (const Variable& v : all) {
+    const bool is_averaged =
+        std::any_of(averaged.begin(), averaged.end(), [&](const Variable& a) { return same_var(a, v); });
+    if (!is_averaged && !names.count(v.name())) names[v.name()] = v;
+  }
+  return names;
+}
+
 Variable get_global_step() {
   return find_global_step(detail::require_scope("get_global_step").graph(), "get_global_step");
 }

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -144,6 +145,9 @@ class Variable {
   operator Tensor() const { return value(); }  // NOLINT: TF code uses a variable as a tensor
   /// The op that sets the initial value.
   Operation initializer() const;
+  /// The tensor the initializer writes (TF's initial_value): a random one is
+  /// drawn once per run, so variables initialized from it in one run agree.
+  Tensor initial_value() const;
   /// An op writing `v` into the variable (cast and broadcast to its type); fetch it for the new value.
   Tensor assign(const Tensor& v, const std::string& name = "") const;
   /// An op adding `v` to the variable; fetch it for the new value.
@@ -261,11 +265,15 @@ Operation group(const std::vector<Fetch>& inputs, const std::string& name = "");
 /// Collections of the default graph (tf.add_to_collection, tf.get_collection):
 /// named lists of tensors and operations, in the order they were added.
 /// layers::batch_normalization adds its moving-average updates to
-/// GraphKeys::UPDATE_OPS, tf::losses::* their values to GraphKeys::LOSSES.
+/// GraphKeys::UPDATE_OPS, tf::losses::* their values to GraphKeys::LOSSES,
+/// regularizers theirs to REGULARIZATION_LOSSES, and
+/// train::ExponentialMovingAverage the variables it averages to
+/// MOVING_AVERAGE_VARIABLES.
 namespace GraphKeys {
 inline const std::string UPDATE_OPS = "update_ops";
 inline const std::string LOSSES = "losses";
 inline const std::string REGULARIZATION_LOSSES = "regularization_losses";
+inline const std::string MOVING_AVERAGE_VARIABLES = "moving_average_variables";
 }  // namespace GraphKeys
 void add_to_collection(const std::string& name, const Fetch& value);
 std::vector<Fetch> get_collection(const std::string& name);
@@ -418,6 +426,33 @@ Tensor reshape(const Tensor& x, const Dims& shape, const std::string& name = "")
 Tensor transpose(const Tensor& x, const Axes& perm = {}, const std::string& name = "");
 Tensor concat(const std::vector<Tensor>& values, int64_t axis, const std::string& name = "");
 Tensor stack(const std::vector<Tensor>& values, int64_t axis = 0, const std::string& name = "");
+/// x[begin[i] : begin[i] + size[i]] in every dim i (tf.slice); a size of -1
+/// takes the rest of the dim. One entry per dim. A dim unknown until the
+/// graph runs can only be taken whole (begin 0, size -1).
+Tensor slice(const Tensor& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& size,
+             const std::string& name = "");
+/// `num` equal parts of x along `axis` (tf.split with a number; the dim must be
+/// known and divisible by num). The parts are views named "<name>/part_<i>"
+/// ("split" by default): TF's one op with outputs split:0, split:1, ...
+std::vector<Tensor> split(const Tensor& x, int64_t num, int64_t axis = 0, const std::string& name = "");
+/// Parts of the given sizes along `axis` (tf.split with a list); one size may
+/// be -1, the rest of the dim. The sizes must add up to the dim.
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis,
+                          const std::string& name = "");
+/// The slices of x along `axis`, that dim removed (tf.unstack); the dim must be
+/// known. Named "<name>/part_<i>" ("unstack" by default).
+std::vector<Tensor> unstack(const Tensor& x, int64_t axis = 0, const std::string& name = "");
+/// start, start + delta, ... up to (not including) limit (tf.range), in
+/// `dtype` or as TF infers it from the numbers: int32 when all are integers,
+/// float32 otherwise. delta must not be 0, nor point away from limit (TF's errors).
+Tensor range(Scalar start, Scalar limit, Scalar delta = 1, std::optional<DType> dtype = {},
+             const std::string& name = "");
+/// 0, 1, ..., limit - 1 (tf.range(limit)).
+Tensor range(Scalar limit, std::optional<DType> dtype = {}, const std::string& name = "");
+/// A tensor of shape `dims` holding `value` everywhere (tf.fill), in `dtype` or
+/// as TF converts the number: int32, float32 or bool. Sizes may be dims of
+/// tensors in the run (tf::fill(tf::shape(x), 0.5)).
+Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype = {}, const std::string& name = "");
 /// Slices of `params` along `axis` at `indices` (int32/int64, any rank): the
 /// result is params.shape[:axis] + indices.shape + params.shape[axis+1:] (tf.gather).
 Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis = 0, const std::string& name = "");
@@ -701,6 +736,13 @@ class Saver {
   /// newest checkpoints it wrote and deletes older ones (5 as TF; 0 or nullopt
   /// keeps all, and then the state file lists only the newest); ValueError when negative.
   explicit Saver(std::vector<Variable> vars = {}, std::optional<int> max_to_keep = 5);
+  /// Saves each variable under its key instead of its own name (TF's var_list
+  /// dict), so a restore can load values saved under other names, e.g. an
+  /// ExponentialMovingAverage's variables_to_restore(); ValueError when empty.
+  /// A template so that `Saver({}, n)` keeps meaning the overload above.
+  template <class M>
+    requires std::is_same_v<M, std::map<std::string, Variable>>
+  explicit Saver(const M& var_list, std::optional<int> max_to_keep = 5) : Saver(var_list, max_to_keep, 0) {}
   /// Writes the values the variables hold in `sess` to `path`; returns `path`.
   /// ValueError when `path` is named "checkpoint" (the state file's name).
   std::string save(Session& sess, const std::string& path);
@@ -717,8 +759,10 @@ class Saver {
   const std::vector<std::string>& last_checkpoints() const { return last_; }
 
  private:
+  Saver(const std::map<std::string, Variable>& var_list, std::optional<int> max_to_keep, int);
   std::string write(Session& sess, const std::string& path);
   std::vector<Variable> vars_;
+  std::vector<std::string> names_;  // the checkpoint's names, one per var; empty: the variables' own
   int max_to_keep_ = 5;
   std::vector<std::string> last_;
 };

@@ -7,13 +7,14 @@
 //     auto w = tf::get_variable("w", {784, 256});     // "hidden/w", Glorot-uniform
 //     auto b = tf::get_variable("b", {256}, em::float32, tf::zeros_initializer());
 //   }
-//   auto logits = tf::layers::dense(h, 10, nullptr, true, {}, tf::zeros_initializer(), true, "out");
+//   auto logits = tf::layers::dense(h, 10, nullptr, true, {}, tf::zeros_initializer(), {}, {}, true, "out");
 //
 // get_variable shares variables by name across scopes opened with reuse, as
 // TF1's does; its messages are TF's.
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ember::compat::v1 {
 
@@ -39,6 +40,28 @@ Initializer variance_scaling_initializer(double scale = 1.0, const std::string& 
 Initializer glorot_uniform_initializer();
 /// Truncated normal with variance 2 / (fan_in + fan_out).
 Initializer glorot_normal_initializer();
+
+/// Maps weights to a 0-d loss for GraphKeys::REGULARIZATION_LOSSES
+/// (get_variable's `regularizer`, dense's kernel_regularizer). An undefined
+/// Tensor means no loss (TF's regularizers of scale 0 return None).
+using Regularizer = std::function<Tensor(const Tensor& weights)>;
+
+namespace contrib::layers {
+/// scale * sum(|w|) (tf.contrib.layers.l1_regularizer), in w's dtype, named
+/// "l1_regularizer" in the caller's name scope. scale 0: no loss; ValueError
+/// for a negative scale (TF's message).
+Regularizer l1_regularizer(double scale);
+/// scale * sum(w^2) / 2, TF1's l2_loss (tf.contrib.layers.l2_regularizer;
+/// Keras' l2 has no / 2). As l1_regularizer otherwise.
+Regularizer l2_regularizer(double scale);
+/// l1_regularizer(scale_l1)(w) + l2_regularizer(scale_l2)(w); a scale of 0 drops its part.
+Regularizer l1_l2_regularizer(double scale_l1 = 1.0, double scale_l2 = 1.0);
+/// The sum of regularizer(w) over `weights_list` (tf.contrib.layers.
+/// apply_regularization), added to GraphKeys::REGULARIZATION_LOSSES; ValueError
+/// for an empty list. Named "get_regularization_penalty" by default.
+Tensor apply_regularization(const Regularizer& regularizer, const std::vector<Tensor>& weights_list,
+                            const std::string& name = "");
+}  // namespace contrib::layers
 
 /// get_variable's sharing mode within a variable scope.
 enum class Reuse {
@@ -90,9 +113,11 @@ CurrentVariableScope get_variable_scope();
 /// uniform for floats, zeros for integers and bool). An existing one (under
 /// reuse) must have the shape and dtype asked for. Errors are TF1's
 /// ("Variable a/w already exists, disallowed. Did you mean to set reuse=True
-/// ...").
+/// ..."). A new variable's `regularizer` loss, made in name scope
+/// "<scope>/<name>/Regularizer/", goes to GraphKeys::REGULARIZATION_LOSSES.
 Variable get_variable(const std::string& name, const Shape& shape, DType dtype = DType::float32,
-                      const Initializer& initializer = {}, bool trainable = true);
+                      const Initializer& initializer = {}, const Regularizer& regularizer = {},
+                      bool trainable = true);
 
 namespace layers {
 
@@ -118,8 +143,12 @@ class Activation {
 /// get_variable in variable scope `name` (default "dense", "dense_1", ... per
 /// graph); `reuse` shares them with an earlier layer of that name. inputs
 /// have rank >= 2 and a known last dim; leading dims broadcast as in matmul.
+/// The regularizers' losses go to GraphKeys::REGULARIZATION_LOSSES. The
+/// arguments are TF's, in TF's order, without activity_regularizer and the
+/// constraints.
 Tensor dense(const Tensor& inputs, int64_t units, const Activation& activation = nullptr, bool use_bias = true,
              const Initializer& kernel_initializer = {}, const Initializer& bias_initializer = zeros_initializer(),
+             const Regularizer& kernel_regularizer = {}, const Regularizer& bias_regularizer = {},
              bool trainable = true, const std::string& name = "", bool reuse = false);
 
 /// Whether a layer runs in training mode: a C++ bool, fixed when the graph is
@@ -136,6 +165,13 @@ class Training {
   bool fixed_ = false;
   Tensor tensor_;
 };
+
+/// Zeroes each element with probability `rate` and scales the rest by
+/// 1 / (1 - rate) when training, passes inputs through otherwise
+/// (tf.layers.dropout; TF's noise_shape and seed are not taken). A training
+/// tensor picks per run. 0 <= rate < 1.
+Tensor dropout(const Tensor& inputs, double rate = 0.5, const Training& training = false,
+               const std::string& name = "");
 
 /// tf.layers.batch_normalization: (x - mean) / sqrt(variance + epsilon) *
 /// gamma + beta along `axis`, with variables "<name>/gamma", "beta",

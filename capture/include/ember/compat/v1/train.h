@@ -13,6 +13,7 @@
 //
 // The gradient nodes come from the same derivative rules as em::GradientTape
 // (lib/autograd/), built in graph mode.
+#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -204,6 +205,43 @@ class AdagradOptimizer : public Optimizer {
  private:
   std::vector<Tensor> apply_dense(const Tensor& grad, const Variable& var) override;
   double init_;
+};
+
+// ---- moving averages --------------------------------------------------------
+
+/// Shadow copies that follow variables by an exponential moving average
+/// (tf.train.ExponentialMovingAverage). apply() makes for each variable a
+/// non-trainable shadow "<var>/<name>" starting at the variable's initial
+/// value (drawn once in the run that initializes both) and returns one op,
+/// named `name`, that runs shadow -= (shadow - var) * (1 - decay) for each.
+/// With num_updates (a 0-d number tensor or variable, e.g. the global step)
+/// the decay is min(decay, (1 + n) / (10 + n)), as TF. Build apply() under
+/// `control_dependencies({train_op})` to average the updated values.
+class ExponentialMovingAverage {
+ public:
+  explicit ExponentialMovingAverage(double decay, const std::string& name = "ExponentialMovingAverage");
+  ExponentialMovingAverage(double decay, const Tensor& num_updates,
+                           const std::string& name = "ExponentialMovingAverage");
+  /// Averages `var_list` (default: every trainable variable of the default
+  /// graph), adding them to GraphKeys::MOVING_AVERAGE_VARIABLES. DTypeError for
+  /// a variable that is not floating, ValueError for one already averaged.
+  Operation apply(const std::vector<Variable>& var_list = {});
+  /// The shadow of `var`, or an undefined Variable when it is not averaged (TF's None).
+  Variable average(const Variable& var) const;
+  /// "<var>/<name>": the shadow's name, also in a graph built again for evaluation.
+  std::string average_name(const Variable& var) const;
+  /// For a Saver that loads the averages into the model's variables: each
+  /// variable of `moving_avg_variables` (default: the default graph's trainable
+  /// variables and MOVING_AVERAGE_VARIABLES) under average_name(var), every
+  /// other variable of the graph under its own name (TF's variables_to_restore).
+  std::map<std::string, Variable> variables_to_restore(const std::vector<Variable>& moving_avg_variables = {}) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  double decay_;
+  Tensor num_updates_;
+  std::string name_;
+  std::vector<std::pair<Variable, Variable>> averages_;  // (var, shadow)
 };
 
 // ---- global step -----------------------------------------------------------
