@@ -458,6 +458,9 @@ TEST_CASE("regularizers add TF1's losses for get_variable and dense, once per va
                       "l1_l2_regularizer: Setting a scale less than 0 on a regularizer: -0.5.");
     CHECK_THROWS_WITH(reg::apply_regularization(reg::l1_regularizer(1), {}),
                       "apply_regularization: No weights to regularize.");
+    CHECK_THROWS_WITH(reg::apply_regularization([](const Tensor& t) { return t * 2.f; }, {w.value()}),
+                      "apply_regularization: regularizer must return a scalar Tensor instead of a Tensor with rank 1.");
+    CHECK_THROWS_WITH(reg::l2_regularizer(std::nan("")), "l2_regularizer: the scale is NaN");
     CHECK_THROWS_AS(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})), em::DTypeError);
     CHECK_THROWS_WITH(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})),
                       "l1_regularizer: weights have dtype int32; a regularizer needs a floating dtype");
@@ -470,6 +473,24 @@ TEST_CASE("regularizers add TF1's losses for get_variable and dense, once per va
   CHECK(grad.size() == 12);
   for (float v : grad) CHECK(v == Approx(0.1f));  // d 0.1 * sum(k^2) / 2 / dk = 0.1 k
   CHECK(sess.run(penalty).item<float>() == Approx(7 + 2).epsilon(1e-6));  // (1 + 4 + 9) / 2 + 4 / 2
+  // A regularized get_variable under control dependencies: its loss runs without them (TF's init_scope).
+  {
+    auto scope = g.as_default();
+    tf::Variable counter(0, "counter");
+    Tensor bump = counter.assign_add(1);
+    Tensor loss;
+    {
+      auto after = tf::control_dependencies({bump});
+      tf::get_variable("late", {2}, em::float32, tf::ones_initializer(), reg::l2_regularizer(1));
+      auto losses = tf::get_collection(tf::GraphKeys::REGULARIZATION_LOSSES);
+      loss = losses.back().tensor;
+    }
+    auto back = g.as_default();
+    tf::Session s2(g);
+    s2.run(tf::global_variables_initializer());
+    CHECK(s2.run(loss).item<float>() == 1.f);
+    CHECK(s2.run(counter).item<int32_t>() == 0);  // the loss did not run the assign
+  }
   // Eagerly a regularizer is a plain function of the weights.
   CHECK(reg::l2_regularizer(0.5)(em::tensor({2.f, 2.f})).item<float>() == 2.f);
 }
@@ -513,4 +534,8 @@ TEST_CASE("layers::dropout drops with probability rate when training, passes thr
   CHECK(std::abs(count(sess.run(picked, {{x, xv}, {training, em::scalar_tensor(true)}}), 2.f) - 2000) < 160);
   // Eagerly too.
   CHECK(tf::layers::dropout(em::ones({3}), 0.9).to_vector<float>() == std::vector<float>{1, 1, 1});
+  const std::vector<float> eager = tf::layers::dropout(em::ones({2000}), 0.5, true).to_vector<float>();
+  const auto eager_zeros = std::count(eager.begin(), eager.end(), 0.f);
+  CHECK(std::count(eager.begin(), eager.end(), 2.f) == 2000 - eager_zeros);
+  CHECK(std::abs(eager_zeros - 1000) < 115);  // 5 sd
 }

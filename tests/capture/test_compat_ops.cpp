@@ -825,6 +825,23 @@ TEST_CASE("slice, split and unstack take TF's parts, with gradients back into pl
   CHECK(tf::slice(e, {2, 0}, {0, 3}).shape() == em::Shape{0, 3});
   CHECK(tf::split(e, std::vector<int64_t>{0, 3}, 1)[0].shape() == em::Shape{2, 0});
   CHECK(tf::unstack(em::zeros({0, 2})).empty());
+  // A braced list of one size is one part, as TF's split(x, [3], 1).
+  auto one = tf::split(e, {3}, 1);
+  REQUIRE(one.size() == 1);
+  CHECK(one[0].shape() == em::Shape{2, 3});
+  CHECK(tf::split(e, {1, 1}).size() == 2);  // axis 0 by default
+}
+
+TEST_CASE("a slice that cuts nothing is still a node of its name", "[compat][ops]") {
+  tf::Graph g;
+  auto scope = g.as_default();
+  Tensor c = tf::constant(std::vector<float>{1, 2, 3, 4}, {2, 2});
+  Tensor all = tf::slice(c, {0, 0}, {-1, 2}, "all");
+  CHECK(tf::tensor_name(all) == "all:0");
+  CHECK(tf::tensor_name(g.get_tensor_by_name("all:0")) == "all:0");
+  auto back = g.as_default();
+  tf::Session sess(g);
+  CHECK(sess.run(all).to_vector<float>() == std::vector<float>{1, 2, 3, 4});
 }
 
 TEST_CASE("slice, split and unstack errors name the op, the dim and the sizes", "[compat][ops][errors]") {
@@ -854,6 +871,7 @@ TEST_CASE("slice, split and unstack errors name the op, the dim and the sizes", 
   CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{-1, -1}, 1), "split: only one size can be -1 (sizes [-1,-1])");
   CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{-2, 8}, 1), "split: size -2 in [-2,8] is negative");
   CHECK_THROWS_WITH(tf::split(x, std::vector<int64_t>{}, 1), "split: no sizes given");
+  CHECK_THROWS_WITH(tf::split(x, {}, 1), "split: no sizes given");
   CHECK_THROWS_WITH(tf::split(x, 2, 2), Catch::Contains("split") && Catch::Contains("axis 2"));
   CHECK_THROWS_WITH(tf::unstack(x), "unstack: dim 0 of [-1,6] is unknown until the graph runs; unstack needs its size");
   CHECK_THROWS_WITH(tf::unstack(x, -3), Catch::Contains("unstack") && Catch::Contains("axis -3"));
@@ -889,6 +907,8 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
     CHECK_THROWS_WITH(tf::range(5, 1), "range: requires start <= limit when delta > 0: 5/1");
     CHECK_THROWS_WITH(tf::range(1, 5, -1), "range: requires start >= limit when delta < 0: 1/5");
     CHECK_THROWS_WITH(tf::range(0, 5, 1, em::bool_), "range: dtype bool is not one of int32, int64, float32, float64");
+    CHECK_THROWS_WITH(tf::fill({2}, 1.5, em::int32), "fill: 1.5 cannot be held exactly in dtype int32");
+    CHECK_THROWS_WITH(tf::range(0, 2, 0.5, em::int32), "range: 0.5 cannot be held exactly in dtype int32");
     CHECK_THROWS_WITH(tf::fill({-1, 2}, 1.0),
                       "fill: -1 is not a size here (shape [-1,2]); read unknown sizes from a tensor, e.g. "
                       "tf::shape(x)[0]");
@@ -908,7 +928,12 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
     CHECK(r[1].dtype() == em::float64);
     CHECK(r[1].to_vector<double>() == std::vector<double>(static_cast<std::size_t>(rows), 2.0));
   }
-  // Eagerly too.
+  // Eagerly too; numbers beyond int32 make int64, as TF's conversion does.
   CHECK(tf::range(4).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3});
+  const Tensor big = tf::range(0, int64_t{1} << 33, int64_t{1} << 32);
+  CHECK(big.dtype() == em::int64);
+  CHECK(big.to_vector<int64_t>() == std::vector<int64_t>{0, int64_t{1} << 32});
+  CHECK(tf::fill({1}, int64_t{1} << 40).dtype() == em::int64);
+  CHECK(tf::range(1.0, 3.0, 1.0, em::int32).to_vector<int32_t>() == std::vector<int32_t>{1, 2});
   CHECK(tf::fill({2}, 1.5).to_vector<float>() == std::vector<float>{1.5f, 1.5f});
 }

@@ -1108,6 +1108,12 @@ TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and 
     CHECK(tf::get_collection(tf::GraphKeys::MOVING_AVERAGE_VARIABLES).size() == 2);
     CHECK_THROWS_WITH(ema.apply({w}),
                       "ExponentialMovingAverage::apply: Moving average already computed for: w");
+    tf::train::ExponentialMovingAverage fresh(0.5, "Fresh");
+    CHECK_THROWS_WITH(fresh.apply({w, w}),
+                      "ExponentialMovingAverage::apply: Moving average already computed for: w");
+    CHECK_FALSE(fresh.average(w).defined());  // nothing was made
+    CHECK_THROWS_WITH(ema.average_name(tf::Variable()),
+                      "ExponentialMovingAverage::average_name: an undefined Variable");
     CHECK_THROWS_AS(ema.apply({step}), em::DTypeError);
     CHECK_THROWS_WITH(ema.apply({step}),
                       "ExponentialMovingAverage::apply: The variables must be half, float, or double: global_step "
@@ -1160,6 +1166,8 @@ TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and 
                                                  {"b/ExponentialMovingAverage", eb}};
     loader = std::make_unique<tf::train::Saver>(averaged);
     CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{}), "Saver: No variables to save");
+    CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{{"", ew}}),
+                      "Saver: a name in the variable map is empty");
     CHECK_THROWS_WITH(tf::train::Saver(names).restore(*std::make_unique<tf::Session>(eval), dir / "model"),
                       Catch::Contains("variable \"global_step_copy\" is not in checkpoint"));
   }
@@ -1167,6 +1175,19 @@ TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and 
   loader->restore(es, dir / "model");
   CHECK(es.run(ew).to_vector<float>() == w_avg);
   CHECK(es.run(eb).to_vector<float>() == b_avg);
+  // In the training graph, variables_to_restore also finds averaged variables
+  // that are not trainable through MOVING_AVERAGE_VARIABLES.
+  {
+    auto scope = g.as_default();
+    tf::Variable frozen(tf::ones({1}), "frozen", false);
+    tf::train::ExponentialMovingAverage more(0.5);
+    more.apply({frozen});
+    const auto names = more.variables_to_restore();
+    CHECK(names.at("frozen/ExponentialMovingAverage").name() == "frozen");
+    CHECK(names.at("w/ExponentialMovingAverage").name() == "w");  // trainable
+    CHECK(names.at("global_step").name() == "global_step");
+    CHECK(names.count("w/ExponentialMovingAverage/ExponentialMovingAverage") == 0);  // shadows are not trainable
+  }
   // Saving under the map's names writes those names.
   loader->save(es, dir / "renamed");
   CHECK(read_all(dir / "renamed").find("w/ExponentialMovingAverage") != std::string::npos);

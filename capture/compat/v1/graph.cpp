@@ -1042,19 +1042,7 @@ Operation op_of(const Tensor& t) {
 
 Variable::Variable(const Tensor& initial_value, const std::string& name, bool trainable) {
   ScopeRecorder& sc = detail::require_scope("Variable");
-  // As TF's init_scope: a variable, its initial value and its initializer do
-  // not wait for the control_dependencies around their creation (an
-  // optimizer's slots made under them would else run those ops at every
-  // read and at initialization).
-  struct ClearControl {
-    ScopeRecorder& sc;
-    std::vector<int> saved = std::exchange(sc.control, {});
-    int guard = std::exchange(sc.guard, -1);  // its initializer is no branch's write
-    ~ClearControl() {
-      sc.control = std::move(saved);
-      sc.guard = guard;
-    }
-  } clear{sc};
+  detail::InitScope init_scope(sc);  // its initializer is no branch's write, waits for nothing
   auto& g = sc.graph();
   std::lock_guard<std::recursive_mutex> lk(g->mu);
   if (!initial_value.defined()) throw ValueError("Variable: the initial value is an undefined tensor");
@@ -1123,8 +1111,15 @@ Tensor Variable::number(Scalar v, const char* who) const {
 }
 
 namespace {
-const detail::VarInfo& info(const std::shared_ptr<GraphState>& g, int index) {
+// The graph's lock, taken before reading g->vars (another thread's new
+// variable can reallocate it); ValueError for an undefined Variable.
+std::unique_lock<std::recursive_mutex> lock_vars(const std::shared_ptr<GraphState>& g) {
   if (!g) throw ValueError("Variable: undefined variable");
+  return std::unique_lock<std::recursive_mutex>(g->mu);
+}
+
+// Variable `index` of g; the caller holds lock_vars(g).
+const detail::VarInfo& info(const std::shared_ptr<GraphState>& g, int index) {
   return g->vars.at(static_cast<std::size_t>(index));
 }
 
@@ -1166,11 +1161,12 @@ Tensor make_assign(const std::shared_ptr<GraphState>& g, int index, const Tensor
 }  // namespace
 
 Tensor Variable::value() const {
+  auto lk = lock_vars(g_);
   const auto& vi = info(g_, index_);
-  std::lock_guard<std::recursive_mutex> lk(g_->mu);
   return detail::symbolic(g_, vi.node);
 }
 Operation Variable::initializer() const {
+  auto lk = lock_vars(g_);
   const auto& vi = info(g_, index_);
   if (vi.initializer < 0)
     throw ValueError(fmt::format("Variable::initializer: \"{}\" is an ember::Variable read by reference; "
@@ -1178,12 +1174,12 @@ Operation Variable::initializer() const {
   return Operation(g_, vi.initializer);
 }
 Tensor Variable::initial_value() const {
+  auto lk = lock_vars(g_);
   const auto& vi = info(g_, index_);
   if (vi.initializer < 0)
     throw ValueError(fmt::format("Variable::initial_value: \"{}\" is an ember::Variable read by reference; "
                                  "it has no initial value",
                                  vi.name));
-  std::lock_guard<std::recursive_mutex> lk(g_->mu);
   return detail::symbolic(g_, g_->nodes[static_cast<std::size_t>(vi.initializer)].inputs.at(0));
 }
 Tensor Variable::assign(const Tensor& v, const std::string& name) const {
@@ -1196,12 +1192,21 @@ Tensor Variable::assign_sub(const Tensor& v, const std::string& name) const {
   return make_assign(g_, index_, v, OpId::sub, name, "assign_sub");
 }
 std::string Variable::name() const {
-  std::lock_guard<std::recursive_mutex> lk(g_->mu);
+  auto lk = lock_vars(g_);
   return info(g_, index_).name;
 }
-Shape Variable::shape() const { return info(g_, index_).shape; }
-DType Variable::dtype() const { return info(g_, index_).dtype; }
-bool Variable::trainable() const { return info(g_, index_).trainable; }
+Shape Variable::shape() const {
+  auto lk = lock_vars(g_);
+  return info(g_, index_).shape;
+}
+DType Variable::dtype() const {
+  auto lk = lock_vars(g_);
+  return info(g_, index_).dtype;
+}
+bool Variable::trainable() const {
+  auto lk = lock_vars(g_);
+  return info(g_, index_).trainable;
+}
 
 // ---- construction functions ------------------------------------------------------
 
@@ -1662,14 +1667,23 @@ Tensor draw(OpId op, const Dims& shape, DType dt, const char* who) {
   });
 }
 
-// TF converts a Python number to int32, float32 or bool.
+// TF converts a Python number to int32 (int64 when it needs it), float32 or bool.
 DType tf_dtype(const Scalar& v) {
-  return v.is_floating() ? DType::float32 : (v.kind() == Scalar::Kind::boolean ? DType::bool_ : DType::int32);
+  if (v.is_floating()) return DType::float32;
+  if (v.kind() == Scalar::Kind::boolean) return DType::bool_;
+  return detail::holds_exactly(v, DType::int32) ? DType::int32 : DType::int64;
+}
+
+// A number an integer dtype cannot hold as it is: ValueError, as TF refuses to convert it.
+void check_holds(const Scalar& v, DType dt, const char* who) {
+  if (is_floating(dt) || detail::holds_exactly(v, dt)) return;
+  throw ValueError(fmt::format("{}: {} cannot be held exactly in dtype {}", who, v.str(), dtype_name(dt)));
 }
 }  // namespace
 
 Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype, const std::string& n) {
   const DType dt = dtype.value_or(tf_dtype(value));
+  check_holds(value, dt, "fill");
   return named(n, [&] {
     dispatch::Attrs a;  // as ember::full sets them (lib/ops/creation.cpp)
     a.f0 = value.to_double();
@@ -1680,11 +1694,12 @@ Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype, const st
 }
 
 Tensor range(Scalar start, Scalar limit, Scalar delta, std::optional<DType> dtype, const std::string& n) {
-  const DType dt = dtype.value_or(start.is_floating() || limit.is_floating() || delta.is_floating()
-                                      ? DType::float32
-                                      : DType::int32);
+  const bool floats = start.is_floating() || limit.is_floating() || delta.is_floating();
+  const bool wide = tf_dtype(start) == DType::int64 || tf_dtype(limit) == DType::int64 || tf_dtype(delta) == DType::int64;
+  const DType dt = dtype.value_or(floats ? DType::float32 : (wide ? DType::int64 : DType::int32));
   if (dt == DType::bool_ || dt == DType::float16 || dt == DType::bfloat16 || dt == DType::uint8)
     throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+  for (const Scalar& v : {start, limit, delta}) check_holds(v, dt, "range");
   const double b = start.to_double(), e = limit.to_double(), d = delta.to_double();
   if (d == 0) throw ValueError("range: requires delta != 0");
   if (d > 0 && b > e)

@@ -195,6 +195,9 @@ Variable get_variable(const std::string& name, const Shape& shape, DType dtype, 
                       full, shape_str(shape)));
   if (g->by_name.count(full) || g->name_counts.count(full))
     throw ValueError(fmt::format("get_variable: the name \"{}\" is taken by another node of the graph", full));
+  // As TF's init_scope: the initial value and a regularizer's loss wait for
+  // no control dependency around get_variable and are no cond branch's.
+  detail::InitScope init_scope(sc);
   Initializer init = initializer;
   if (!init) init = is_floating(dtype) ? glorot_uniform_initializer() : zeros_initializer();
   Tensor value;
@@ -228,8 +231,8 @@ namespace contrib::layers {
 
 namespace {
 void check_scale(double scale, const char* who) {
-  if (!(scale >= 0))
-    throw ValueError(fmt::format("{}: Setting a scale less than 0 on a regularizer: {}.", who, scale));
+  if (std::isnan(scale)) throw ValueError(fmt::format("{}: the scale is NaN", who));
+  if (scale < 0) throw ValueError(fmt::format("{}: Setting a scale less than 0 on a regularizer: {}.", who, scale));
 }
 
 void check_weights(const Tensor& w, const char* who) {
@@ -279,6 +282,10 @@ Tensor apply_regularization(const Regularizer& regularizer, const std::vector<Te
     for (const Tensor& w : weights_list) {
       Tensor p = regularizer(w);
       if (!p.defined()) p = ember::zeros({}, w.dtype());
+      if (p.dim() != 0)
+        throw ValueError(fmt::format("apply_regularization: regularizer must return a scalar Tensor instead of a "
+                                     "Tensor with rank {}.",
+                                     p.dim()));
       sum = sum.defined() ? ember::add(sum, p) : p;
     }
     return sum;

@@ -356,12 +356,16 @@ Tensor slice(const Tensor& x, const std::vector<int64_t>& begin, const std::vect
   }
   return scoped(n, "slice", [&] {
     Tensor y = x;
+    bool cut = false;
     for (std::size_t i = 0; i < s.size(); ++i) {
       const auto d = static_cast<int64_t>(i);
       const int64_t stop = size[i] == -1 ? s[i] : begin[i] + size[i];
-      if (s[i] >= 0 && (begin[i] != 0 || stop != s[i])) y = y.slice(d, begin[i], stop);
+      if (s[i] >= 0 && (begin[i] != 0 || stop != s[i])) {
+        y = y.slice(d, begin[i], stop);
+        cut = true;
+      }
     }
-    return y;
+    return cut ? y : v1::identity(x);  // a node of its own, as TF's Slice of everything
   });
 }
 

@@ -157,6 +157,7 @@ Saver::Saver(const std::map<std::string, Variable>& var_list, std::optional<int>
     : max_to_keep_(checked_max_to_keep(max_to_keep)) {
   if (var_list.empty()) throw ValueError("Saver: No variables to save");
   for (const auto& [key, var] : var_list) {
+    if (key.empty()) throw ValueError("Saver: a name in the variable map is empty");
     if (!var.defined()) throw ValueError(fmt::format("Saver: the variable for \"{}\" is undefined", key));
     names_.push_back(key);
     vars_.push_back(var);

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <ember/compat/v1.h>
@@ -227,6 +228,27 @@ ScopeRecorder& require_scope(const char* who);
 /// The node for `r`, made by a call that began when the graph had `before`
 /// nodes, renamed `name` (an identity of that name when r is older).
 Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name);
+
+/// TF's init_scope around what a variable's creation builds (its initial
+/// value and initializer, a regularizer's loss): the enclosing
+/// control_dependencies and cond guard do not apply, or an optimizer's slots
+/// made under them would run those ops at every read and initialization.
+class InitScope {
+ public:
+  explicit InitScope(ScopeRecorder& sc)
+      : sc_(sc), control_(std::exchange(sc.control, {})), guard_(std::exchange(sc.guard, -1)) {}
+  ~InitScope() {
+    sc_.control = std::move(control_);
+    sc_.guard = guard_;
+  }
+  InitScope(const InitScope&) = delete;
+  InitScope& operator=(const InitScope&) = delete;
+
+ private:
+  ScopeRecorder& sc_;
+  std::vector<int> control_;
+  int guard_;
+};
 
 /// How many nodes the scope's graph has (a call's first node id).
 inline std::size_t node_count(ScopeRecorder& sc) {

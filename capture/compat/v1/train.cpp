@@ -415,20 +415,27 @@ Operation ExponentialMovingAverage::apply(const std::vector<Variable>& var_list)
   const char* who = "ExponentialMovingAverage::apply";
   detail::require_scope(who);
   const std::vector<Variable> vars = var_list.empty() ? trainable_variables() : var_list;
-  for (const Variable& v : vars) {
+  // Everything is checked before the first shadow is made.
+  std::vector<Tensor> initial;
+  for (std::size_t i = 0; i < vars.size(); ++i) {
+    const Variable& v = vars[i];
     if (!v.defined()) throw ValueError(fmt::format("{}: an undefined Variable", who));
     if (!is_floating(v.dtype()))
       throw DTypeError(fmt::format("{}: The variables must be half, float, or double: {} is {}", who, v.name(),
                                    dtype_name(v.dtype())));
-    for (const auto& [var, shadow] : averages_)
-      if (same_var(var, v)) throw ValueError(fmt::format("{}: Moving average already computed for: {}", who, v.name()));
+    const bool twice =
+        std::any_of(averages_.begin(), averages_.end(), [&](const auto& a) { return same_var(a.first, v); }) ||
+        std::any_of(vars.begin(), vars.begin() + static_cast<std::ptrdiff_t>(i),
+                    [&](const Variable& u) { return same_var(u, v); });
+    if (twice) throw ValueError(fmt::format("{}: Moving average already computed for: {}", who, v.name()));
+    initial.push_back(v.initial_value());  // ValueError for an ember::Variable read by reference
   }
-  for (const Variable& v : vars) {
+  for (std::size_t i = 0; i < vars.size(); ++i) {
     // As TF's slot: at the top level whatever name scope is open; it starts
     // at the variable's initial value (tf's initialized_value()).
     NameScope top("");
-    averages_.emplace_back(v, Variable(v.initial_value(), average_name(v), false));
-    add_to_collection(GraphKeys::MOVING_AVERAGE_VARIABLES, v);
+    averages_.emplace_back(vars[i], Variable(initial[i], average_name(vars[i]), false));
+    add_to_collection(GraphKeys::MOVING_AVERAGE_VARIABLES, vars[i]);
   }
   std::vector<Fetch> updates;
   Tensor decay = constant(static_cast<float>(decay_), "decay");
@@ -450,7 +457,10 @@ Variable ExponentialMovingAverage::average(const Variable& var) const {
   return Variable();
 }
 
-std::string ExponentialMovingAverage::average_name(const Variable& var) const { return var.name() + "/" + name_; }
+std::string ExponentialMovingAverage::average_name(const Variable& var) const {
+  if (!var.defined()) throw ValueError("ExponentialMovingAverage::average_name: an undefined Variable");
+  return var.name() + "/" + name_;
+}
 
 std::map<std::string, Variable> ExponentialMovingAverage::variables_to_restore(
     const std::vector<Variable>& moving_avg_variables) const {

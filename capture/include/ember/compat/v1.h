@@ -437,21 +437,29 @@ Tensor slice(const Tensor& x, const std::vector<int64_t>& begin, const std::vect
 std::vector<Tensor> split(const Tensor& x, int64_t num, int64_t axis = 0, const std::string& name = "");
 /// Parts of the given sizes along `axis` (tf.split with a list); one size may
 /// be -1, the rest of the dim. The sizes must add up to the dim.
-std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis,
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis = 0,
                           const std::string& name = "");
+/// The same for a braced list: `split(x, {3}, 1)` is one part of size 3, as
+/// TF's split(x, [3], 1), not 3 parts.
+inline std::vector<Tensor> split(const Tensor& x, std::initializer_list<int64_t> sizes, int64_t axis = 0,
+                                 const std::string& name = "") {
+  return split(x, std::vector<int64_t>(sizes), axis, name);
+}
 /// The slices of x along `axis`, that dim removed (tf.unstack); the dim must be
 /// known. Named "<name>/part_<i>" ("unstack" by default).
 std::vector<Tensor> unstack(const Tensor& x, int64_t axis = 0, const std::string& name = "");
 /// start, start + delta, ... up to (not including) limit (tf.range), in
-/// `dtype` or as TF infers it from the numbers: int32 when all are integers,
-/// float32 otherwise. delta must not be 0, nor point away from limit (TF's errors).
+/// `dtype` or as TF infers it from the numbers: int32 when all are integers
+/// (int64 when one needs it), float32 otherwise. delta must not be 0, nor point
+/// away from limit (TF's errors); an integer dtype takes whole numbers only.
 Tensor range(Scalar start, Scalar limit, Scalar delta = 1, std::optional<DType> dtype = {},
              const std::string& name = "");
 /// 0, 1, ..., limit - 1 (tf.range(limit)).
 Tensor range(Scalar limit, std::optional<DType> dtype = {}, const std::string& name = "");
 /// A tensor of shape `dims` holding `value` everywhere (tf.fill), in `dtype` or
-/// as TF converts the number: int32, float32 or bool. Sizes may be dims of
-/// tensors in the run (tf::fill(tf::shape(x), 0.5)).
+/// as TF converts the number: int32 (int64 when it needs it), float32 or bool;
+/// ValueError for a value the dtype cannot hold. Sizes may be dims of tensors
+/// in the run (tf::fill(tf::shape(x), 0.5)).
 Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype = {}, const std::string& name = "");
 /// Slices of `params` along `axis` at `indices` (int32/int64, any rank): the
 /// result is params.shape[:axis] + indices.shape + params.shape[axis+1:] (tf.gather).
