@@ -937,3 +937,52 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
   CHECK(tf::range(1.0, 3.0, 1.0, em::int32).to_vector<int32_t>() == std::vector<int32_t>{1, 2});
   CHECK(tf::fill({2}, 1.5).to_vector<float>() == std::vector<float>{1.5f, 1.5f});
 }
+
+TEST_CASE("tf::shape(x) and its sizes are int32 tensors when used as tensors; size and rank", "[compat][ops]") {
+  tf::Graph g;
+  Tensor x, shp, rows, mean, grad, sz, rk, known_shape, known_size;
+  {
+    auto scope = g.as_default();
+    x = tf::placeholder(em::float32, {-1, 3}, "x");
+    shp = tf::shape(x);  // as TF: a 1-d int32 tensor
+    CHECK(shp.dtype() == em::int32);
+    CHECK(tf::static_shape(shp) == em::Shape{2});
+    rows = tf::shape(x)[0];
+    CHECK(rows.dtype() == em::int32);
+    CHECK(tf::static_shape(rows).empty());
+    // The TF1 idiom: a sum over the batch divided by the batch size.
+    mean = tf::reduce_sum(x) / tf::cast(tf::shape(x)[0], em::float32);
+    grad = tf::gradients(mean, x);
+    sz = tf::size(x);
+    CHECK(sz.dtype() == em::int32);
+    rk = tf::rank(x, "r");
+    CHECK(tf::tensor_name(rk) == "r:0");
+    Tensor c = tf::constant(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
+    known_shape = tf::shape(c);
+    known_size = tf::size(c);
+    CHECK(tf::tensor_name(known_size) == "size_1:0");
+  }
+  tf::Session sess(g);
+  for (int64_t n : {1, 4}) {
+    const Tensor xv = em::arange(n * 3, em::float32).reshape({n, 3});
+    auto r = sess.run({shp, rows, mean, grad, sz, rk}, {{x, xv}});
+    CHECK(r[0].to_vector<int32_t>() == std::vector<int32_t>{static_cast<int32_t>(n), 3});
+    CHECK(r[1].item<int32_t>() == n);
+    const double total = static_cast<double>(n * 3) * static_cast<double>(n * 3 - 1) / 2;
+    CHECK(r[2].item<float>() == Approx(total / static_cast<double>(n)));
+    CHECK(r[3].to_vector<float>() == std::vector<float>(static_cast<std::size_t>(n * 3), 1.f / static_cast<float>(n)));
+    CHECK(r[4].item<int32_t>() == n * 3);
+    CHECK(r[5].item<int32_t>() == 2);
+  }
+  CHECK(sess.run(known_shape).to_vector<int32_t>() == std::vector<int32_t>{2, 3});
+  CHECK(sess.run(known_size).item<int32_t>() == 6);
+  // An empty batch has size 0.
+  CHECK(sess.run(rows, {{x, em::zeros({0, 3})}}).item<int32_t>() == 0);
+  // Eagerly the shape is known: constants.
+  const Tensor eager = tf::shape(em::zeros({2, 5}));
+  CHECK(eager.to_vector<int32_t>() == std::vector<int32_t>{2, 5});
+  CHECK(tf::size(em::zeros({2, 5})).item<int32_t>() == 10);
+  CHECK(tf::rank(em::zeros({})).item<int32_t>() == 0);
+  const Tensor scalar_shape = tf::shape(em::zeros({}));
+  CHECK(scalar_shape.numel() == 0);
+}

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -1509,6 +1510,52 @@ std::vector<Dim> DynamicShape::dims() const {
 }
 
 DynamicShape shape(const Tensor& x) { return DynamicShape(x); }
+
+namespace {
+// A known size as TF's shape tensors hold it: int32, int64 beyond int32.
+Tensor size_constant(int64_t size) {
+  if (size > std::numeric_limits<int32_t>::max()) return constant(size);
+  return constant(static_cast<int32_t>(size));
+}
+}  // namespace
+
+Dim::operator Tensor() const {
+  if (is_size()) return size_constant(size_);
+  // Known only in the run: the sum of a run-sized vector of ones (the fill op
+  // takes its length from the tensor's dim), O(size) and without gradient.
+  return detail::scoped("", "shape", [&] { return reduce_sum(fill({*this}, 1, DType::int32)); });
+}
+
+DynamicShape::operator Tensor() const {
+  return detail::scoped("", "shape", [&] {
+    std::vector<Tensor> sizes;
+    bool known = true;
+    for (const Dim& d : dims()) {
+      known = known && d.is_size();
+      sizes.push_back(Tensor(d));
+    }
+    if (sizes.empty()) return constant(std::vector<int32_t>{}, Shape{0});
+    if (known && std::all_of(static_.begin(), static_.end(), [](int64_t d) {
+          return d <= std::numeric_limits<int32_t>::max();
+        }))
+      return constant(std::vector<int32_t>(static_.begin(), static_.end()), Shape{rank()});
+    return v1::stack(sizes);
+  });
+}
+
+Tensor size(const Tensor& x, const std::string& n) {
+  const Shape s = static_shape(x);
+  if (std::all_of(s.begin(), s.end(), [](int64_t d) { return d >= 0; })) {
+    int64_t count = 1;
+    for (int64_t d : s) count *= d;
+    return named(n.empty() ? "size" : n, [&] { return size_constant(count); });
+  }
+  return detail::scoped(n, "size", [&] { return reduce_prod(Tensor(shape(x))); });
+}
+
+Tensor rank(const Tensor& x, const std::string& n) {
+  return named(n.empty() ? "rank" : n, [&] { return constant(static_cast<int32_t>(x.dim())); });
+}
 
 namespace {
 

@@ -383,6 +383,10 @@ class Dim {
   Dim(const Tensor& of, int64_t axis) : of_(of), axis_(axis) {}
   bool is_size() const { return !of_.defined(); }
   int64_t size() const { return size_; }
+  /// The size as a 0-d int32 tensor (int64 beyond int32), as TF's
+  /// tf.shape(x)[k]: a constant when known, else computed in each run, so
+  /// that `tf::cast(tf::shape(x)[0], em::float32)` ports as it is.
+  operator Tensor() const;  // NOLINT: TF code uses a size as a tensor
   const Tensor& of() const { return of_; }
   int64_t axis() const { return axis_; }
 
@@ -401,12 +405,20 @@ class DynamicShape {
   Dim operator[](int64_t axis) const;
   int64_t rank() const { return static_cast<int64_t>(static_.size()); }
   std::vector<Dim> dims() const;
+  /// The shape as a 1-d int32 tensor (tf.shape(x) itself), sizes unknown
+  /// until the graph runs computed in each run.
+  operator Tensor() const;  // NOLINT: TF code uses a shape as a tensor
 
  private:
   Tensor t_;
   Shape static_;
 };
 DynamicShape shape(const Tensor& x);
+/// The number of elements of x as a 0-d int32 tensor (tf.size), computed in
+/// each run when x has dims unknown until then.
+Tensor size(const Tensor& x, const std::string& name = "");
+/// The rank of x as a 0-d int32 constant (tf.rank).
+Tensor rank(const Tensor& x, const std::string& name = "");
 /// A shape argument: numbers ({-1, 3}, a Shape), or sizes some of which are
 /// dims of tensors in the run ({tf::shape(ids)[0], -1, 3}, tf::shape(x)).
 class Dims {
