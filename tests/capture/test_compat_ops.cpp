@@ -961,7 +961,15 @@ TEST_CASE("tf::shape(x) and its sizes are int32 tensors when used as tensors; si
     known_shape = tf::shape(c);
     known_size = tf::size(c);
     CHECK(tf::tensor_name(known_size) == "size_1:0");
+    // Sizes beyond int32 make int64 tensors (dtypes only: nothing this big runs).
+    Tensor wide = tf::placeholder(em::float32, {-1, int64_t{1} << 32}, "wide");
+    CHECK(Tensor(tf::shape(wide)).dtype() == em::int64);
+    CHECK(Tensor(tf::shape(wide)[1]).dtype() == em::int64);
+    CHECK(tf::size(tf::placeholder(em::float32, {1 << 16, 1 << 16})).dtype() == em::int64);
   }
+  // Outside the graph's scope a run-time size cannot become a tensor.
+  CHECK_THROWS_WITH(Tensor(tf::shape(x)[0]),
+                    "tf::shape: a size known only when the graph runs becomes a tensor inside the graph's scope");
   tf::Session sess(g);
   for (int64_t n : {1, 4}) {
     const Tensor xv = em::arange(n * 3, em::float32).reshape({n, 3});

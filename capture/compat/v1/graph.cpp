@@ -1521,6 +1521,8 @@ Tensor size_constant(int64_t size) {
 
 Dim::operator Tensor() const {
   if (is_size()) return size_constant(size_);
+  if (!detail::current_scope())
+    throw ValueError("tf::shape: a size known only when the graph runs becomes a tensor inside the graph's scope");
   // Known only in the run: the sum of a run-sized vector of ones (the fill op
   // takes its length from the tensor's dim), O(size) and without gradient.
   return detail::scoped("", "shape", [&] { return reduce_sum(fill({*this}, 1, DType::int32)); });
@@ -1528,17 +1530,12 @@ Dim::operator Tensor() const {
 
 DynamicShape::operator Tensor() const {
   return detail::scoped("", "shape", [&] {
-    std::vector<Tensor> sizes;
-    bool known = true;
-    for (const Dim& d : dims()) {
-      known = known && d.is_size();
-      sizes.push_back(Tensor(d));
-    }
-    if (sizes.empty()) return constant(std::vector<int32_t>{}, Shape{0});
-    if (known && std::all_of(static_.begin(), static_.end(), [](int64_t d) {
-          return d <= std::numeric_limits<int32_t>::max();
-        }))
+    if (static_.empty()) return constant(std::vector<int32_t>{}, Shape{0});
+    if (std::all_of(static_.begin(), static_.end(),
+                    [](int64_t d) { return d >= 0 && d <= std::numeric_limits<int32_t>::max(); }))
       return constant(std::vector<int32_t>(static_.begin(), static_.end()), Shape{rank()});
+    std::vector<Tensor> sizes;  // int64 where a known size needs it: stack promotes the rest
+    for (const Dim& d : dims()) sizes.push_back(Tensor(d));
     return v1::stack(sizes);
   });
 }
