@@ -5,6 +5,13 @@
 
 namespace ember::dispatch {
 
+Attrs fill_attrs(Scalar value, DType dtype) {
+  Attrs a;
+  a.f0 = value.to_double();
+  a.i0 = dtype == DType::bool_ ? value.to<bool>() : value.to<int64_t>();
+  return a;
+}
+
 std::string Attrs::str() const {
   std::string s;
   auto add = [&](std::string part) {

@@ -28,6 +28,11 @@ struct Attrs {
   std::string str() const;
 };
 
+/// The attrs of a fill op holding `value` in `dtype` (f0, and i0 exact for
+/// integers and bool). ember::full and the TF1 shim's fill with run-time
+/// sizes both build them here.
+Attrs fill_attrs(Scalar value, DType dtype);
+
 enum AttrFlag : uint8_t {
   kKeepDims = 1,  // reductions
   kHasMin = 2,    // clamp

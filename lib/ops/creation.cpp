@@ -49,11 +49,7 @@ void check_args(const char* op, const Shape& shape, Device device) {
 }
 
 Tensor fill(const Shape& shape, Scalar v, DType dt, Device device) {
-  Attrs a;
-  a.f0 = v.to_double();
-  a.i0 = v.to<int64_t>();
-  if (dt == DType::bool_) a.i0 = v.to<bool>();
-  return create(OpId::fill, shape, dt, device, a);
+  return create(OpId::fill, shape, dt, device, dispatch::fill_attrs(v, dt));
 }
 
 }  // namespace

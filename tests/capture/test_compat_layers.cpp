@@ -461,6 +461,8 @@ TEST_CASE("regularizers add TF1's losses for get_variable and dense, once per va
     CHECK_THROWS_WITH(reg::apply_regularization([](const Tensor& t) { return t * 2.f; }, {w.value()}),
                       "apply_regularization: regularizer must return a scalar Tensor instead of a Tensor with rank 1.");
     CHECK_THROWS_WITH(reg::l2_regularizer(std::nan("")), "l2_regularizer: the scale is NaN");
+    CHECK_THROWS_WITH(reg::apply_regularization(tf::Regularizer(), {w.value()}),
+                      "apply_regularization: the regularizer is empty");
     CHECK_THROWS_AS(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})), em::DTypeError);
     CHECK_THROWS_WITH(reg::l1_regularizer(1)(tf::constant(std::vector<int32_t>{1}, {1})),
                       "l1_regularizer: weights have dtype int32; a regularizer needs a floating dtype");

@@ -1114,6 +1114,21 @@ TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and 
     CHECK_FALSE(fresh.average(w).defined());  // nothing was made
     CHECK_THROWS_WITH(ema.average_name(tf::Variable()),
                       "ExponentialMovingAverage::average_name: an undefined Variable");
+    CHECK_THROWS_WITH(fresh.apply({tf::Variable()}), "ExponentialMovingAverage::apply: an undefined Variable");
+    CHECK_THROWS_WITH(tf::train::ExponentialMovingAverage(0.9, ""),
+                      "ExponentialMovingAverage: the name must not be empty");
+    CHECK_THROWS_WITH(tf::train::ExponentialMovingAverage(0.9, Tensor()),
+                      "ExponentialMovingAverage: num_updates is an undefined tensor");
+    // An ember::Variable read in graph mode has no initial value to start a shadow from.
+    em::Variable outside(em::tensor({1.f}), "outside");
+    (void)outside.value();
+    // It is the graph's newest variable, after the five global ones.
+    const tf::Variable by_reference(g.state(), static_cast<int>(tf::global_variables().size()));
+    CHECK(by_reference.name() == "outside");
+    CHECK_THROWS_WITH(fresh.apply({by_reference}),
+                      "Variable::initial_value: \"outside\" is an ember::Variable read by reference; it has no "
+                      "initial value");
+    CHECK_FALSE(fresh.average(by_reference).defined());
     CHECK_THROWS_AS(ema.apply({step}), em::DTypeError);
     CHECK_THROWS_WITH(ema.apply({step}),
                       "ExponentialMovingAverage::apply: The variables must be half, float, or double: global_step "
@@ -1168,6 +1183,8 @@ TEST_CASE("ExponentialMovingAverage follows the trained variables as TF1's, and 
     CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{}), "Saver: No variables to save");
     CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{{"", ew}}),
                       "Saver: a name in the variable map is empty");
+    CHECK_THROWS_WITH(tf::train::Saver(std::map<std::string, tf::Variable>{{"w", tf::Variable()}}),
+                      "Saver: the variable for \"w\" is undefined");
     CHECK_THROWS_WITH(tf::train::Saver(names).restore(*std::make_unique<tf::Session>(eval), dir / "model"),
                       Catch::Contains("variable \"global_step_copy\" is not in checkpoint"));
   }

@@ -1729,17 +1729,17 @@ Tensor fill(const Dims& dims, Scalar value, std::optional<DType> dtype, const st
   const DType dt = dtype.value_or(tf_dtype(value));
   check_holds(value, dt, "fill");
   return named(n, [&] {
-    dispatch::Attrs a;  // as ember::full sets them (lib/ops/creation.cpp)
-    a.f0 = value.to_double();
-    a.i0 = dt == DType::bool_ ? value.to<bool>() : value.to<int64_t>();
-    return create_sized(OpId::fill, dims, dt, a, "fill",
+    return create_sized(OpId::fill, dims, dt, dispatch::fill_attrs(value, dt), "fill",
                         [&](const Shape& s) { return ember::full(s, value, dt); });
   });
 }
 
 Tensor range(Scalar start, Scalar limit, Scalar delta, std::optional<DType> dtype, const std::string& n) {
-  const bool floats = start.is_floating() || limit.is_floating() || delta.is_floating();
-  const bool wide = tf_dtype(start) == DType::int64 || tf_dtype(limit) == DType::int64 || tf_dtype(delta) == DType::int64;
+  bool floats = false, wide = false;
+  for (const Scalar& v : {start, limit, delta}) {
+    floats = floats || v.is_floating();
+    wide = wide || tf_dtype(v) == DType::int64;
+  }
   const DType dt = dtype.value_or(floats ? DType::float32 : (wide ? DType::int64 : DType::int32));
   if (dt == DType::bool_ || dt == DType::float16 || dt == DType::bfloat16 || dt == DType::uint8)
     throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));

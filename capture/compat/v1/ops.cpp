@@ -371,18 +371,18 @@ Tensor slice(const Tensor& x, const std::vector<int64_t>& begin, const std::vect
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis, const std::string& n) {
   const Shape s = static_shape(x);
-  const std::string listed = shape_str(Shape(sizes.begin(), sizes.end()));
+  auto listed = [&] { return shape_str(Shape(sizes.begin(), sizes.end())); };  // for messages only
   const int64_t a = wrap_dim(axis, static_cast<int64_t>(s.size()), "split", "axis");
   const int64_t dim = known_dim(s, a, "split");
   if (sizes.empty()) throw ValueError("split: no sizes given");
   int64_t known = 0, free = 0;
   for (int64_t k : sizes) {
-    if (k < -1) throw ValueError(fmt::format("split: size {} in {} is negative", k, listed));
+    if (k < -1) throw ValueError(fmt::format("split: size {} in {} is negative", k, listed()));
     k == -1 ? ++free : known += k;
   }
-  if (free > 1) throw ValueError(fmt::format("split: only one size can be -1 (sizes {})", listed));
+  if (free > 1) throw ValueError(fmt::format("split: only one size can be -1 (sizes {})", listed()));
   if (free == 0 ? known != dim : known > dim)
-    throw ValueError(fmt::format("split: sizes {} add up to {}, but dim {} of {} has size {}", listed, known, a,
+    throw ValueError(fmt::format("split: sizes {} add up to {}, but dim {} of {} has size {}", listed(), known, a,
                                  shape_str(s), dim));
   std::vector<int64_t> starts{0};
   for (int64_t k : sizes) starts.push_back(starts.back() + (k == -1 ? dim - known : k));

@@ -20,6 +20,10 @@ using detail::Node;
 
 namespace {
 
+bool same_var(const Variable& a, const Variable& b) {
+  return a.graph_state() == b.graph_state() && a.index() == b.index();
+}
+
 int node_in(const std::shared_ptr<detail::GraphState>& g, const Tensor& t, const char* what, std::size_t i) {
   const detail::NodeSymbol* s = detail::symbol_of(t);
   if (!s) throw ValueError(fmt::format("gradients: {} {} is not a graph tensor", what, i));
@@ -232,12 +236,12 @@ Operation Optimizer::apply(const std::vector<GradAndVar>& grads_and_vars, const 
 
 Variable Optimizer::slot(const Variable& var, const std::string& slot_name, double initial_value) {
   for (const Slot& s : slots_)
-    if (s.var.graph_state() == var.graph_state() && s.var.index() == var.index() && s.name == slot_name)
+    if (same_var(s.var, var) && s.name == slot_name)
       return s.slot;
   // TF's names: "w/Adam" for the first slot of an optimizer, "w/Adam_1" for the next.
   int k = 0;
   for (const Slot& s : slots_)
-    if (s.var.graph_state() == var.graph_state() && s.var.index() == var.index()) ++k;
+    if (same_var(s.var, var)) ++k;
   const std::string vname = var.name() + "/" + name_ + (k ? fmt::format("_{}", k) : "");
   NameScope top("");  // var.name() is already scoped: "layer/w/Adam" wherever minimize runs
   Variable v(ember::full(var.shape(), initial_value, var.dtype()), vname, false);
@@ -247,7 +251,7 @@ Variable Optimizer::slot(const Variable& var, const std::string& slot_name, doub
 
 Variable Optimizer::get_slot(const Variable& var, const std::string& slot_name) const {
   for (const Slot& s : slots_)
-    if (s.var.graph_state() == var.graph_state() && s.var.index() == var.index() && s.name == slot_name)
+    if (same_var(s.var, var) && s.name == slot_name)
       return s.slot;
   throw ValueError(fmt::format("{}: no slot \"{}\" for variable \"{}\"", name_, slot_name, var.name()));
 }
@@ -390,12 +394,6 @@ Variable create_global_step(const char* who) {
 
 // ---- ExponentialMovingAverage ----------------------------------------------------
 
-namespace {
-bool same_var(const Variable& a, const Variable& b) {
-  return a.graph_state() == b.graph_state() && a.index() == b.index();
-}
-}  // namespace
-
 ExponentialMovingAverage::ExponentialMovingAverage(double decay, const std::string& name)
     : decay_(decay), name_(name) {
   if (name_.empty()) throw ValueError("ExponentialMovingAverage: the name must not be empty");
@@ -443,10 +441,13 @@ Operation ExponentialMovingAverage::apply(const std::vector<Variable>& var_list)
     const Tensor n = v1::cast(num_updates_, DType::float32);
     decay = v1::minimum(decay, (n + 1.f) / (n + 10.f));
   }
+  const Tensor keep = 1.f - decay;
+  std::map<DType, Tensor> keep_in;  // one cast per dtype of the variables, as TF's decay is cast per variable
   for (const Variable& v : vars) {
     const Variable shadow = average(v);
-    const Tensor keep = v1::cast(1.f - decay, v.dtype());
-    updates.emplace_back(shadow.assign_sub((shadow.value() - v.value()) * keep, "AssignMovingAvg"));
+    Tensor& k = keep_in[v.dtype()];
+    if (!k.defined()) k = v.dtype() == DType::float32 ? keep : v1::cast(keep, v.dtype());
+    updates.emplace_back(shadow.assign_sub((shadow.value() - v.value()) * k, "AssignMovingAvg"));
   }
   return group(updates, name_);
 }
@@ -469,9 +470,12 @@ std::map<std::string, Variable> ExponentialMovingAverage::variables_to_restore(
   std::vector<Variable> averaged = moving_avg_variables;
   if (averaged.empty()) {
     averaged = trainable_variables();
+    std::vector<int> listed;  // the nodes of the variables in the collection
     for (const Fetch& f : get_collection(GraphKeys::MOVING_AVERAGE_VARIABLES))
-      for (const Variable& v : all)
-        if (f.tensor.defined() && tensor_name(f.tensor) == tensor_name(v.value())) averaged.push_back(v);
+      if (const detail::NodeSymbol* sym = detail::symbol_of(f.tensor)) listed.push_back(sym->node);
+    for (const Variable& v : all)
+      if (std::find(listed.begin(), listed.end(), detail::symbol_of(v.value())->node) != listed.end())
+        averaged.push_back(v);
   }
   std::map<std::string, Variable> names;
   for (const Variable& v : averaged) names[average_name(v)] = v;
