@@ -182,7 +182,7 @@ Executor::Executor(const GraphIR& g, bool plan_memory, bool cuda_graphs) {
 #endif
 }
 
-Executor::~Executor() = default;
+Executor::~Executor() { delete spare_.load(std::memory_order_acquire); }
 
 std::unique_ptr<Frame> Executor::make_frame() const {
   auto f = std::make_unique<Frame>();
@@ -304,8 +304,8 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
       throw ShapeError(msg);
     }
   }
-  std::unique_ptr<Frame> frame;
-  {
+  std::unique_ptr<Frame> frame(spare_.exchange(nullptr, std::memory_order_acquire));
+  if (!frame) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!free_.empty()) {
       frame = std::move(free_.back());
@@ -327,6 +327,11 @@ std::vector<Tensor> Executor::run(const GraphIR& g, const std::vector<Tensor>& i
       if (!ex->cuda_graph_)
         for (std::size_t i = 0; i < f->vals.size(); ++i)
           if (ex->slot_of_[i] < 0) f->vals[i] = Tensor();
+      Frame* none = nullptr;
+      if (ex->spare_.compare_exchange_strong(none, f.get(), std::memory_order_release)) {
+        f.release();
+        return;
+      }
       std::lock_guard<std::mutex> lock(ex->mu_);
       ex->free_.push_back(std::move(f));
     }
@@ -363,8 +368,16 @@ std::vector<Tensor> Executor::finish(const GraphIR& g, std::vector<Tensor>& v, c
   for (int o : g.outputs) {
     const NodeKind k = g.nodes[o].kind;
     // Constants are returned as copies so a caller cannot change the graph;
-    // CUDA-graph values too (the next replay overwrites them).
-    outs.push_back(k == NodeKind::constant || cuda_graph_ ? v[o].clone() : v[o]);
+    // CUDA-graph values too (the next replay overwrites them). A contiguous
+    // host value is copied directly, as the steps run their kernels directly.
+    const Tensor& t = v[o];
+    if (k == NodeKind::constant && t.device().is_cpu() && t.is_contiguous()) {
+      Tensor c = ember::detail::make_tensor(t.shape(), t.dtype(), t.device());
+      if (t.nbytes()) std::memcpy(c.impl().data(), t.impl().data(), t.nbytes());
+      outs.push_back(std::move(c));
+    } else {
+      outs.push_back(k == NodeKind::constant || cuda_graph_ ? t.clone() : t);
+    }
   }
   return outs;
 }

@@ -2,6 +2,7 @@
 // The executor: a graph lowered once to steps with resolved kernels and
 // planned buffers, replayed with no inference and no allocation for
 // intermediates (frames of buffers are pooled, so concurrent runs are safe).
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -60,6 +61,9 @@ class Executor {
 #endif
   std::size_t planned_bytes_ = 0;
   int n_values_ = 0;
+  // Pooled frames: one spare taken and returned without the lock (the usual
+  // one-thread loop), the others under mu_.
+  mutable std::atomic<Frame*> spare_{nullptr};
   mutable std::mutex mu_;
   mutable std::vector<std::unique_ptr<Frame>> free_;
 };

@@ -127,6 +127,8 @@ struct SessionState {
   /// The node id of a fetch or feed key; ValueError when it is not a tensor of this graph.
   int node_of(const Tensor& t, const char* who, const char* what) const;
   FetchRef fetch_of(const Fetch& f) const;
+  /// The plan of fetching node `node`'s tensor with nothing fed (plan_for's, cached by node).
+  std::shared_ptr<Plan> single_plan(int node);
   std::shared_ptr<Plan> plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
                                  const std::vector<Tensor>& feeds);
   std::shared_ptr<Plan> build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
@@ -278,6 +280,16 @@ void push_key(std::vector<int64_t>& key, const std::vector<FetchRef>& fetches, c
 }
 
 }  // namespace
+
+std::shared_ptr<Plan> SessionState::single_plan(int node) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    check_open("Session::run");
+    const auto id = static_cast<std::size_t>(node);
+    if (id < single.size() && single[id]) return single[id];
+  }
+  return plan_for({FetchRef{node, false}}, {}, {});
+}
 
 std::shared_ptr<Plan> SessionState::plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
                                              const std::vector<Tensor>& feeds) {
@@ -763,6 +775,7 @@ std::vector<Tensor> SessionState::execute(const Plan& p, const std::vector<Tenso
           o = o.clone();
           break;
         }
+  if (p.out_pos.size() == outs.size()) return outs;  // no operation fetched: out_pos is 0, 1, ...
   std::vector<Tensor> result;
   result.reserve(p.out_pos.size());
   for (int k : p.out_pos) result.push_back(k >= 0 ? outs[static_cast<std::size_t>(k)] : Tensor());
@@ -806,7 +819,13 @@ void Session::close() {
 }
 
 Tensor Session::run_one(const Fetch& fetch, const FeedDict& feeds) {
-  return std::move(run(std::vector<Fetch>{fetch}, feeds).front());
+  if (!feeds.empty() || fetch.op.defined()) return std::move(run(std::vector<Fetch>{fetch}, feeds).front());
+  // `sess.run(c)`: one tensor, nothing fed, the plan cached by node; no lists built.
+  s_->check_open("Session::run");
+  dispatch::RecorderGuard off(nullptr);
+  const int node = s_->node_of(fetch.tensor, "Session::run", "fetch");
+  auto plan = s_->single_plan(node);
+  return std::move(s_->execute(*plan, {}, false, nullptr).front());
 }
 
 std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds) {
