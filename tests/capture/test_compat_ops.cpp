@@ -628,6 +628,98 @@ TEST_CASE("cond selects the taken branch; assigns made in a branch write only wh
   CHECK(calls == 0);
 }
 
+TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][cond]") {
+  tf::Graph g;
+  Tensor flag, x, scaled, shaped, drawn, inner, inner_out, peak, maxed, r, big, twice, count, counted;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    flag = tf::placeholder(em::bool_, {}, "flag");
+    x = tf::placeholder(em::float32, {-1}, "x");
+    // A placeholder made inside a branch needs a feed only when the branch runs.
+    scaled = tf::cond(flag, [&] { return x * tf::placeholder(em::float32, {}, "scale"); }, [&] { return x; });
+    // An op that fails in the run (3 elements into rows of 2) fails only when taken.
+    shaped = tf::cond(flag, [&] { return tf::reduce_sum(tf::reshape(x, {-1, 2}), {1}); }, [&] { return x; });
+    // A draw in the untaken branch leaves the generator where it was.
+    drawn = tf::cond(flag, [&] { return tf::random_uniform({3}); }, [&] { return tf::zeros({3}); });
+    // A tensor made inside a branch, used outside the cond (not by a merge): both branches run.
+    inner_out = tf::cond(flag, [&] { return inner = x + 1.f; }, [&] { return x; });
+    // A pred computed in the run: reduce_max of an empty x fails, the cond skips it.
+    peak = tf::cond(tf::greater(tf::size(x), 0), [&] { return tf::reduce_max(x); }, [&] { return tf::constant(0.f); });
+    maxed = tf::reduce_max(x);
+    // The pred's own inputs run once: the draw the pred reads is the one the branches read.
+    r = tf::random_uniform({4});
+    big = tf::greater(tf::reduce_sum(r), 2.f);
+    twice = tf::cond(big, [&] { return r * 2.f; }, [&] { return r * 3.f; });
+    // A pred that assigns: one increment per run.
+    tf::Variable counter(tf::constant(0), "counter");
+    count = counter.value();
+    init = counter.initializer();
+    counted = tf::cond(tf::less(counter.assign_add(1), 3), [&] { return tf::constant(1); }, [&] { return tf::constant(0); });
+  }
+  tf::Session sess(g);
+  const Tensor xv = em::tensor(std::vector<float>{1, 2, 6}, {3});
+  const Tensor yes = em::tensor(std::vector<bool>{true}, em::Shape{}), no = em::tensor(std::vector<bool>{false}, em::Shape{});
+  const Tensor scale = g.get_tensor_by_name("cond/scale:0");
+  CHECK(sess.run(scaled, {{flag, no}, {x, xv}}).to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(sess.run(scaled, {{flag, yes}, {x, xv}, {scale, em::scalar_tensor(2.f)}}).to_vector<float>() ==
+        std::vector<float>{2, 4, 12});
+  CHECK_THROWS_WITH(sess.run(scaled, {{flag, yes}, {x, xv}}),
+                    "Session::run: placeholder \"cond/scale\" (float32 []) was not fed");
+  CHECK(sess.run(shaped, {{flag, no}, {x, xv}}).to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK_THROWS_WITH(sess.run(shaped, {{flag, yes}, {x, xv}}),
+                    "Session::run: node \"cond_1/reshape\": reshape: a tensor of shape [3] cannot be reshaped to [-1,2]");
+  // A prepared run decides per call.
+  const tf::Callable call = sess.make_callable({shaped}, {flag, x});
+  const Tensor four = em::tensor(std::vector<float>{1, 2, 3, 4}, {4});
+  CHECK(call({no, xv})[0].to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(call({yes, four})[0].to_vector<float>() == std::vector<float>{3, 7});
+  CHECK(call({no, four})[0].to_vector<float>() == std::vector<float>{1, 2, 3, 4});
+  // The untaken draw: the generator is where a run that never drew leaves it.
+  em::manual_seed(11);
+  CHECK(sess.run(drawn, {{flag, no}}).to_vector<float>() == std::vector<float>{0, 0, 0});
+  const std::vector<float> after_skip = sess.run(drawn, {{flag, yes}}).to_vector<float>();
+  em::manual_seed(11);
+  CHECK(sess.run(drawn, {{flag, yes}}).to_vector<float>() == after_skip);
+  // A traced run lists the taken branch's nodes only.
+  auto ran_random = [&](const Tensor& f) {
+    tf::RunOptions opts;
+    opts.trace = true;
+    tf::RunMetadata md;
+    sess.run({drawn}, {{flag, f}}, opts, &md);
+    return std::count_if(md.step_stats.begin(), md.step_stats.end(),
+                         [](const tf::NodeStats& st) { return st.op == "rand"; });
+  };
+  CHECK(ran_random(no) == 0);
+  CHECK(ran_random(yes) == 1);
+  // Read outside its cond, a branch's tensor is computed: that cond runs both branches.
+  CHECK(sess.run(inner, {{flag, no}, {x, xv}}).to_vector<float>() == std::vector<float>{2, 3, 7});
+  const std::vector<Tensor> both = sess.run({inner_out, inner}, {{flag, no}, {x, xv}});
+  CHECK(both[0].to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(both[1].to_vector<float>() == std::vector<float>{2, 3, 7});
+  // A pred computed in the run.
+  const Tensor empty = em::zeros({0});
+  CHECK_THROWS_WITH(sess.run(maxed, {{x, empty}}), "Session::run: node \"max\": max: cannot reduce over axis 0 of "
+                                                  "size 0 (shape [0]); max has no identity");
+  CHECK(sess.run(peak, {{x, empty}}).item<float>() == 0.f);
+  CHECK(sess.run(peak, {{x, xv}}).item<float>() == 6.f);
+  int sides[2] = {0, 0};
+  for (int i = 0; i < 16; ++i) {
+    const std::vector<Tensor> v = sess.run({r, twice, big});
+    const bool b = v[2].item<bool>();
+    ++sides[b];
+    const std::vector<float> rv = v[0].to_vector<float>(), tv = v[1].to_vector<float>();
+    for (std::size_t k = 0; k < 4; ++k) CHECK(tv[k] == rv[k] * (b ? 2.f : 3.f));
+  }
+  CHECK(sides[0] > 0);
+  CHECK(sides[1] > 0);
+  sess.run(init);
+  std::vector<int> seen;
+  for (int i = 0; i < 5; ++i) seen.push_back(sess.run(counted).item<int>());
+  CHECK(seen == std::vector<int>{1, 1, 0, 0, 0});
+  CHECK(sess.run(count).item<int>() == 5);
+}
+
 TEST_CASE("gradients at kinks and bounds are TF's", "[compat][ops][autograd]") {
   tf::Graph g;
   Tensor x, z, grads[6], clipped_rev;

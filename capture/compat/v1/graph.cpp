@@ -485,6 +485,7 @@ int ScopeRecorder::add(Node n, const char* who, bool in_name_scope) {
     n.guarded = true;
   }
   if (n.device.empty()) n.device = device;
+  n.branch = branch;
   n.control.insert(n.control.end(), control.begin(), control.end());
   return g_->add(std::move(n), who);
 }
@@ -816,6 +817,7 @@ GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<Sc
     rec_->name_prefix = outer->name_prefix;
     rec_->var_prefix = outer->var_prefix;
     rec_->guard = outer->guard;
+    rec_->branch = outer->branch;
     rec_->reuse = outer->reuse;
   }
   prev_ = dispatch::set_recorder(rec_.get());

@@ -79,6 +79,11 @@ struct FeedInfo {
   std::string type;
 };
 
+struct FetchRef {
+  int node;
+  bool is_op;
+};
+
 struct Plan {
   std::shared_ptr<const capture::detail::Compiled> compiled;
   std::vector<int> out_pos;  // per fetch: index into the executor's outputs, -1 for an operation
@@ -87,11 +92,17 @@ struct Plan {
   std::vector<std::shared_ptr<SessVar>> writes;
   // For traced runs: per lowered node, the shim node it came from.
   std::vector<std::string> origin_name, origin_op, origin_device;
-};
-
-struct FetchRef {
-  int node;
-  bool is_op;
+  // Note [Lazy cond]. A dispatcher (the fetches reach a tf.cond; nothing is
+  // compiled): the conds to decide, each one's pred as a feed index or a
+  // constant (-1 when neither), and the run it stands for.
+  std::vector<int> conds, cond_feed;
+  std::vector<int8_t> cond_const;
+  std::vector<FetchRef> fetch_refs;
+  std::vector<int> feed_nodes;
+  // A phase: its first outputs are the preds of `decides`, the next the
+  // values of `forwards` (later steps are fed them); `ran`: its nodes
+  // without an output (later steps skip them).
+  std::vector<int> decides, forwards, ran;
 };
 
 struct KeyHash {
@@ -131,8 +142,17 @@ struct SessionState {
   std::shared_ptr<Plan> single_plan(int node);
   std::shared_ptr<Plan> plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
                                  const std::vector<Tensor>& feeds);
+  /// How build() treats tf.conds (Note [Lazy cond]): `dispatch` returns a
+  /// dispatcher when the fetches reach one; `step` lowers the decided conds
+  /// (`taken`) to their taken branch and returns a phase plan while a reached
+  /// cond is undecided; `fixed` lowers the decided ones and runs both
+  /// branches of the others.
+  enum class Mode { dispatch, step, fixed };
   std::shared_ptr<Plan> build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
-                              const std::vector<Tensor>& feeds);
+                              const std::vector<Tensor>& feeds, Mode mode = Mode::fixed,
+                              const std::vector<int8_t>* taken = nullptr, const std::vector<int>* done = nullptr);
+  /// Runs plan_for's plan: a dispatcher decides its conds first.
+  std::vector<Tensor> run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace, RunMetadata* md);
   std::vector<Tensor> execute(const Plan& p, const std::vector<Tensor>& feeds, bool trace,
                               RunMetadata* md);
 };
@@ -305,7 +325,7 @@ std::shared_ptr<Plan> SessionState::plan_for(const std::vector<FetchRef>& fetche
     auto it = plans.find(key);
     if (it != plans.end()) return it->second;
   }
-  auto p = build(fetches, feed_nodes, feeds);
+  auto p = build(fetches, feed_nodes, feeds, Mode::dispatch);
   if (single_fetch) {
     const auto id = static_cast<std::size_t>(fetches[0].node);
     if (id >= single.size()) single.resize(id + 1);
@@ -316,8 +336,50 @@ std::shared_ptr<Plan> SessionState::plan_for(const std::vector<FetchRef>& fetche
   return p;
 }
 
+std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace,
+                                           RunMetadata* md) {
+  if (p.conds.empty()) return execute(p, feeds, trace, md);
+  // Note [Lazy cond]: decide the conds, a phase at a time, then run the rest.
+  std::vector<int8_t> taken(p.cond_const);
+  for (std::size_t k = 0; k < p.conds.size(); ++k)
+    if (p.cond_feed[k] >= 0) {
+      const Tensor& v = feeds[static_cast<std::size_t>(p.cond_feed[k])];
+      taken[static_cast<std::size_t>(p.conds[k])] =
+          check_feed(p.feeds[static_cast<std::size_t>(p.cond_feed[k])], v).item<bool>() ? 1 : 0;
+    }
+  std::vector<int> nodes = p.feed_nodes, done;
+  std::vector<Tensor> values = feeds;
+  for (;;) {
+    std::vector<int64_t> key;
+    push_key(key, p.fetch_refs, nodes, values);
+    key.push_back(-2);
+    key.insert(key.end(), taken.begin(), taken.end());
+    std::shared_ptr<Plan> step;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      check_open("Session::run");
+      if (auto it = plans.find(key); it != plans.end()) {
+        step = it->second;
+      } else {
+        step = build(p.fetch_refs, nodes, values, Mode::step, &taken, &done);
+        plans.emplace(std::move(key), step);
+      }
+    }
+    std::vector<Tensor> outs = execute(*step, values, trace, md);
+    if (step->decides.empty()) return outs;
+    for (std::size_t k = 0; k < step->decides.size(); ++k)
+      taken[static_cast<std::size_t>(step->decides[k])] = outs[k].item<bool>() ? 1 : 0;
+    for (std::size_t k = 0; k < step->forwards.size(); ++k) {
+      nodes.push_back(step->forwards[k]);
+      values.push_back(std::move(outs[step->decides.size() + k]));
+    }
+    done.insert(done.end(), step->ran.begin(), step->ran.end());
+  }
+}
+
 std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
-                                          const std::vector<Tensor>& raw_feeds) {
+                                          const std::vector<Tensor>& raw_feeds, Mode mode,
+                                          const std::vector<int8_t>* taken, const std::vector<int>* done) {
   std::lock_guard<std::recursive_mutex> glk(g->mu);
   const std::size_t n_nodes = g->nodes.size();
   auto plan = std::make_shared<Plan>();
@@ -332,21 +394,149 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     feeds[i] = check_feed(fi, raw_feeds[i]);
     plan->feeds.push_back(std::move(fi));
   }
-  // Prune: what the fetches need, stopping at fed tensors.
-  std::vector<char> need(n_nodes, 0);
-  std::vector<int> stack;
-  for (const FetchRef& f : fetches) stack.push_back(f.node);
-  while (!stack.empty()) {
-    const int id = stack.back();
-    stack.pop_back();
-    if (need[static_cast<std::size_t>(id)]) continue;
-    need[static_cast<std::size_t>(id)] = 1;
-    if (fed[static_cast<std::size_t>(id)] >= 0) continue;
-    const Node& n = g->nodes[static_cast<std::size_t>(id)];
-    for (int in : n.inputs) stack.push_back(in);
-    for (int c : n.control) stack.push_back(c);
-    for (const auto& d : n.dims_of)
-      if (d.first >= 0) stack.push_back(d.first);  // its shape is read when lowering
+  // Prune: what the fetches need, stopping at fed tensors. Note [Lazy cond]:
+  // a decided cond's merge needs only its taken branch's output; a guarded
+  // assign in branches all taken needs no guard; nodes an earlier phase ran
+  // without an output are skipped.
+  const std::size_t n_conds = g->conds.size();
+  std::vector<int8_t> lazy(n_conds, -1);  // per cond: the side taken, where the other branch is skipped
+  if (taken)
+    for (std::size_t c = 0; c < std::min(n_conds, taken->size()); ++c) lazy[c] = (*taken)[c];
+  std::vector<char> skip(n_nodes, 0);
+  if (done)
+    for (int id : *done) skip[static_cast<std::size_t>(id)] = 1;
+  auto taken_branch = [&](int b) {  // every branch from b out is one the run takes
+    for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent) {
+      const detail::CondBranch& br = g->branches[static_cast<std::size_t>(b)];
+      if (lazy[static_cast<std::size_t>(br.cond)] != (br.side ? 1 : 0)) return false;
+    }
+    return true;
+  };
+  auto walk = [&](const std::vector<int>& roots, std::vector<char>& need) {
+    need.assign(n_nodes, 0);
+    std::vector<int> stack(roots);
+    while (!stack.empty()) {
+      const int id = stack.back();
+      stack.pop_back();
+      if (need[static_cast<std::size_t>(id)] || (skip[static_cast<std::size_t>(id)] && fed[static_cast<std::size_t>(id)] < 0))
+        continue;
+      need[static_cast<std::size_t>(id)] = 1;
+      if (fed[static_cast<std::size_t>(id)] >= 0) continue;
+      const Node& n = g->nodes[static_cast<std::size_t>(id)];
+      const int8_t side = n.merge_of >= 0 ? lazy[static_cast<std::size_t>(n.merge_of)] : -1;
+      if (side >= 0) {
+        stack.push_back(n.inputs[side ? 1 : 2]);
+      } else if (n.guarded && taken_branch(n.branch)) {
+        stack.push_back(n.inputs[0]);
+      } else {
+        for (int in : n.inputs) stack.push_back(in);
+      }
+      for (int c : n.control) stack.push_back(c);
+      for (const auto& d : n.dims_of)
+        if (d.first >= 0) stack.push_back(d.first);  // its shape is read when lowering
+    }
+  };
+  // The lazy cond whose skipped branch holds branch b, or -1.
+  auto skipped_by = [&](int b) {
+    for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent) {
+      const detail::CondBranch& br = g->branches[static_cast<std::size_t>(b)];
+      const int8_t side = lazy[static_cast<std::size_t>(br.cond)];
+      if (side >= 0 && side != (br.side ? 1 : 0)) return br.cond;
+    }
+    return -1;
+  };
+  std::vector<int> roots;
+  for (const FetchRef& f : fetches) roots.push_back(f.node);
+  std::vector<char> need;
+  for (;;) {
+    walk(roots, need);
+    // A branch needed by another path than its cond's merges runs: its cond runs both.
+    bool again = false;
+    if (n_conds)
+      for (std::size_t id = 0; id < n_nodes; ++id)
+        if (need[id] && fed[id] < 0)
+          if (const int c = skipped_by(g->nodes[id].branch); c >= 0) {
+            lazy[static_cast<std::size_t>(c)] = -1;
+            again = true;
+          }
+    if (!again) break;
+  }
+  // The conds the run reaches that are not decided yet.
+  std::vector<int> open;
+  if (mode != Mode::fixed)
+    for (std::size_t id = 0; id < n_nodes; ++id) {
+      const int c = g->nodes[id].merge_of;
+      if (need[id] && fed[id] < 0 && c >= 0 && (!taken || (*taken)[static_cast<std::size_t>(c)] < 0) &&
+          std::find(open.begin(), open.end(), c) == open.end())
+        open.push_back(c);
+    }
+  if (mode == Mode::dispatch && !open.empty()) {
+    plan->conds = open;
+    plan->cond_const.assign(n_conds, -1);
+    for (int c : open) {
+      const int pred = g->conds[static_cast<std::size_t>(c)].pred;
+      const Node& pn = g->nodes[static_cast<std::size_t>(pred)];
+      plan->cond_feed.push_back(fed[static_cast<std::size_t>(pred)]);
+      if (fed[static_cast<std::size_t>(pred)] < 0 && pn.kind == Kind::constant)
+        plan->cond_const[static_cast<std::size_t>(c)] = pn.value.item<bool>() ? 1 : 0;
+    }
+    plan->fetch_refs = fetches;
+    plan->feed_nodes = feed_nodes;
+    return plan;
+  }
+  if (mode == Mode::step && !open.empty()) {
+    // A phase: the preds of the open conds that need no other open cond
+    // (nested conds are decided from the outside in), and the values of the
+    // nodes it runs that later steps read, so that those run once.
+    auto is_open = [&](int c) { return std::find(open.begin(), open.end(), c) != open.end(); };
+    auto in_open = [&](int b) {
+      for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent)
+        if (is_open(g->branches[static_cast<std::size_t>(b)].cond)) return true;
+      return false;
+    };
+    auto pred_of = [&](int c) { return g->conds[static_cast<std::size_t>(c)].pred; };
+    std::vector<int> decides;
+    std::vector<char> mine;
+    for (int c : open) {
+      walk({pred_of(c)}, mine);
+      bool free = true;
+      for (std::size_t id = 0; id < n_nodes && free; ++id)
+        if (mine[id] && fed[id] < 0)
+          free = !(g->nodes[id].merge_of >= 0 && is_open(g->nodes[id].merge_of)) && !in_open(g->nodes[id].branch);
+      if (free) decides.push_back(c);
+    }
+    if (decides.empty()) decides = open;  // preds within each other's branches (by a fetch): both branches run
+    std::vector<int> pred_roots;
+    for (int c : decides) pred_roots.push_back(pred_of(c));
+    walk(pred_roots, mine);
+    std::vector<char> read_later(n_nodes, 0);
+    for (const FetchRef& f : fetches)
+      if (!f.is_op) read_later[static_cast<std::size_t>(f.node)] = 1;
+    for (std::size_t id = 0; id < n_nodes; ++id) {
+      if (!need[id] || mine[id] || fed[id] >= 0) continue;
+      const Node& n = g->nodes[id];
+      for (int in : n.inputs) read_later[static_cast<std::size_t>(in)] = 1;
+      for (int c : n.control) read_later[static_cast<std::size_t>(c)] = 1;
+      for (const auto& d : n.dims_of)
+        if (d.first >= 0) read_later[static_cast<std::size_t>(d.first)] = 1;
+    }
+    std::vector<int> forwards, ran;
+    for (std::size_t id = 0; id < n_nodes; ++id) {
+      if (!mine[id] || fed[id] >= 0) continue;
+      const Node& n = g->nodes[id];
+      if (!n.has_output)
+        ran.push_back(static_cast<int>(id));
+      else if (read_later[id] && n.kind != Kind::constant && n.kind != Kind::variable)
+        forwards.push_back(static_cast<int>(id));
+    }
+    std::vector<FetchRef> phase_fetches;
+    for (int pred : pred_roots) phase_fetches.push_back({pred, false});
+    for (int id : forwards) phase_fetches.push_back({id, false});
+    auto ph = build(phase_fetches, feed_nodes, raw_feeds, Mode::fixed, taken, done);
+    ph->decides = std::move(decides);
+    ph->forwards = std::move(forwards);
+    ph->ran = std::move(ran);
+    return ph;
   }
   // Check and place.
   std::vector<Device> place(n_nodes, Device::cpu());
@@ -547,6 +737,10 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           break;
         }
         case Kind::op: {
+          if (n.merge_of >= 0 && lazy[static_cast<std::size_t>(n.merge_of)] >= 0) {
+            low[id] = input_of(id, lazy[static_cast<std::size_t>(n.merge_of)] ? 1 : 2);  // Note [Lazy cond]
+            break;
+          }
           std::vector<Tensor> ins;
           capture::Node cn;
           cn.op = n.op;
@@ -620,7 +814,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
             throw ShapeError(fmt::format("assign: a value of shape {} does not fit variable \"{}\" of shape {}",
                                          shape_str(info(src).shape), sv->name, shape_str(want.shape)));
           src = conform(src, want, self);
-          if (n.guarded) {
+          if (n.guarded && !taken_branch(n.branch)) {
             // Note [Assigns in a cond branch]: the write keeps the value the
             // variable had before it where the branch's guard is false.
             capture::Node w;
@@ -825,7 +1019,7 @@ Tensor Session::run_one(const Fetch& fetch, const FeedDict& feeds) {
   dispatch::RecorderGuard off(nullptr);
   const int node = s_->node_of(fetch.tensor, "Session::run", "fetch");
   auto plan = s_->single_plan(node);
-  return std::move(s_->execute(*plan, {}, false, nullptr).front());
+  return std::move(s_->run_plan(*plan, {}, false, nullptr).front());
 }
 
 std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDict& feeds) {
@@ -850,7 +1044,7 @@ std::vector<Tensor> Session::run(const std::vector<Fetch>& fetches, const FeedDi
   }
   auto plan = s_->plan_for(refs, feed_nodes, values);
   if (metadata) metadata->step_stats.clear();
-  return s_->execute(*plan, values, options.trace, metadata);
+  return s_->run_plan(*plan, values, options.trace, metadata);
 }
 
 struct Callable::Impl {
@@ -908,7 +1102,7 @@ std::vector<Tensor> Callable::operator()(const std::vector<Tensor>& feed_values)
     c.last = plan;
     c.last_sig = std::move(sig);
   }
-  return c.s->execute(*plan, feed_values, false, nullptr);
+  return c.s->run_plan(*plan, feed_values, false, nullptr);
 }
 
 capture::Graph Session::to_capture(const std::vector<Tensor>& fetches, const FeedDict& example_feeds) {

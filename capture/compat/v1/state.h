@@ -88,6 +88,19 @@ struct Node {
   // dim `second` of node `first` as lowered (first < 0: attrs.ints[i] as it is).
   std::vector<std::pair<int, int>> dims_of;
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
+  int branch = -1;    // the innermost tf.cond branch it was made in: index into GraphState::branches
+  int merge_of = -1;  // an output of tf.cond (where(pred, t, f) over its branches' outputs): index into conds
+};
+
+/// A tf.cond branch (Note [Lazy cond] in capture/compat/v1/control_flow.cpp).
+struct CondBranch {
+  int cond = -1;     // index into GraphState::conds
+  bool side = true;  // true_fn's branch or false_fn's
+  int parent = -1;   // the enclosing branch, -1 at the top
+};
+struct CondInfo {
+  int pred = -1;  // the 0-d bool node
+  std::string name;
 };
 
 struct VarInfo {
@@ -114,6 +127,8 @@ struct GraphState {
   // Operations would own this graph (a cycle that leaks it).
   std::unordered_map<std::string, std::vector<std::pair<int, bool>>> collections;
   std::unordered_map<std::string, int> layer_counts;  // default layer names per variable scope: "a/dense" -> count
+  std::vector<CondInfo> conds;         // tf.cond calls
+  std::vector<CondBranch> branches;    // two per cond
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
   std::string unique_name(const std::string& base);
@@ -195,6 +210,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   std::string name_prefix;  // "" or the current name scope, "a/b/"
   std::string var_prefix;   // "" or the current variable scope, "a/b/"
   int guard = -1;           // in a cond branch: the bool node under which its assigns write
+  int branch = -1;          // in a cond branch: its index into GraphState::branches
   Reuse reuse = Reuse::inherit;
   int force = 0;
 
@@ -236,10 +252,14 @@ Tensor apply_name(const Tensor& r, std::size_t before, const std::string& name);
 class InitScope {
  public:
   explicit InitScope(ScopeRecorder& sc)
-      : sc_(sc), control_(std::exchange(sc.control, {})), guard_(std::exchange(sc.guard, -1)) {}
+      : sc_(sc),
+        control_(std::exchange(sc.control, {})),
+        guard_(std::exchange(sc.guard, -1)),
+        branch_(std::exchange(sc.branch, -1)) {}
   ~InitScope() {
     sc_.control = std::move(control_);
     sc_.guard = guard_;
+    sc_.branch = branch_;
   }
   InitScope(const InitScope&) = delete;
   InitScope& operator=(const InitScope&) = delete;
@@ -248,6 +268,7 @@ class InitScope {
   ScopeRecorder& sc_;
   std::vector<int> control_;
   int guard_;
+  int branch_;
 };
 
 /// How many nodes the scope's graph has (a call's first node id).

@@ -305,10 +305,13 @@ class ControlDependencies {
 
 /// tf.cond: true_fn's outputs where the 0-d bool `pred` is true, false_fn's
 /// otherwise (as many tensors from each, of one dtype and shape). Both
-/// branches are built and run; the taken one's values are selected, and an
-/// assign made inside a branch writes only when its branch is taken (Note
-/// [Assigns in a cond branch] in capture/compat/v1/control_flow.cpp says what
-/// differs from TF's lazy branches). Eagerly, only the taken branch runs.
+/// branches are built; a session run computes only the taken one (its ops,
+/// draws, feeds and errors), as TF does, unless the run needs a tensor of the
+/// other branch by another path (tf::gradients through the cond): then both
+/// run and the taken one's values are selected. An assign made inside a
+/// branch writes only when its branch is taken. Note [Lazy cond] in
+/// capture/compat/v1/control_flow.cpp has the details. Eagerly, only the
+/// taken branch runs.
 Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn, const std::function<Tensor()>& false_fn,
             const std::string& name = "");
 std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Tensor>()>& true_fn,
