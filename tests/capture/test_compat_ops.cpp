@@ -4,6 +4,7 @@
 // hand-computed values or a float64 reference; their gradients through
 // tf::gradients; and every build-time error with its message.
 #include <ember/autograd.h>
+#include <ember/capture.h>
 #include <ember/compat/v1.h>
 #include <ember/ember.h>
 
@@ -630,8 +631,9 @@ TEST_CASE("cond selects the taken branch; assigns made in a branch write only wh
 
 TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][cond]") {
   tf::Graph g;
-  Tensor flag, x, scaled, shaped, drawn, inner, inner_out, peak, maxed, r, big, twice, count, counted;
-  tf::Operation init;
+  Tensor flag, x, scaled, shaped, drawn, inner, inner_out, peak, maxed, r, big, twice, count, counted, inc, eager_out,
+      ticked, ticks, ticks_pred;
+  tf::Operation init, ticks_init;
   {
     auto scope = g.as_default();
     flag = tf::placeholder(em::bool_, {}, "flag");
@@ -655,7 +657,25 @@ TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][
     tf::Variable counter(tf::constant(0), "counter");
     count = counter.value();
     init = counter.initializer();
-    counted = tf::cond(tf::less(counter.assign_add(1), 3), [&] { return tf::constant(1); }, [&] { return tf::constant(0); });
+    inc = counter.assign_add(1);
+    counted = tf::cond(tf::less(inc, 3), [&] { return tf::constant(1); }, [&] { return tf::constant(0); });
+    // An eager output is a constant of the graph; the cond stays lazy.
+    eager_out = tf::cond(
+        flag, [&] { return tf::reduce_sum(x) * tf::placeholder(em::float32, {}, "weight"); },
+        [&] { return em::scalar_tensor(7.f); });
+    // A group that the pred and the taken branch both wait for runs once, whether the pred is computed or fed.
+    tf::Variable tick_count(tf::constant(0), "ticks");
+    ticks = tick_count.value();
+    ticks_init = tick_count.initializer();
+    const tf::Operation tick = tf::group({tick_count.assign_add(1)});
+    {
+      auto deps = tf::control_dependencies({tick});
+      ticks_pred = tf::identity(tf::greater(tf::size(x), 0));
+    }
+    ticked = tf::cond(ticks_pred, [&] {
+      auto deps = tf::control_dependencies({tick});
+      return tf::identity(x);
+    }, [&] { return x; });
   }
   tf::Session sess(g);
   const Tensor xv = em::tensor(std::vector<float>{1, 2, 6}, {3});
@@ -718,6 +738,183 @@ TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][
   for (int i = 0; i < 5; ++i) seen.push_back(sess.run(counted).item<int>());
   CHECK(seen == std::vector<int>{1, 1, 0, 0, 0});
   CHECK(sess.run(count).item<int>() == 5);
+  // The pred's assign fetched as an operation too: it still runs once.
+  const std::vector<Tensor> with_op = sess.run({tf::op_of(inc), counted});
+  CHECK_FALSE(with_op[0].defined());
+  CHECK(with_op[1].item<int>() == 0);
+  CHECK(sess.run(count).item<int>() == 6);
+  CHECK(sess.run(eager_out, {{flag, no}, {x, xv}}).item<float>() == 7.f);
+  sess.run(ticks_init);
+  CHECK(sess.run(ticked, {{x, xv}}).to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(sess.run(ticks).item<int>() == 1);
+  CHECK(sess.run(ticked, {{x, xv}, {ticks_pred, yes}}).to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(sess.run(ticks).item<int>() == 2);
+  CHECK(sess.run(ticked, {{x, xv}}).to_vector<float>() == std::vector<float>{1, 2, 6});
+  CHECK(sess.run(ticks).item<int>() == 3);
+  // A capture::Graph has no control flow: it runs both branches and selects.
+  ember::capture::Graph cg = sess.to_capture({drawn}, {{flag, no}});
+  CHECK(cg.run({no})[0].to_vector<float>() == std::vector<float>{0, 0, 0});
+  const std::vector<float> cg_drawn = cg.run({yes})[0].to_vector<float>();
+  CHECK(std::all_of(cg_drawn.begin(), cg_drawn.end(), [](float v) { return v > 0.f && v < 1.f; }));
+}
+
+TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
+  tf::Graph g;
+  Tensor n, x, flag, sum, power, grown, capped, ticks, nested, evens, chained, skipped, wrong, inside;
+  tf::Variable* counter_ptr = nullptr;
+  tf::Operation init;
+  {
+    auto scope = g.as_default();
+    n = tf::placeholder(em::int32, {}, "n");
+    x = tf::placeholder(em::float32, {-1}, "x");
+    flag = tf::placeholder(em::bool_, {}, "flag");
+    // sum of 0..n-1; the bound n is read from outside the loop.
+    const auto s = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], n); },
+                                  [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + 1, v[1] + v[0]}; },
+                                  {tf::constant(0), tf::constant(0)});
+    sum = s[1];
+    CHECK(tf::tensor_name(sum) == "while/Exit_1:0");
+    // x ** 3 elementwise: a fed tensor of unknown length, read each iteration.
+    power = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 3); },
+                           [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + 1, v[1] * x}; },
+                           {tf::constant(0), tf::ones_like(x)})[1];
+    // A variable that doubles its length: shape_invariants let dim 0 change.
+    grown = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 5); },
+                           [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{tf::concat({v[0], v[0]}, 0)}; },
+                           {tf::constant(std::vector<float>{1, 2}, {2})}, {em::Shape{-1}})[0];
+    // maximum_iterations stops a cond that always holds.
+    capped = tf::while_loop([&](const std::vector<Tensor>&) { return tf::constant(true); },
+                            [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] * 2.f}; },
+                            {tf::constant(1.f)}, {}, 4)[0];
+    // An assign in the body: each iteration sees the last one's write.
+    static tf::Variable counter(tf::constant(0), "counter");
+    counter_ptr = &counter;
+    init = counter.initializer();
+    ticks = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 5); },
+                           [&](const std::vector<Tensor>& v) {
+                             auto deps = tf::control_dependencies({counter.assign_add(1)});
+                             return std::vector<Tensor>{tf::identity(v[0] + 1)};
+                           },
+                           {tf::constant(0)})[0];
+    // Nested: 3 outer iterations of 4 inner ones.
+    nested = tf::while_loop(
+        [&](const std::vector<Tensor>& v) { return tf::less(v[0], 3); },
+        [&](const std::vector<Tensor>& v) {
+          const auto inner = tf::while_loop([&](const std::vector<Tensor>& w) { return tf::less(w[0], 4); },
+                                            [&](const std::vector<Tensor>& w) {
+                                              return std::vector<Tensor>{w[0] + 1, w[1] + 1};
+                                            },
+                                            {tf::constant(0), v[1]});
+          return std::vector<Tensor>{v[0] + 1, inner[1]};
+        },
+        {tf::constant(0), tf::constant(0)})[1];
+    // A cond in the body: only the even numbers below 10 are added.
+    evens = tf::while_loop(
+        [&](const std::vector<Tensor>& v) { return tf::less(v[0], 10); },
+        [&](const std::vector<Tensor>& v) {
+          const Tensor even = tf::equal(tf::cast(tf::cast(v[0], em::float32) / 2.f, em::int32) * 2, v[0]);
+          return std::vector<Tensor>{v[0] + 1, tf::cond(even, [&] { return v[1] + v[0]; }, [&] { return v[1]; })};
+        },
+        {tf::constant(0), tf::constant(0)})[1];
+    // One loop's output starts another.
+    chained = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], sum); },
+                             [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + 10}; },
+                             {tf::constant(0)})[0];
+    // A loop in an untaken branch does not run (its body would fail: 6 elements into rows of 4).
+    skipped = tf::cond(
+        flag,
+        [&] {
+          return tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 10); },
+                                [&](const std::vector<Tensor>& v) {
+                                  return std::vector<Tensor>{tf::reshape(tf::reshape(tf::concat({v[0], x}, 0), {-1, 4}), {-1})};
+                                },
+                                {x}, {em::Shape{-1}})[0];
+        },
+        [&] { return x; });
+    // A variable whose length changes without a shape invariant: caught in the run.
+    wrong = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 4); },
+                           [&](const std::vector<Tensor>&) { return std::vector<Tensor>{x}; },
+                           {tf::constant(std::vector<float>{1, 2}, {2})})[0];
+    tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 2); },
+                   [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{inside = v[0] + 1}; },
+                   {tf::constant(0)}, {}, -1, "loop");
+    const auto two = [](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 2); };
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {}),
+                      "while_loop: loop_vars is empty");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0], v[0]}; },
+                                     {tf::constant(0)}),
+                      "while_loop: body returned 2 tensors for 1 loop variables");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return std::vector<Tensor>{tf::cast(v[0], em::float32)}; },
+                                     {tf::constant(0)}),
+                      "while_loop: body output 0 is float32 [] but loop variable 0 is int32 []");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return std::vector<Tensor>{tf::concat({v[0], v[0]}, 0)}; },
+                                     {tf::constant(std::vector<int>{1}, {1})}),
+                      "while_loop: body output 0 is int32 [2] but loop variable 0 is int32 [1]; give shape_invariants "
+                      "(-1 for the dims that change) to let it change");
+    CHECK_THROWS_WITH(tf::while_loop([](const std::vector<Tensor>& v) { return v[0]; },
+                                     [](const std::vector<Tensor>& v) { return v; }, {tf::constant(0)}),
+                      "while_loop: cond must return a 0-d bool tensor, got int32 []");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {tf::constant(0)}, {{2}}),
+                      "while_loop: loop variable 0 has shape [], which shape_invariants[0] [2] does not admit");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {tf::constant(0)}, {}, -2),
+                      "while_loop: maximum_iterations must be >= 0 (got -2)");
+    const Tensor w = tf::placeholder(em::float32, {}, "w");
+    const Tensor looped = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 3.f); },
+                                         [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + w}; },
+                                         {w}, {}, -1, "adder")[0];
+    CHECK_THROWS_WITH(tf::gradients(looped, {w}),
+                      "gradients: \"adder/Exit:0\", an output of while_loop \"adder/\", lies between the ys and "
+                      "the xs; gradients through a while_loop are not supported");
+  }
+  tf::Session sess(g);
+  auto i32 = [](int v) { return em::scalar_tensor(v, em::int32); };
+  const Tensor xv = em::tensor(std::vector<float>{1, 2, 3}, {3});
+  const Tensor no = em::tensor(std::vector<bool>{false}, em::Shape{});
+  CHECK(sess.run(sum, {{n, i32(5)}}).item<int>() == 10);
+  CHECK(sess.run(sum, {{n, i32(0)}}).item<int>() == 0);
+  CHECK(sess.run(sum, {{n, i32(100)}}).item<int>() == 4950);
+  CHECK(sess.run(power, {{x, xv}}).to_vector<float>() == std::vector<float>{1, 8, 27});
+  CHECK(sess.run(power, {{x, em::zeros({0})}}).numel() == 0);
+  const Tensor gv = sess.run(grown);
+  CHECK(gv.shape() == em::Shape{8});
+  CHECK(gv.to_vector<float>() == std::vector<float>{1, 2, 1, 2, 1, 2, 1, 2});
+  CHECK(sess.run(capped).item<float>() == 16.f);
+  sess.run(init);
+  CHECK(sess.run(ticks).item<int>() == 5);
+  CHECK(sess.run(counter_ptr->value()).item<int>() == 5);
+  CHECK(sess.run(nested).item<int>() == 12);
+  CHECK(sess.run(evens).item<int>() == 0 + 2 + 4 + 6 + 8);
+  const std::vector<Tensor> both = sess.run({sum, chained}, {{n, i32(5)}});
+  CHECK(both[0].item<int>() == 10);
+  CHECK(both[1].item<int>() == 10);
+  CHECK(sess.run(chained, {{n, i32(6)}}).item<int>() == 20);
+  CHECK(sess.run(skipped, {{flag, no}, {x, xv}}).to_vector<float>() == std::vector<float>{1, 2, 3});
+  CHECK_THROWS_WITH(sess.run(skipped, {{flag, em::tensor(std::vector<bool>{true}, em::Shape{})}, {x, xv}}),
+                    Catch::Contains("reshape: a tensor of shape [6] cannot be reshaped to [-1,4]"));
+  CHECK_THROWS_WITH(sess.run(wrong, {{x, xv}}),
+                    "Session::run: while_loop \"while_8/\": body output 0 has shape [3] in iteration 0, which loop "
+                    "variable 0 of shape [2] does not admit; give shape_invariants (-1 for the dims that change) to "
+                    "let it change");
+  CHECK_THROWS_WITH(sess.run(inside), "Session::run: \"loop/loop_var:0\" is a tensor inside while_loop \"loop/\"; only "
+                                      "the loop's outputs can be used outside it");
+  CHECK_THROWS_WITH(sess.to_capture({sum}, {{n, i32(5)}}),
+                    "Session::to_capture: \"while/Exit_1:0\" is an output of while_loop \"while/\"; a capture::Graph "
+                    "has no loops");
+  // A prepared run, and a traced one.
+  const tf::Callable call = sess.make_callable({sum}, {n});
+  CHECK(call({i32(4)})[0].item<int>() == 6);
+  CHECK(call({i32(3)})[0].item<int>() == 3);
+  tf::RunOptions opts;
+  opts.trace = true;
+  tf::RunMetadata md;
+  sess.run({sum}, {{n, i32(3)}}, opts, &md);
+  CHECK(std::count_if(md.step_stats.begin(), md.step_stats.end(),
+                      [](const tf::NodeStats& st) { return st.name == "while/lt"; }) == 4);
+  // Eagerly, a plain loop.
+  const auto e = tf::while_loop([](const std::vector<Tensor>& v) { return v[0] < 4; },
+                                [](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + 1}; },
+                                {em::scalar_tensor(0, em::int32)});
+  CHECK(e[0].item<int>() == 4);
 }
 
 TEST_CASE("gradients at kinks and bounds are TF's", "[compat][ops][autograd]") {

@@ -1,4 +1,4 @@
-// tf.cond for TF1 graphs.
+// tf.cond and tf.while_loop for TF1 graphs.
 //
 // Note [Lazy cond]: as in TF, a session run computes only the branch its
 // pred takes. cond() marks the nodes each branch function makes with the
@@ -13,6 +13,15 @@
 // in the plan: its ops do not run, its placeholders need no feed, its errors
 // cannot fail the run. Plans are cached per decision, so a loop that feeds a
 // `training` flag builds two plans once. See SessionState::run_plan.
+//
+// What differs from TF: an op made outside the cond that only the untaken
+// branch reads does not run either (TF runs it, as it feeds the cond's
+// Switch). A phase applies its writes before the rest of the run, so a read
+// later in the run sees the assign_add a pred made (Note [Variables within a
+// run] would give the value the run started with; TF leaves the order of
+// such reads open), and a run that fails after a phase keeps that phase's
+// writes (TF also applies writes as its ops run). Values passed between
+// phases go through the host.
 //
 // A branch is skipped only when nothing but its cond's merges needs it. When
 // a run needs a node of the untaken branch by another path (tf::gradients'
@@ -29,6 +38,27 @@
 // is not read; where both branches run, the write keeps the value the
 // variable had where the guard is false (the session lowers it as
 // where(guard, new, old)), so it writes only when its branch is taken.
+//
+// Note [While loops]: tf.while_loop(cond, body, loop_vars) builds cond and
+// body once, on loop_var nodes standing for the variables (Node::loop marks
+// what they make), and returns one loop_exit node per variable. A run that
+// needs an exit runs the loop as a phase does a pred (Note [Lazy cond]):
+// first what the loop reads from outside it (the variables' first values,
+// and the values its nodes read from outside, LoopInfo::captured) is computed
+// once; then, on the host, each iteration runs cond's plan and, while it
+// gives true, body's plan, both fed the variables and the captured values
+// (constants and variables are read in each iteration, so an assign in the
+// body is seen by the next one); the exits' values are fed to the rest of
+// the run. Iteration plans are cached like any plan (per variable shapes).
+// A variable keeps its shape unless shape_invariants has -1 there; each
+// iteration's values are checked. Not supported: gradients through a loop
+// (tf::gradients raises), a loop in a capture::Graph (to_capture raises),
+// parallel_iterations (iterations run one after another), and a tensor made
+// inside the loop used outside it (TF raises too).
+
+#include <algorithm>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include <ember/compat/v1.h>
@@ -78,18 +108,25 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
   ScopeRecorder* sc = detail::current_scope();
   if (!sc) return pred.item<bool>() ? true_fn() : false_fn();  // eager: only the taken branch runs
   auto scope = NameScope(name.empty() ? "cond" : name);
+  const auto& g = sc->graph();
+  // Graph tensors once, so that an eager pred or output is one constant node
+  // (the merge check below compares node ids).
+  auto node = [&](const Tensor& t) {
+    std::lock_guard<std::recursive_mutex> lk(g->mu);
+    return detail::symbolic(g, sc->node_of(t, "cond"));
+  };
+  const Tensor p = node(pred);
   // The guards of this cond's branches, within the enclosing branch's (nested conds).
   Tensor outer;
-  if (sc->guard >= 0) outer = detail::symbolic(sc->graph(), sc->guard);
-  const Tensor not_pred = v1::logical_not(pred);
-  const Tensor guard_t = outer.defined() ? v1::logical_and(outer, pred) : pred;
+  if (sc->guard >= 0) outer = detail::symbolic(g, sc->guard);
+  const Tensor not_pred = v1::logical_not(p);
+  const Tensor guard_t = outer.defined() ? v1::logical_and(outer, p) : p;
   const Tensor guard_f = outer.defined() ? v1::logical_and(outer, not_pred) : not_pred;
-  const auto& g = sc->graph();
   int cond_id = 0;
   {
     std::lock_guard<std::recursive_mutex> lk(g->mu);
     cond_id = static_cast<int>(g->conds.size());
-    g->conds.push_back({sc->node_of(pred, "cond"), scope.name()});
+    g->conds.push_back({sc->node_of(p, "cond"), scope.name()});
     g->branches.push_back({cond_id, true, sc->branch});
     g->branches.push_back({cond_id, false, sc->branch});
   }
@@ -109,15 +146,16 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
                                    "must agree in dtype and shape",
                                    i, dtype_name(t[i].dtype()), shape_str(ts), dtype_name(f[i].dtype()),
                                    shape_str(fs)));
-    out.push_back(v1::where(pred, t[i], f[i]));
+    const Tensor ti = node(t[i]), fi = node(f[i]);
+    out.push_back(v1::where(p, ti, fi));
     // The where is the cond's merge when it selects between the branches'
     // outputs as they are; else (a node between) the cond runs both branches.
     std::lock_guard<std::recursive_mutex> lk(g->mu);
     const int m = sc->node_of(out.back(), "cond");
     detail::Node& mn = g->nodes[static_cast<std::size_t>(m)];
     if (mn.kind == detail::Kind::op && mn.op == dispatch::OpId::where &&
-        mn.inputs == std::vector<int>{g->conds[static_cast<std::size_t>(cond_id)].pred, sc->node_of(t[i], "cond"),
-                                      sc->node_of(f[i], "cond")})
+        mn.inputs == std::vector<int>{g->conds[static_cast<std::size_t>(cond_id)].pred, sc->node_of(ti, "cond"),
+                                      sc->node_of(fi, "cond")})
       mn.merge_of = cond_id;
   }
   return out;
@@ -128,6 +166,179 @@ Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn, const st
   return cond(
       pred, [&] { return std::vector<Tensor>{true_fn()}; }, [&] { return std::vector<Tensor>{false_fn()}; }, name)
       .at(0);
+}
+
+namespace {
+
+// Whether node `id` was made inside loop `loop` (at any depth).
+bool in_loop(const detail::GraphState& g, int id, int loop) {
+  for (int l = g.nodes[static_cast<std::size_t>(id)].loop; l >= 0; l = g.loops[static_cast<std::size_t>(l)].parent)
+    if (l == loop) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tensor>&)>& cond,
+                               const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& body,
+                               const std::vector<Tensor>& loop_vars, const std::vector<Shape>& shape_invariants,
+                               int64_t maximum_iterations, const std::string& name) {
+  const char* who = "while_loop";
+  if (loop_vars.empty()) throw ValueError("while_loop: loop_vars is empty");
+  for (std::size_t i = 0; i < loop_vars.size(); ++i)
+    if (!loop_vars[i].defined()) throw ValueError(fmt::format("while_loop: loop variable {} is an undefined tensor", i));
+  if (!shape_invariants.empty() && shape_invariants.size() != loop_vars.size())
+    throw ValueError(fmt::format("while_loop: {} shape_invariants given for {} loop variables", shape_invariants.size(),
+                                 loop_vars.size()));
+  if (maximum_iterations < -1)
+    throw ValueError(fmt::format("while_loop: maximum_iterations must be >= 0 (got {})", maximum_iterations));
+  // The loop's outputs are checked against what came in: the count, dtypes and shapes.
+  auto check_body = [&](const std::vector<Tensor>& out, const std::vector<Shape>& want) {
+    if (out.size() != loop_vars.size())
+      throw ValueError(fmt::format("while_loop: body returned {} tensors for {} loop variables", out.size(),
+                                   loop_vars.size()));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (!out[i].defined()) throw ValueError(fmt::format("while_loop: body output {} is an undefined tensor", i));
+      const Shape s = static_shape(out[i]);
+      if (out[i].dtype() != loop_vars[i].dtype() || !detail::shapes_compatible(s, want[i]))
+        throw ValueError(fmt::format("while_loop: body output {} is {} {} but loop variable {} is {} {}{}", i,
+                                     dtype_name(out[i].dtype()), shape_str(s), i, dtype_name(loop_vars[i].dtype()),
+                                     shape_str(want[i]),
+                                     out[i].dtype() == loop_vars[i].dtype()
+                                         ? "; give shape_invariants (-1 for the dims that change) to let it change"
+                                         : ""));
+    }
+  };
+  auto check_pred = [&](const Tensor& pred) {
+    if (!pred.defined()) throw ValueError("while_loop: cond returned an undefined tensor");
+    const Shape s = static_shape(pred);
+    if (pred.dtype() != DType::bool_ || !s.empty())
+      throw ValueError(fmt::format("while_loop: cond must return a 0-d bool tensor, got {} {}",
+                                   dtype_name(pred.dtype()), shape_str(s)));
+  };
+  std::vector<Shape> want;
+  for (std::size_t i = 0; i < loop_vars.size(); ++i) {
+    const Shape s = static_shape(loop_vars[i]);
+    if (shape_invariants.empty()) {
+      want.push_back(s);
+      continue;
+    }
+    if (!detail::shapes_compatible(s, shape_invariants[i]))
+      throw ValueError(fmt::format("while_loop: loop variable {} has shape {}, which shape_invariants[{}] {} does not "
+                                   "admit",
+                                   i, shape_str(s), i, shape_str(shape_invariants[i])));
+    want.push_back(shape_invariants[i]);
+  }
+  ScopeRecorder* sc = detail::current_scope();
+  if (!sc) {  // eager: a plain loop
+    std::vector<Tensor> vars = loop_vars;
+    for (int64_t it = 0; maximum_iterations < 0 || it < maximum_iterations; ++it) {
+      const Tensor pred = cond(vars);
+      check_pred(pred);
+      if (!pred.item<bool>()) break;
+      std::vector<Tensor> next = body(vars);
+      check_body(next, want);
+      for (std::size_t i = 0; i < next.size(); ++i)
+        if (!detail::shapes_compatible(next[i].shape(), want[i]))
+          throw ValueError(fmt::format("while_loop: body output {} has shape {} in iteration {}, which loop variable "
+                                       "{} of shape {} does not admit; give shape_invariants (-1 for the dims that "
+                                       "change) to let it change",
+                                       i, shape_str(next[i].shape()), it, i, shape_str(want[i])));
+      vars = std::move(next);
+    }
+    return vars;
+  }
+  auto scope = NameScope(name.empty() ? "while" : name);
+  const auto& g = sc->graph();
+  int loop = 0;
+  std::size_t first = 0;
+  detail::LoopInfo info;
+  {
+    std::lock_guard<std::recursive_mutex> lk(g->mu);
+    for (const Tensor& t : loop_vars) info.inits.push_back(sc->node_of(t, who));
+    loop = static_cast<int>(g->loops.size());
+    info.name = scope.name();
+    info.parent = sc->loop;
+    info.shapes = want;
+    info.maximum_iterations = maximum_iterations;
+    g->loops.push_back(info);
+    first = g->nodes.size();
+  }
+  // The body: its nodes belong to the loop; the scope's control inputs go to
+  // the loop's outputs (as TF's apply to its Enter nodes), not to every
+  // iteration's nodes.
+  std::vector<Tensor> vars, out;
+  Tensor pred;
+  {
+    struct Restore {
+      ScopeRecorder& sc;
+      int loop;
+      std::vector<int> control;
+      ~Restore() {
+        sc.loop = loop;
+        sc.control = std::move(control);
+      }
+    } restore{*sc, sc->loop, std::exchange(sc->control, {})};
+    sc->loop = loop;
+    {
+      std::lock_guard<std::recursive_mutex> lk(g->mu);
+      for (std::size_t i = 0; i < loop_vars.size(); ++i) {
+        detail::Node n;
+        n.kind = detail::Kind::loop_var;
+        n.name = "loop_var";
+        n.shape = want[i];
+        n.dtype = loop_vars[i].dtype();
+        n.exit_index = static_cast<int>(i);
+        vars.push_back(detail::symbolic(g, sc->add(std::move(n), who)));
+      }
+    }
+    pred = cond(vars);
+    check_pred(pred);
+    out = body(vars);
+    check_body(out, want);
+  }
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  detail::LoopInfo& li = g->loops[static_cast<std::size_t>(loop)];
+  for (const Tensor& v : vars) li.vars.push_back(sc->node_of(v, who));
+  li.pred = sc->node_of(pred, who);
+  for (const Tensor& t : out) li.outs.push_back(sc->node_of(t, who));
+  // What the loop reads from outside: computed once, before it, and fed to
+  // every iteration (constants and variables are read in each iteration).
+  auto read_outside = [&](int id) {
+    const detail::Node& n = g->nodes[static_cast<std::size_t>(id)];
+    if (in_loop(*g, id, loop) || n.kind == detail::Kind::constant || n.kind == detail::Kind::variable ||
+        !n.has_output)
+      return;
+    if (std::find(li.captured.begin(), li.captured.end(), id) == li.captured.end()) li.captured.push_back(id);
+  };
+  for (std::size_t id = first; id < g->nodes.size(); ++id) {
+    if (!in_loop(*g, static_cast<int>(id), loop)) continue;
+    const detail::Node& n = g->nodes[id];
+    for (int in : n.inputs) read_outside(in);
+    for (int c : n.control) read_outside(c);
+    for (const auto& d : n.dims_of)
+      if (d.first >= 0) read_outside(d.first);
+  }
+  read_outside(li.pred);
+  for (int o : li.outs) read_outside(o);
+  // The outputs: one node per loop variable, reading what the loop starts from.
+  std::vector<int> ins = li.inits;
+  ins.insert(ins.end(), li.captured.begin(), li.captured.end());
+  std::vector<Tensor> exits;
+  for (std::size_t i = 0; i < loop_vars.size(); ++i) {
+    detail::Node e;
+    e.kind = detail::Kind::loop_exit;
+    e.name = "Exit";
+    e.inputs = ins;
+    e.shape = want[i];
+    e.dtype = loop_vars[i].dtype();
+    e.exit_of = loop;
+    e.exit_index = static_cast<int>(i);
+    const int id = sc->add(std::move(e), who);
+    g->loops[static_cast<std::size_t>(loop)].exits.push_back(id);
+    exits.push_back(detail::symbolic(g, id));
+  }
+  return exits;
 }
 
 }  // namespace ember::compat::v1

@@ -486,6 +486,7 @@ int ScopeRecorder::add(Node n, const char* who, bool in_name_scope) {
   }
   if (n.device.empty()) n.device = device;
   n.branch = branch;
+  n.loop = loop;
   n.control.insert(n.control.end(), control.begin(), control.end());
   return g_->add(std::move(n), who);
 }
@@ -818,6 +819,7 @@ GraphScope::GraphScope(std::shared_ptr<GraphState> g) : rec_(std::make_unique<Sc
     rec_->var_prefix = outer->var_prefix;
     rec_->guard = outer->guard;
     rec_->branch = outer->branch;
+    rec_->loop = outer->loop;
     rec_->reuse = outer->reuse;
   }
   prev_ = dispatch::set_recorder(rec_.get());
@@ -893,6 +895,8 @@ std::string Graph::str() const {
         op = n.assign_kind == OpId::add ? "assign_add" : n.assign_kind == OpId::sub ? "assign_sub" : "assign";
         break;
       case Kind::no_op: op = "no_op"; break;
+      case Kind::loop_var: op = "loop_var"; break;
+      case Kind::loop_exit: op = "loop_exit"; break;
     }
     std::string args;
     for (int in : n.inputs) args += (args.empty() ? "" : ", ") + s_->nodes[static_cast<std::size_t>(in)].name;

@@ -95,14 +95,16 @@ struct Plan {
   // Note [Lazy cond]. A dispatcher (the fetches reach a tf.cond; nothing is
   // compiled): the conds to decide, each one's pred as a feed index or a
   // constant (-1 when neither), and the run it stands for.
-  std::vector<int> conds, cond_feed;
+  std::vector<int> conds, cond_feed, loops;  // loops: the tf.while_loops the fetches reach (Note [While loops])
   std::vector<int8_t> cond_const;
   std::vector<FetchRef> fetch_refs;
   std::vector<int> feed_nodes;
   // A phase: its first outputs are the preds of `decides`, the next the
-  // values of `forwards` (later steps are fed them); `ran`: its nodes
-  // without an output (later steps skip them).
-  std::vector<int> decides, forwards, ran;
+  // values of `forwards` (later steps are fed them), then per loop of `runs`
+  // its inits and captured values; `ran`: its nodes without an output (later
+  // steps skip them).
+  std::vector<int> decides, forwards, runs, ran;
+  bool dispatcher() const { return !conds.empty() || !loops.empty(); }
 };
 
 struct KeyHash {
@@ -151,10 +153,17 @@ struct SessionState {
   std::shared_ptr<Plan> build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
                               const std::vector<Tensor>& feeds, Mode mode = Mode::fixed,
                               const std::vector<int8_t>* taken = nullptr, const std::vector<int>* done = nullptr);
-  /// Runs plan_for's plan: a dispatcher decides its conds first.
-  std::vector<Tensor> run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace, RunMetadata* md);
-  std::vector<Tensor> execute(const Plan& p, const std::vector<Tensor>& feeds, bool trace,
-                              RunMetadata* md);
+  /// Runs plan_for's plan: a dispatcher decides its conds and runs its loops first.
+  /// A traced run times its nodes from `t0` (default: now), as execute does.
+  std::vector<Tensor> run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace, RunMetadata* md,
+                               Clock::time_point t0 = {});
+  /// Runs while_loop `loop` from `vars` with its captured values; its last vars.
+  std::vector<Tensor> run_loop(int loop, std::vector<Tensor> vars, const std::vector<Tensor>& captured, bool trace,
+                               RunMetadata* md, Clock::time_point t0);
+  /// Runs a plan (not a dispatcher). A traced run times its nodes from `t0`
+  /// (the run's start; default: now).
+  std::vector<Tensor> execute(const Plan& p, const std::vector<Tensor>& feeds, bool trace, RunMetadata* md,
+                              Clock::time_point t0 = {});
 };
 
 std::shared_ptr<SessVar> SessionState::var(int index) {
@@ -337,9 +346,9 @@ std::shared_ptr<Plan> SessionState::plan_for(const std::vector<FetchRef>& fetche
 }
 
 std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace,
-                                           RunMetadata* md) {
-  if (p.conds.empty()) return execute(p, feeds, trace, md);
-  // Note [Lazy cond]: decide the conds, a phase at a time, then run the rest.
+                                           RunMetadata* md, Clock::time_point t0) {
+  if (!p.dispatcher()) return execute(p, feeds, trace, md, t0);
+  // Note [Lazy cond]: decide the conds and run the loops, a phase at a time, then run the rest.
   std::vector<int8_t> taken(p.cond_const);
   for (std::size_t k = 0; k < p.conds.size(); ++k)
     if (p.cond_feed[k] >= 0) {
@@ -349,11 +358,15 @@ std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tens
     }
   std::vector<int> nodes = p.feed_nodes, done;
   std::vector<Tensor> values = feeds;
+  if (trace && t0 == Clock::time_point{}) t0 = Clock::now();  // the phases' traces share one clock
   for (;;) {
     std::vector<int64_t> key;
     push_key(key, p.fetch_refs, nodes, values);
     key.push_back(-2);
     key.insert(key.end(), taken.begin(), taken.end());
+    // What earlier phases ran: a step fed the same values by the caller has not run it.
+    key.push_back(-3);
+    key.insert(key.end(), done.begin(), done.end());
     std::shared_ptr<Plan> step;
     {
       std::lock_guard<std::mutex> lk(mu);
@@ -365,16 +378,67 @@ std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tens
         plans.emplace(std::move(key), step);
       }
     }
-    std::vector<Tensor> outs = execute(*step, values, trace, md);
-    if (step->decides.empty()) return outs;
+    std::vector<Tensor> outs = execute(*step, values, trace, md, t0);
+    if (step->decides.empty() && step->runs.empty()) return outs;
     for (std::size_t k = 0; k < step->decides.size(); ++k)
       taken[static_cast<std::size_t>(step->decides[k])] = outs[k].item<bool>() ? 1 : 0;
-    for (std::size_t k = 0; k < step->forwards.size(); ++k) {
-      nodes.push_back(step->forwards[k]);
-      values.push_back(std::move(outs[step->decides.size() + k]));
+    std::size_t k = step->decides.size();
+    for (int id : step->forwards) {
+      nodes.push_back(id);
+      values.push_back(std::move(outs[k++]));
     }
     done.insert(done.end(), step->ran.begin(), step->ran.end());
+    for (int loop : step->runs) {
+      std::vector<int> exits;
+      std::size_t n_vars = 0, n_captured = 0;
+      {
+        std::lock_guard<std::recursive_mutex> lk(g->mu);
+        const detail::LoopInfo& li = g->loops[static_cast<std::size_t>(loop)];
+        exits = li.exits;
+        n_vars = li.inits.size();
+        n_captured = li.captured.size();
+      }
+      std::vector<Tensor> vars(outs.begin() + static_cast<std::ptrdiff_t>(k),
+                               outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars));
+      std::vector<Tensor> captured(outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars),
+                                   outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars + n_captured));
+      k += n_vars + n_captured;
+      std::vector<Tensor> last = run_loop(loop, std::move(vars), captured, trace, md, t0);
+      for (std::size_t i = 0; i < exits.size(); ++i) {
+        nodes.push_back(exits[i]);
+        values.push_back(std::move(last[i]));
+      }
+    }
   }
+}
+
+std::vector<Tensor> SessionState::run_loop(int loop, std::vector<Tensor> vars, const std::vector<Tensor>& captured,
+                                           bool trace, RunMetadata* md, Clock::time_point t0) {
+  // Note [While loops]: cond's plan, then body's while cond gives true.
+  detail::LoopInfo li;
+  {
+    std::lock_guard<std::recursive_mutex> lk(g->mu);
+    li = g->loops[static_cast<std::size_t>(loop)];
+  }
+  std::vector<int> feed_nodes = li.vars;
+  feed_nodes.insert(feed_nodes.end(), li.captured.begin(), li.captured.end());
+  const std::vector<FetchRef> cond_fetch{{li.pred, false}};
+  std::vector<FetchRef> body_fetch;
+  for (int o : li.outs) body_fetch.push_back({o, false});
+  for (int64_t it = 0; li.maximum_iterations < 0 || it < li.maximum_iterations; ++it) {
+    std::vector<Tensor> values = vars;
+    values.insert(values.end(), captured.begin(), captured.end());
+    if (!run_plan(*plan_for(cond_fetch, feed_nodes, values), values, trace, md, t0)[0].item<bool>()) break;
+    std::vector<Tensor> next = run_plan(*plan_for(body_fetch, feed_nodes, values), values, trace, md, t0);
+    for (std::size_t i = 0; i < next.size(); ++i)
+      if (!detail::shapes_compatible(next[i].shape(), li.shapes[i]))
+        throw ValueError(fmt::format("Session::run: while_loop \"{}\": body output {} has shape {} in iteration {}, "
+                                     "which loop variable {} of shape {} does not admit; give shape_invariants (-1 "
+                                     "for the dims that change) to let it change",
+                                     li.name, i, shape_str(next[i].shape()), it, i, shape_str(li.shapes[i])));
+    vars = std::move(next);
+  }
+  return vars;
 }
 
 std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
@@ -412,6 +476,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     }
     return true;
   };
+  int blocked = -1;  // a cond whose merges the walk does not pass
   auto walk = [&](const std::vector<int>& roots, std::vector<char>& need) {
     need.assign(n_nodes, 0);
     std::vector<int> stack(roots);
@@ -424,7 +489,9 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       if (fed[static_cast<std::size_t>(id)] >= 0) continue;
       const Node& n = g->nodes[static_cast<std::size_t>(id)];
       const int8_t side = n.merge_of >= 0 ? lazy[static_cast<std::size_t>(n.merge_of)] : -1;
-      if (side >= 0) {
+      if (n.merge_of >= 0 && n.merge_of == blocked) {
+        // neither branch
+      } else if (side >= 0) {
         stack.push_back(n.inputs[side ? 1 : 2]);
       } else if (n.guarded && taken_branch(n.branch)) {
         stack.push_back(n.inputs[0]);
@@ -461,33 +528,61 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
           }
     if (!again) break;
   }
-  // The conds the run reaches that are not decided yet.
-  std::vector<int> open;
-  if (mode != Mode::fixed)
+  // The conds the run reaches that are not decided yet, and the loops whose outputs it needs.
+  std::vector<int> open, open_loops;
+  if (mode != Mode::fixed && (n_conds || !g->loops.empty()))
     for (std::size_t id = 0; id < n_nodes; ++id) {
+      if (!need[id] || fed[id] >= 0) continue;
       const int c = g->nodes[id].merge_of;
-      if (need[id] && fed[id] < 0 && c >= 0 && (!taken || (*taken)[static_cast<std::size_t>(c)] < 0) &&
+      if (c >= 0 && (!taken || (*taken)[static_cast<std::size_t>(c)] < 0) &&
           std::find(open.begin(), open.end(), c) == open.end())
         open.push_back(c);
+      const int l = g->nodes[id].exit_of;
+      if (l >= 0 && std::find(open_loops.begin(), open_loops.end(), l) == open_loops.end()) open_loops.push_back(l);
     }
   if (mode == Mode::dispatch && !open.empty()) {
+    // A cond both of whose branches the run needs by other paths (the
+    // nodes of tf::gradients through it) runs both whatever its pred: no
+    // phase decides it.
+    std::vector<int> deciding;
+    std::vector<char> other;
+    for (int c : open) {
+      blocked = c;
+      walk(roots, other);
+      bool side_needed[2] = {false, false};
+      for (std::size_t id = 0; id < n_nodes; ++id)
+        if (other[id] && fed[id] < 0)
+          for (int b = g->nodes[id].branch; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent)
+            if (g->branches[static_cast<std::size_t>(b)].cond == c) side_needed[g->branches[static_cast<std::size_t>(b)].side] = true;
+      if (!side_needed[0] || !side_needed[1]) deciding.push_back(c);
+    }
+    blocked = -1;
+    open = std::move(deciding);
+  }
+  if (mode == Mode::dispatch && (!open.empty() || !open_loops.empty())) {
+    plan->loops = open_loops;
     plan->conds = open;
     plan->cond_const.assign(n_conds, -1);
     for (int c : open) {
       const int pred = g->conds[static_cast<std::size_t>(c)].pred;
       const Node& pn = g->nodes[static_cast<std::size_t>(pred)];
       plan->cond_feed.push_back(fed[static_cast<std::size_t>(pred)]);
-      if (fed[static_cast<std::size_t>(pred)] < 0 && pn.kind == Kind::constant)
-        plan->cond_const[static_cast<std::size_t>(c)] = pn.value.item<bool>() ? 1 : 0;
+      // A constant pred, or a placeholder_with_default of a constant not fed, is known now.
+      const Node* known = &pn;
+      if (pn.kind == Kind::placeholder && pn.with_default && fed[static_cast<std::size_t>(pn.inputs[0])] < 0)
+        known = &g->nodes[static_cast<std::size_t>(pn.inputs[0])];
+      if (fed[static_cast<std::size_t>(pred)] < 0 && known->kind == Kind::constant)
+        plan->cond_const[static_cast<std::size_t>(c)] = known->value.item<bool>() ? 1 : 0;
     }
     plan->fetch_refs = fetches;
     plan->feed_nodes = feed_nodes;
     return plan;
   }
-  if (mode == Mode::step && !open.empty()) {
-    // A phase: the preds of the open conds that need no other open cond
-    // (nested conds are decided from the outside in), and the values of the
-    // nodes it runs that later steps read, so that those run once.
+  if (mode == Mode::step && (!open.empty() || !open_loops.empty())) {
+    // A phase: the preds of the open conds, and the inputs of the loops,
+    // that need no other open cond or loop (nested ones are decided from the
+    // outside in), and the values of the nodes it runs that later steps
+    // read, so that those run once.
     auto is_open = [&](int c) { return std::find(open.begin(), open.end(), c) != open.end(); };
     auto in_open = [&](int b) {
       for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent)
@@ -495,23 +590,48 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       return false;
     };
     auto pred_of = [&](int c) { return g->conds[static_cast<std::size_t>(c)].pred; };
-    std::vector<int> decides;
+    auto loop_inputs = [&](int l) {
+      const detail::LoopInfo& li = g->loops[static_cast<std::size_t>(l)];
+      std::vector<int> ins = li.inits;
+      ins.insert(ins.end(), li.captured.begin(), li.captured.end());
+      return ins;
+    };
     std::vector<char> mine;
-    for (int c : open) {
-      walk({pred_of(c)}, mine);
-      bool free = true;
-      for (std::size_t id = 0; id < n_nodes && free; ++id)
-        if (mine[id] && fed[id] < 0)
-          free = !(g->nodes[id].merge_of >= 0 && is_open(g->nodes[id].merge_of)) && !in_open(g->nodes[id].branch);
-      if (free) decides.push_back(c);
+    auto free_of_open = [&](const std::vector<int>& roots) {
+      walk(roots, mine);
+      for (std::size_t id = 0; id < n_nodes; ++id) {
+        if (!mine[id] || fed[id] >= 0) continue;
+        const Node& n = g->nodes[id];
+        if ((n.merge_of >= 0 && is_open(n.merge_of)) || n.exit_of >= 0 || in_open(n.branch)) return false;
+      }
+      return true;
+    };
+    std::vector<int> decides, runs;
+    for (int c : open)
+      if (free_of_open({pred_of(c)})) decides.push_back(c);
+    for (int l : open_loops) {
+      const int exit0 = g->loops[static_cast<std::size_t>(l)].exits.front();
+      if (!in_open(g->nodes[static_cast<std::size_t>(exit0)].branch) && free_of_open(loop_inputs(l)))
+        runs.push_back(l);
     }
-    if (decides.empty()) decides = open;  // preds within each other's branches (by a fetch): both branches run
-    std::vector<int> pred_roots;
+    // None free (a branch's tensor read by another cond's pred): decide all
+    // the conds, running both branches of those in the way.
+    if (decides.empty() && runs.empty()) {
+      if (!open.empty())
+        decides = open;
+      else
+        runs = open_loops;
+    }
+    std::vector<int> pred_roots, roots;
     for (int c : decides) pred_roots.push_back(pred_of(c));
-    walk(pred_roots, mine);
+    roots = pred_roots;
+    for (int l : runs) {
+      const std::vector<int> ins = loop_inputs(l);
+      roots.insert(roots.end(), ins.begin(), ins.end());
+    }
+    walk(roots, mine);
     std::vector<char> read_later(n_nodes, 0);
-    for (const FetchRef& f : fetches)
-      if (!f.is_op) read_later[static_cast<std::size_t>(f.node)] = 1;
+    for (const FetchRef& f : fetches) read_later[static_cast<std::size_t>(f.node)] = 1;  // an op's too: it ran
     for (std::size_t id = 0; id < n_nodes; ++id) {
       if (!need[id] || mine[id] || fed[id] >= 0) continue;
       const Node& n = g->nodes[id];
@@ -532,9 +652,12 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     std::vector<FetchRef> phase_fetches;
     for (int pred : pred_roots) phase_fetches.push_back({pred, false});
     for (int id : forwards) phase_fetches.push_back({id, false});
+    for (int l : runs)
+      for (int id : loop_inputs(l)) phase_fetches.push_back({id, false});
     auto ph = build(phase_fetches, feed_nodes, raw_feeds, Mode::fixed, taken, done);
     ph->decides = std::move(decides);
     ph->forwards = std::move(forwards);
+    ph->runs = std::move(runs);
     ph->ran = std::move(ran);
     return ph;
   }
@@ -546,6 +669,14 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     if (n.kind == Kind::placeholder && !n.with_default && fed[id] < 0)
       throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
                                    GraphState::type_str(n)));
+    if (n.kind == Kind::loop_var && fed[id] < 0)
+      throw ValueError(fmt::format("Session::run: \"{}:0\" is a tensor inside while_loop \"{}\"; only the loop's "
+                                   "outputs can be used outside it",
+                                   n.name, g->loops[static_cast<std::size_t>(n.loop)].name));
+    if (n.kind == Kind::loop_exit && fed[id] < 0)  // to_capture's plan; a run's loops ran before
+      throw ValueError(fmt::format("{}: \"{}:0\" is an output of while_loop \"{}\"; a capture::Graph has no loops",
+                                   taken ? "Session::run" : "Session::to_capture", n.name,
+                                   g->loops[static_cast<std::size_t>(n.exit_of)].name));
     place[id] = placement(n);
     if (opts.log_device_placement) fmt::print(stderr, "{}: {}\n", n.name, tf_device_name(place[id]));
   }
@@ -575,6 +706,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
         case Kind::identity: op = "identity"; break;
         case Kind::assign: op = "assign"; break;
         case Kind::no_op: op = "no_op"; break;
+        case Kind::loop_var: op = "loop_var"; break;
+        case Kind::loop_exit: op = "loop_exit"; break;
       }
     }
     plan->origin_op.push_back(op);
@@ -718,6 +851,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
         case Kind::placeholder:  // with a default (an unfed plain one was refused above)
         case Kind::identity: low[id] = input_of(id, 0); break;
         case Kind::no_op: break;
+        case Kind::loop_var:
+        case Kind::loop_exit: throw InternalError("Session::run: a loop node left unfed");
         case Kind::constant: {
           capture::Node cn;
           cn.kind = capture::NodeKind::constant;
@@ -864,7 +999,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
 }
 
 std::vector<Tensor> SessionState::execute(const Plan& p, const std::vector<Tensor>& raw_feeds, bool trace,
-                                          RunMetadata* md) {
+                                          RunMetadata* md, Clock::time_point run_start) {
   std::vector<Tensor> feeds;
   const std::vector<Tensor>* in = &raw_feeds;
   for (std::size_t i = 0; i < raw_feeds.size(); ++i) {
@@ -890,7 +1025,7 @@ std::vector<Tensor> SessionState::execute(const Plan& p, const std::vector<Tenso
   const capture::GraphIR& ir = c.traced;
   auto node_by_node = [&](RunMetadata* stats, std::vector<const capture::Node*>& assigns) {
     std::vector<Tensor> v(ir.nodes.size());
-    const auto t0 = Clock::now();
+    const auto t0 = run_start == Clock::time_point{} ? Clock::now() : run_start;
     auto us = [&](Clock::time_point t) { return std::chrono::duration<double, std::micro>(t - t0).count(); };
     for (std::size_t id = 0; id < ir.nodes.size(); ++id) {
       const capture::Node& n = ir.nodes[id];
@@ -1116,7 +1251,14 @@ capture::Graph Session::to_capture(const std::vector<Tensor>& fetches, const Fee
     feed_nodes.push_back(s_->node_of(k, "Session::to_capture", "feed key"));
     values.push_back(v);
   }
-  auto plan = s_->plan_for(refs, feed_nodes, values);
+  // Built anew, not plan_for's (a run's plan of a cond or loop is a dispatcher):
+  // every cond runs both branches and selects (Note [Lazy cond]).
+  std::shared_ptr<detail::Plan> plan;
+  {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    s_->check_open("Session::to_capture");
+    plan = s_->build(refs, feed_nodes, values, SessionState::Mode::fixed);
+  }
   for (const auto& [sv, reader] : plan->reads)
     if (!sv->initialized.load())
       throw ValueError(fmt::format("Session::to_capture: variable \"{}\" is not initialized (read by node \"{}\"); "

@@ -27,6 +27,8 @@ enum class Kind : uint8_t {
   identity,     // its input's value
   assign,       // writes input 0 (conformed to the variable's type) into variable `var`
   no_op,        // nothing (control inputs only)
+  loop_var,     // a tf.while_loop variable inside the loop: fed each iteration (Note [While loops])
+  loop_exit,    // a tf.while_loop output: inputs are the loop's inits then what it reads from outside
 };
 
 /// Note [Unknown dims]: a -1 dim is given a stand-in size while the graph is
@@ -90,6 +92,9 @@ struct Node {
   std::string device;         // "" (session default), "/cpu:0", "/gpu:0"
   int branch = -1;    // the innermost tf.cond branch it was made in: index into GraphState::branches
   int merge_of = -1;  // an output of tf.cond (where(pred, t, f) over its branches' outputs): index into conds
+  int loop = -1;        // the innermost tf.while_loop it was made in: index into GraphState::loops
+  int exit_of = -1;     // loop_exit: its loop
+  int exit_index = -1;  // loop_var / loop_exit: which loop variable
 };
 
 /// A tf.cond branch (Note [Lazy cond] in capture/compat/v1/control_flow.cpp).
@@ -101,6 +106,19 @@ struct CondBranch {
 struct CondInfo {
   int pred = -1;  // the 0-d bool node
   std::string name;
+};
+/// A tf.while_loop (Note [While loops] in capture/compat/v1/control_flow.cpp).
+struct LoopInfo {
+  std::string name;
+  int parent = -1;              // the enclosing loop, -1 at the top
+  std::vector<int> inits;       // the loop variables' first values (outside the loop)
+  std::vector<int> vars;        // the loop_var nodes cond and body read
+  int pred = -1;                // cond's 0-d bool output
+  std::vector<int> outs;        // body's outputs, the variables' next values
+  std::vector<int> captured;    // nodes outside the loop that it reads, computed once before it
+  std::vector<int> exits;       // its loop_exit nodes, one per variable
+  std::vector<Shape> shapes;    // the variables' shape invariants (-1: may change)
+  int64_t maximum_iterations = -1;
 };
 
 struct VarInfo {
@@ -129,6 +147,7 @@ struct GraphState {
   std::unordered_map<std::string, int> layer_counts;  // default layer names per variable scope: "a/dense" -> count
   std::vector<CondInfo> conds;         // tf.cond calls
   std::vector<CondBranch> branches;    // two per cond
+  std::vector<LoopInfo> loops;         // tf.while_loop calls
 
   /// A unique name from `base` (TF style: add, add_1, ...). Caller holds mu.
   std::string unique_name(const std::string& base);
@@ -211,6 +230,7 @@ class ScopeRecorder final : public dispatch::Recorder {
   std::string var_prefix;   // "" or the current variable scope, "a/b/"
   int guard = -1;           // in a cond branch: the bool node under which its assigns write
   int branch = -1;          // in a cond branch: its index into GraphState::branches
+  int loop = -1;            // in a while_loop's cond or body: its index into GraphState::loops
   Reuse reuse = Reuse::inherit;
   int force = 0;
 
@@ -255,11 +275,13 @@ class InitScope {
       : sc_(sc),
         control_(std::exchange(sc.control, {})),
         guard_(std::exchange(sc.guard, -1)),
-        branch_(std::exchange(sc.branch, -1)) {}
+        branch_(std::exchange(sc.branch, -1)),
+        loop_(std::exchange(sc.loop, -1)) {}
   ~InitScope() {
     sc_.control = std::move(control_);
     sc_.guard = guard_;
     sc_.branch = branch_;
+    sc_.loop = loop_;
   }
   InitScope(const InitScope&) = delete;
   InitScope& operator=(const InitScope&) = delete;
@@ -269,6 +291,7 @@ class InitScope {
   std::vector<int> control_;
   int guard_;
   int branch_;
+  int loop_;
 };
 
 /// How many nodes the scope's graph has (a call's first node id).

@@ -89,6 +89,30 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
                                    i, detail::symbol_of(xs[i])->describe(), dtype_name(xs[i].dtype())));
     sources.push_back({id});
   }
+  // No gradient flows through a while_loop (Note [While loops]): refuse, as a
+  // gradient that stopped at the loop would read as zero.
+  {
+    std::vector<char> from_x(static_cast<std::size_t>(n0), 0);
+    for (const auto& src : sources) from_x[static_cast<std::size_t>(src[0])] = 1;
+    for (int id = 0; id < n0; ++id)
+      for (int in : g->nodes[static_cast<std::size_t>(id)].inputs)
+        if (from_x[static_cast<std::size_t>(in)]) from_x[static_cast<std::size_t>(id)] = 1;
+    std::vector<char> seen(static_cast<std::size_t>(n0), 0);
+    std::vector<int> stack;
+    for (const autograd::Target& t : targets) stack.push_back(t.id);
+    while (!stack.empty()) {
+      const int id = stack.back();
+      stack.pop_back();
+      if (seen[static_cast<std::size_t>(id)] || !from_x[static_cast<std::size_t>(id)]) continue;
+      seen[static_cast<std::size_t>(id)] = 1;
+      const Node& n = g->nodes[static_cast<std::size_t>(id)];
+      if (n.kind == Kind::loop_exit)
+        throw ValueError(fmt::format("gradients: \"{}:0\", an output of while_loop \"{}\", lies between the ys and "
+                                     "the xs; gradients through a while_loop are not supported",
+                                     n.name, g->loops[static_cast<std::size_t>(n.exit_of)].name));
+      for (int in : n.inputs) stack.push_back(in);
+    }
+  }
   std::vector<Tensor> out = autograd::backward(prog, targets, sources, xs, "gradients");
   // A gradient made of known-shape constants (zeros_like) is still a node of the graph.
   for (Tensor& t : out)

@@ -317,6 +317,20 @@ Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn, const st
 std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Tensor>()>& true_fn,
                          const std::function<std::vector<Tensor>()>& false_fn, const std::string& name = "");
 
+/// tf.while_loop: while cond(vars) is true, vars = body(vars), from
+/// `loop_vars`; returns the last vars. cond returns a 0-d bool tensor, body
+/// as many tensors as loop_vars, each of its variable's dtype and shape
+/// (`shape_invariants`: per variable, -1 for dims that may change between
+/// iterations). At most `maximum_iterations` iterations when >= 0. A session
+/// run executes the iterations one after another; an assign in the body is
+/// seen by the next iteration. No gradients through the loop. Note [While
+/// loops] in capture/compat/v1/control_flow.cpp has the details. Eagerly, a
+/// plain loop.
+std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tensor>&)>& cond,
+                               const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& body,
+                               const std::vector<Tensor>& loop_vars, const std::vector<Shape>& shape_invariants = {},
+                               int64_t maximum_iterations = -1, const std::string& name = "");
+
 /// Nodes (and tf::Variables) created while it lives are named "<scope>/<name>"
 /// (tf.name_scope): `auto ns = tf::name_scope("layer1");` gives "layer1/add",
 /// scopes nest ("a/b/add"), and a scope name used before gets a suffix
