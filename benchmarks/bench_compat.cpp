@@ -133,5 +133,89 @@ int main(int argc, char** argv) {
     row(sz.label, {"eager ember", "sess.run(probs, {{x, batch}})", "make_callable", "capture::function"}, grp,
         "<= eager time", 1, 0, 0, true);
   }
+
+  // 3. What control flow costs a run (Note [Lazy cond], Note [While loops]).
+  {
+    bench::stage("cond");
+    em::manual_seed(3);
+    const Mlp m = make_mlp(32, 64, 10);
+    const em::Tensor batch = em::randn({64, 32});
+    tf::Graph g;
+    em::Tensor x, flag, plain, fed, dflt, computed;
+    tf::Operation init;
+    {
+      auto scope = g.as_default();
+      x = tf::placeholder(em::float32, {-1, 32}, "x");
+      flag = tf::placeholder(em::bool_, {}, "flag");
+      const em::Tensor by_default = tf::placeholder_with_default(tf::constant(false), {}, "training");
+      const em::Tensor positive = tf::greater(tf::reduce_sum(x), -1e30f);  // computed in the run: true
+      tf::Variable w1(m.w1, "w1"), b1(m.b1, "b1"), w2(m.w2, "w2"), b2(m.b2, "b2"), w3(m.w3, "w3"), b3(m.b3, "b3");
+      auto h1 = tf::nn::relu(tf::nn::bias_add(tf::matmul(x, w1), b1));
+      auto h2 = tf::nn::relu(tf::nn::bias_add(tf::matmul(h1, w2), b2));
+      auto head = [&](const em::Tensor& h) { return tf::nn::softmax(tf::nn::bias_add(tf::matmul(h, w3), b3)); };
+      plain = head(h2);
+      // The untaken branch is the expensive one (a dropout draw).
+      fed = head(tf::layers::dropout(h2, 0.5, flag));
+      dflt = head(tf::layers::dropout(h2, 0.5, by_default));
+      computed = head(tf::cond(
+          positive, [&] { return tf::identity(h2); }, [&] { return tf::nn::dropout(h2, 0.5); }));
+      init = tf::global_variables_initializer();
+    }
+    tf::Session sess(g);
+    sess.run(init);
+    const em::Tensor no = em::scalar_tensor(false, em::bool_);
+    const em::Tensor ref = sess.run(plain, {{x, batch}});
+    if (!em::allclose(sess.run(fed, {{x, batch}, {flag, no}}), ref) || !em::allclose(sess.run(dflt, {{x, batch}}), ref) ||
+        !em::allclose(sess.run(computed, {{x, batch}}), ref)) {
+      std::fprintf(stderr, "bench_compat: cond results differ\n");
+      return 1;
+    }
+    std::vector<bench::Fn> fns = {
+        [&] { bench::keep(sess.run(plain, {{x, batch}})); },
+        [&] { bench::keep(sess.run(fed, {{x, batch}, {flag, no}})); },
+        [&] { bench::keep(sess.run(dflt, {{x, batch}})); },
+        [&] { bench::keep(sess.run(computed, {{x, batch}})); },
+    };
+    bench::Group grp(fns, 0.01);
+    grp.run_all(reps);
+    row("MLP 32-64-64-10 + tf.cond, batch 64",
+        {"no cond", "cond, pred fed", "cond, placeholder_with_default pred", "cond, pred computed (a phase)"}, grp, "",
+        -1, 0, 0, true);
+  }
+  {
+    bench::stage("while_loop");
+    tf::Graph g;
+    em::Tensor n, total;
+    {
+      auto scope = g.as_default();
+      n = tf::placeholder(em::int32, {}, "n");
+      total = tf::while_loop([&](const std::vector<em::Tensor>& v) { return tf::less(v[0], n); },
+                             [&](const std::vector<em::Tensor>& v) {
+                               return std::vector<em::Tensor>{v[0] + 1, v[1] + v[0]};
+                             },
+                             {tf::constant(0), tf::constant(0)})[1];
+    }
+    tf::Session sess(g);
+    const em::Tensor hundred = em::scalar_tensor(100, em::int32);
+    if (sess.run(total, {{n, hundred}}).item<int>() != 4950) {
+      std::fprintf(stderr, "bench_compat: while_loop result differs\n");
+      return 1;
+    }
+    std::vector<bench::Fn> fns = {
+        [&] {
+          em::Tensor i = em::scalar_tensor(0, em::int32), acc = em::scalar_tensor(0, em::int32);
+          while ((i < hundred).item<bool>()) {
+            acc = acc + i;
+            i = i + 1;
+          }
+          bench::keep(acc);
+        },
+        [&] { bench::keep(sess.run(total, {{n, hundred}})); },
+    };
+    bench::Group grp(fns, 0.01);
+    grp.run_all(reps);
+    row("sum of 0..99 by a loop (100 iterations)", {"eager ember loop", "tf::while_loop, sess.run"}, grp, "", -1, 0, 0,
+        true);
+  }
   return 0;
 }

@@ -425,11 +425,26 @@ std::vector<Tensor> SessionState::run_loop(int loop, std::vector<Tensor> vars, c
   const std::vector<FetchRef> cond_fetch{{li.pred, false}};
   std::vector<FetchRef> body_fetch;
   for (int o : li.outs) body_fetch.push_back({o, false});
+  // The plans are looked up again only when a variable's dtype or shape changes.
+  std::shared_ptr<Plan> cond_plan, body_plan;
+  auto same_types = [](const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].dtype() != b[i].dtype() || a[i].shape() != b[i].shape()) return false;
+    return true;
+  };
+  std::vector<Tensor> planned_for;
   for (int64_t it = 0; li.maximum_iterations < 0 || it < li.maximum_iterations; ++it) {
+    check_open("Session::run");  // close() ends a loop between iterations
     std::vector<Tensor> values = vars;
     values.insert(values.end(), captured.begin(), captured.end());
-    if (!run_plan(*plan_for(cond_fetch, feed_nodes, values), values, trace, md, t0)[0].item<bool>()) break;
-    std::vector<Tensor> next = run_plan(*plan_for(body_fetch, feed_nodes, values), values, trace, md, t0);
+    if (!cond_plan || !same_types(vars, planned_for)) {
+      cond_plan = plan_for(cond_fetch, feed_nodes, values);
+      body_plan.reset();
+      planned_for = vars;
+    }
+    if (!run_plan(*cond_plan, values, trace, md, t0)[0].item<bool>()) break;
+    if (!body_plan) body_plan = plan_for(body_fetch, feed_nodes, values);
+    std::vector<Tensor> next = run_plan(*body_plan, values, trace, md, t0);
     for (std::size_t i = 0; i < next.size(); ++i)
       if (!detail::shapes_compatible(next[i].shape(), li.shapes[i]))
         throw ValueError(fmt::format("Session::run: while_loop \"{}\": body output {} has shape {} in iteration {}, "
