@@ -760,13 +760,15 @@ TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][
 
 TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
   tf::Graph g;
-  Tensor n, x, flag, sum, power, grown, capped, ticks, nested, evens, chained, skipped, wrong, inside;
+  Tensor n, x, flag, sum, power, grown, capped, ticks, nested, evens, chained, skipped, wrong, inside, in_body, waited,
+      stopped;
   tf::Variable* counter_ptr = nullptr;
   tf::Operation init;
   {
     auto scope = g.as_default();
     n = tf::placeholder(em::int32, {}, "n");
     x = tf::placeholder(em::float32, {-1}, "x");
+    const Tensor zero = tf::constant(0);
     flag = tf::placeholder(em::bool_, {}, "flag");
     // sum of 0..n-1; the bound n is read from outside the loop.
     const auto s = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], n); },
@@ -836,8 +838,25 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
                            [&](const std::vector<Tensor>&) { return std::vector<Tensor>{x}; },
                            {tf::constant(std::vector<float>{1, 2}, {2})})[0];
     tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 2); },
-                   [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{inside = v[0] + 1}; },
+                   [&](const std::vector<Tensor>& v) {
+                     in_body = counter.assign_add(0);
+                     return std::vector<Tensor>{inside = v[0] + 1};
+                   },
                    {tf::constant(0)}, {}, -1, "loop");
+    // The scope's control inputs run once, before the loop; so does an operation outside it that the body waits for.
+    {
+      auto deps = tf::control_dependencies({tf::op_of(counter.assign_add(100))});
+      const tf::Operation bump = tf::group({counter.assign_add(1000)});
+      waited = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 3); },
+                              [&](const std::vector<Tensor>& v) {
+                                auto wait = tf::control_dependencies({bump});
+                                return std::vector<Tensor>{tf::identity(v[0] + 1), v[1] + counter.value()};
+                              },
+                              {zero, zero})[1];
+    }
+    // A loop output behind stop_gradient is no gradient path.
+    const Tensor xs = tf::placeholder(em::float32, {}, "xs");
+    stopped = tf::gradients(xs * tf::stop_gradient(tf::cast(sum, em::float32)), {xs})[0];
     const auto two = [](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 2); };
     CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {}),
                       "while_loop: loop_vars is empty");
@@ -857,13 +876,13 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
     CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {tf::constant(0)}, {{2}}),
                       "while_loop: loop variable 0 has shape [], which shape_invariants[0] [2] does not admit");
     CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {tf::constant(0)}, {}, -2),
-                      "while_loop: maximum_iterations must be >= 0 (got -2)");
+                      "while_loop: maximum_iterations must be >= 0, or -1 for no limit (got -2)");
     const Tensor w = tf::placeholder(em::float32, {}, "w");
     const Tensor looped = tf::while_loop([&](const std::vector<Tensor>& v) { return tf::less(v[0], 3.f); },
                                          [&](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + w}; },
                                          {w}, {}, -1, "adder")[0];
     CHECK_THROWS_WITH(tf::gradients(looped, {w}),
-                      "gradients: \"adder/Exit:0\", an output of while_loop \"adder/\", lies between the ys and "
+                      "gradients: \"adder/Exit:0\", an output of while_loop \"adder\", lies between the ys and "
                       "the xs; gradients through a while_loop are not supported");
   }
   tf::Session sess(g);
@@ -882,6 +901,10 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
   sess.run(init);
   CHECK(sess.run(ticks).item<int>() == 5);
   CHECK(sess.run(counter_ptr->value()).item<int>() == 5);
+  // 100 and 1000 once, then three iterations read it: 3 * 1105.
+  CHECK(sess.run(waited).item<int>() == 3 * 1105);
+  CHECK(sess.run(counter_ptr->value()).item<int>() == 1105);
+  CHECK(sess.run(stopped, {{n, i32(3)}, {g.get_tensor_by_name("xs:0"), em::scalar_tensor(2.f)}}).item<float>() == 3.f);
   CHECK(sess.run(nested).item<int>() == 12);
   CHECK(sess.run(evens).item<int>() == 0 + 2 + 4 + 6 + 8);
   const std::vector<Tensor> both = sess.run({sum, chained}, {{n, i32(5)}});
@@ -892,13 +915,20 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
   CHECK_THROWS_WITH(sess.run(skipped, {{flag, em::tensor(std::vector<bool>{true}, em::Shape{})}, {x, xv}}),
                     Catch::Contains("reshape: a tensor of shape [6] cannot be reshaped to [-1,4]"));
   CHECK_THROWS_WITH(sess.run(wrong, {{x, xv}}),
-                    "Session::run: while_loop \"while_8/\": body output 0 has shape [3] in iteration 0, which loop "
+                    "Session::run: while_loop \"while_8\": body output 0 has shape [3] in iteration 0, which loop "
                     "variable 0 of shape [2] does not admit; give shape_invariants (-1 for the dims that change) to "
                     "let it change");
-  CHECK_THROWS_WITH(sess.run(inside), "Session::run: \"loop/loop_var:0\" is a tensor inside while_loop \"loop/\"; only "
-                                      "the loop's outputs can be used outside it");
+  CHECK_THROWS_WITH(sess.run(inside), "Session::run: fetch \"loop/add\" is inside while_loop \"loop\"; only the loop's "
+                                      "outputs can be used outside it");
+  CHECK_THROWS_WITH(sess.run(sum, {{n, i32(2)}, {inside, i32(7)}}),
+                    "Session::run: feed key \"loop/add\" is inside while_loop \"loop\"; only the loop's outputs can be "
+                    "used outside it");
+  CHECK_THROWS_WITH(sess.run(tf::op_of(in_body)), "Session::run: fetch \"counter/assign_add_1\" is inside while_loop \"loop\"; "
+                                                   "only the loop's outputs can be used outside it");
+  CHECK_THROWS_WITH(sess.make_callable({inside}), "Session::make_callable: fetch \"loop/add\" is inside while_loop "
+                                                  "\"loop\"; only the loop's outputs can be used outside it");
   CHECK_THROWS_WITH(sess.to_capture({sum}, {{n, i32(5)}}),
-                    "Session::to_capture: \"while/Exit_1:0\" is an output of while_loop \"while/\"; a capture::Graph "
+                    "Session::to_capture: \"while/Exit_1:0\" is an output of while_loop \"while\"; a capture::Graph "
                     "has no loops");
   // A prepared run, and a traced one.
   const tf::Callable call = sess.make_callable({sum}, {n});

@@ -49,12 +49,24 @@
 // gives true, body's plan, both fed the variables and the captured values
 // (constants and variables are read in each iteration, so an assign in the
 // body is seen by the next one); the exits' values are fed to the rest of
-// the run. Iteration plans are cached like any plan (per variable shapes).
-// A variable keeps its shape unless shape_invariants has -1 there; each
-// iteration's values are checked. Not supported: gradients through a loop
-// (tf::gradients raises), a loop in a capture::Graph (to_capture raises),
-// parallel_iterations (iterations run one after another), and a tensor made
-// inside the loop used outside it (TF raises too).
+// the run. The control_dependencies around the while_loop, and operations
+// outside the loop that its body waits for, run once, before the loop (TF's
+// Enter). Iteration plans are cached like any plan, one per shape the
+// variables take, until the session closes (a variable that grows by one
+// each iteration leaves a plan per length). A variable keeps its shape
+// unless shape_invariants has -1 there; each iteration's values are checked.
+// Fetching or feeding a tensor made inside the loop is refused (TF raises
+// too). Not supported: gradients through a loop (tf::gradients raises), a
+// loop in a capture::Graph (to_capture raises), parallel_iterations
+// (iterations run one after another).
+//
+// What differs from TF: with maximum_iterations, TF evaluates cond once
+// more than the iterations it allows (its limit is and'ed with cond); here
+// cond is not evaluated once the limit is reached, which shows only when
+// cond has side effects. A random op made inside cond and read by body
+// draws again in body's plan (TF: one value per iteration). Each iteration
+// applies its writes when it ends, so a run that fails or whose session
+// closes in a later iteration keeps them.
 
 #include <algorithm>
 #include <utility>
@@ -92,6 +104,13 @@ auto in_branch(ScopeRecorder& sc, int branch, const Tensor& guard, F&& fn) {
   return fn();
 }
 
+// "a/while" for the name scope "a/while/", as TF names the cond or loop.
+std::string scope_name(const NameScope& scope) {
+  std::string n = scope.name();
+  if (!n.empty() && n.back() == '/') n.pop_back();
+  return n;
+}
+
 void check_pred(const Tensor& pred) {
   if (!pred.defined()) throw ValueError("cond: pred is an undefined tensor");
   const Shape s = static_shape(pred);
@@ -126,7 +145,7 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
   {
     std::lock_guard<std::recursive_mutex> lk(g->mu);
     cond_id = static_cast<int>(g->conds.size());
-    g->conds.push_back({sc->node_of(p, "cond"), scope.name()});
+    g->conds.push_back({sc->node_of(p, "cond"), scope_name(scope)});
     g->branches.push_back({cond_id, true, sc->branch});
     g->branches.push_back({cond_id, false, sc->branch});
   }
@@ -191,7 +210,8 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
     throw ValueError(fmt::format("while_loop: {} shape_invariants given for {} loop variables", shape_invariants.size(),
                                  loop_vars.size()));
   if (maximum_iterations < -1)
-    throw ValueError(fmt::format("while_loop: maximum_iterations must be >= 0 (got {})", maximum_iterations));
+    throw ValueError(fmt::format("while_loop: maximum_iterations must be >= 0, or -1 for no limit (got {})",
+                                 maximum_iterations));
   // The loop's outputs are checked against what came in: the count, dtypes and shapes.
   auto check_body = [&](const std::vector<Tensor>& out, const std::vector<Shape>& want) {
     if (out.size() != loop_vars.size())
@@ -257,7 +277,7 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
     std::lock_guard<std::recursive_mutex> lk(g->mu);
     for (const Tensor& t : loop_vars) info.inits.push_back(sc->node_of(t, who));
     loop = static_cast<int>(g->loops.size());
-    info.name = scope.name();
+    info.name = scope_name(scope);
     info.parent = sc->loop;
     info.shapes = want;
     info.maximum_iterations = maximum_iterations;
@@ -311,9 +331,17 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
       return;
     if (std::find(li.captured.begin(), li.captured.end(), id) == li.captured.end()) li.captured.push_back(id);
   };
+  // An operation outside the loop that a node of the loop waits for runs
+  // once, before the loop (as TF's Enter does): its edge moves to the exits.
+  std::vector<int> before_loop;
   for (std::size_t id = first; id < g->nodes.size(); ++id) {
     if (!in_loop(*g, static_cast<int>(id), loop)) continue;
-    const detail::Node& n = g->nodes[id];
+    detail::Node& n = g->nodes[id];
+    std::erase_if(n.control, [&](int c) {
+      if (in_loop(*g, c, loop) || g->nodes[static_cast<std::size_t>(c)].has_output) return false;
+      if (std::find(before_loop.begin(), before_loop.end(), c) == before_loop.end()) before_loop.push_back(c);
+      return true;
+    });
     for (int in : n.inputs) read_outside(in);
     for (int c : n.control) read_outside(c);
     for (const auto& d : n.dims_of)
@@ -334,6 +362,7 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
     e.dtype = loop_vars[i].dtype();
     e.exit_of = loop;
     e.exit_index = static_cast<int>(i);
+    e.control = before_loop;  // sc.add appends the scope's control inputs
     const int id = sc->add(std::move(e), who);
     g->loops[static_cast<std::size_t>(loop)].exits.push_back(id);
     exits.push_back(detail::symbolic(g, id));

@@ -436,6 +436,7 @@ Tensor symbolic(const std::shared_ptr<GraphState>& g, int id) {
   sym->g = g;
   sym->graph_id = g->id;
   sym->node = id;
+  sym->loop = n.loop;
   t.impl().symbol = ember::detail::Ref<ember::detail::Symbol>(sym);
   return t;
 }

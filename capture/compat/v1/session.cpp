@@ -137,9 +137,11 @@ struct SessionState {
   /// Where node `n` of the graph runs (Note [Placement]); DeviceError when it
   /// asks for a GPU this machine lacks and soft placement is off.
   Device placement(const Node& n) const;
-  /// The node id of a fetch or feed key; ValueError when it is not a tensor of this graph.
+  /// The node id of a fetch or feed key; ValueError when it is not a tensor of
+  /// this graph, or one inside a while_loop (Note [While loops]).
   int node_of(const Tensor& t, const char* who, const char* what) const;
-  FetchRef fetch_of(const Fetch& f) const;
+  [[noreturn]] void throw_in_loop(int node, const char* who, const char* what) const;
+  FetchRef fetch_of(const Fetch& f, const char* who = "Session::run") const;
   /// The plan of fetching node `node`'s tensor with nothing fed (plan_for's, cached by node).
   std::shared_ptr<Plan> single_plan(int node);
   std::shared_ptr<Plan> plan_for(const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
@@ -215,17 +217,32 @@ int SessionState::node_of(const Tensor& t, const char* who, const char* what) co
   if (!s) throw ValueError(fmt::format("{}: a {} is an eager tensor, not a tensor of the session's graph", who, what));
   if (s->graph_id != g->id)
     throw ValueError(fmt::format("{}: {} {} is from another graph than the session's", who, what, s->describe()));
+  if (s->loop >= 0) throw_in_loop(s->node, who, what);
   return s->node;
 }
 
-FetchRef SessionState::fetch_of(const Fetch& f) const {
+void SessionState::throw_in_loop(int node, const char* who, const char* what) const {
+  std::lock_guard<std::recursive_mutex> lk(g->mu);
+  const Node& n = g->nodes[static_cast<std::size_t>(node)];
+  throw ValueError(fmt::format("{}: {} \"{}\" is inside while_loop \"{}\"; only the loop's outputs can be used "
+                               "outside it",
+                               who, what, n.name, g->loops[static_cast<std::size_t>(n.loop)].name));
+}
+
+FetchRef SessionState::fetch_of(const Fetch& f, const char* who) const {
   if (f.op.defined()) {
     if (f.op.graph_state() != g)
-      throw ValueError(fmt::format("Session::run: fetch \"{}\" is an operation of another graph than the session's",
+      throw ValueError(fmt::format("{}: fetch \"{}\" is an operation of another graph than the session's", who,
                                    f.op.name()));
+    bool in_loop = false;
+    {
+      std::lock_guard<std::recursive_mutex> lk(g->mu);
+      in_loop = g->nodes[static_cast<std::size_t>(f.op.node())].loop >= 0;
+    }
+    if (in_loop) throw_in_loop(f.op.node(), who, "fetch");
     return {f.op.node(), true};
   }
-  return {node_of(f.tensor, "Session::run", "fetch"), false};
+  return {node_of(f.tensor, who, "fetch"), false};
 }
 
 bool holds_exactly(Scalar v, DType to) {
@@ -611,6 +628,14 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       ins.insert(ins.end(), li.captured.begin(), li.captured.end());
       return ins;
     };
+    // What must run before a loop: its inputs and what its outputs wait for
+    // (control_dependencies around the while_loop, operations its body waits for).
+    auto loop_roots = [&](int l) {
+      std::vector<int> r = loop_inputs(l);
+      const Node& exit0 = g->nodes[static_cast<std::size_t>(g->loops[static_cast<std::size_t>(l)].exits.front())];
+      r.insert(r.end(), exit0.control.begin(), exit0.control.end());
+      return r;
+    };
     std::vector<char> mine;
     auto free_of_open = [&](const std::vector<int>& roots) {
       walk(roots, mine);
@@ -626,7 +651,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       if (free_of_open({pred_of(c)})) decides.push_back(c);
     for (int l : open_loops) {
       const int exit0 = g->loops[static_cast<std::size_t>(l)].exits.front();
-      if (!in_open(g->nodes[static_cast<std::size_t>(exit0)].branch) && free_of_open(loop_inputs(l)))
+      if (!in_open(g->nodes[static_cast<std::size_t>(exit0)].branch) && free_of_open(loop_roots(l)))
         runs.push_back(l);
     }
     // None free (a branch's tensor read by another cond's pred): decide all
@@ -641,8 +666,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     for (int c : decides) pred_roots.push_back(pred_of(c));
     roots = pred_roots;
     for (int l : runs) {
-      const std::vector<int> ins = loop_inputs(l);
-      roots.insert(roots.end(), ins.begin(), ins.end());
+      const std::vector<int> r = loop_roots(l);
+      roots.insert(roots.end(), r.begin(), r.end());
     }
     walk(roots, mine);
     std::vector<char> read_later(n_nodes, 0);
@@ -669,6 +694,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     for (int id : forwards) phase_fetches.push_back({id, false});
     for (int l : runs)
       for (int id : loop_inputs(l)) phase_fetches.push_back({id, false});
+    for (int l : runs)  // last: an operation's place holds no value
+      for (int id : loop_roots(l)) phase_fetches.push_back({id, true});
     auto ph = build(phase_fetches, feed_nodes, raw_feeds, Mode::fixed, taken, done);
     ph->decides = std::move(decides);
     ph->forwards = std::move(forwards);
@@ -688,10 +715,12 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       throw ValueError(fmt::format("Session::run: \"{}:0\" is a tensor inside while_loop \"{}\"; only the loop's "
                                    "outputs can be used outside it",
                                    n.name, g->loops[static_cast<std::size_t>(n.loop)].name));
-    if (n.kind == Kind::loop_exit && fed[id] < 0)  // to_capture's plan; a run's loops ran before
-      throw ValueError(fmt::format("{}: \"{}:0\" is an output of while_loop \"{}\"; a capture::Graph has no loops",
-                                   taken ? "Session::run" : "Session::to_capture", n.name,
-                                   g->loops[static_cast<std::size_t>(n.exit_of)].name));
+    if (n.kind == Kind::loop_exit && fed[id] < 0) {  // to_capture's plan; a run's loops ran before
+      if (taken) throw InternalError(fmt::format("Session::run: while_loop output \"{}\" left unfed", n.name));
+      throw ValueError(fmt::format("Session::to_capture: \"{}:0\" is an output of while_loop \"{}\"; a "
+                                   "capture::Graph has no loops",
+                                   n.name, g->loops[static_cast<std::size_t>(n.exit_of)].name));
+    }
     place[id] = placement(n);
     if (opts.log_device_placement) fmt::print(stderr, "{}: {}\n", n.name, tf_device_name(place[id]));
   }
@@ -1210,7 +1239,7 @@ Callable Session::make_callable(const std::vector<Fetch>& fetches, const std::ve
   s_->check_open("Session::make_callable");
   auto impl = std::make_shared<Callable::Impl>();
   impl->s = s_;
-  for (const Fetch& f : fetches) impl->fetches.push_back(s_->fetch_of(f));
+  for (const Fetch& f : fetches) impl->fetches.push_back(s_->fetch_of(f, "Session::make_callable"));
   for (const Tensor& t : feeds) impl->feed_nodes.push_back(s_->node_of(t, "Session::make_callable", "feed key"));
   return Callable(std::move(impl));
 }

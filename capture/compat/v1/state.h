@@ -178,6 +178,7 @@ struct NodeSymbol final : ember::detail::Symbol {
   std::weak_ptr<GraphState> g;
   uint64_t graph_id = 0;
   int node = -1;
+  int loop = -1;  // the node's Node::loop (a session refuses to fetch or feed it)
   std::string describe() const override;
 };
 

@@ -110,6 +110,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<T
         throw ValueError(fmt::format("gradients: \"{}:0\", an output of while_loop \"{}\", lies between the ys and "
                                      "the xs; gradients through a while_loop are not supported",
                                      n.name, g->loops[static_cast<std::size_t>(n.exit_of)].name));
+      // No gradient passes stop_gradient or an op without a derivative (a comparison, argmax).
+      if (n.kind == Kind::op && (n.op == dispatch::OpId::detach || !autograd::rule(n.op).differentiable())) continue;
       for (int in : n.inputs) stack.push_back(in);
     }
   }
