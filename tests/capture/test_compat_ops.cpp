@@ -761,7 +761,7 @@ TEST_CASE("a session run computes only the branch a cond takes", "[compat][ops][
 TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
   tf::Graph g;
   Tensor n, x, flag, sum, power, grown, capped, ticks, nested, evens, chained, skipped, wrong, inside, in_body, waited,
-      stopped;
+      stopped, built_from_inside;
   tf::Variable* counter_ptr = nullptr;
   tf::Operation init;
   {
@@ -854,12 +854,24 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
                               },
                               {zero, zero})[1];
     }
+    // A tensor of a loop used to build a node outside it.
+    built_from_inside = inside * 2;
     // A loop output behind stop_gradient is no gradient path.
     const Tensor xs = tf::placeholder(em::float32, {}, "xs");
     stopped = tf::gradients(xs * tf::stop_gradient(tf::cast(sum, em::float32)), {xs})[0];
     const auto two = [](const std::vector<Tensor>& v) { return tf::less(tf::size(v[0]), 2); };
     CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {}),
                       "while_loop: loop_vars is empty");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {zero, Tensor()}),
+                      "while_loop: loop variable 1 is an undefined tensor");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return v; }, {zero}, {{}, {}}),
+                      "while_loop: 2 shape_invariants given for 1 loop variables");
+    CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>&) { return std::vector<Tensor>{Tensor()}; },
+                                     {zero}),
+                      "while_loop: body output 0 is an undefined tensor");
+    CHECK_THROWS_WITH(tf::while_loop([](const std::vector<Tensor>&) { return Tensor(); },
+                                     [](const std::vector<Tensor>& v) { return v; }, {zero}),
+                      "while_loop: cond returned an undefined tensor");
     CHECK_THROWS_WITH(tf::while_loop(two, [](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0], v[0]}; },
                                      {tf::constant(0)}),
                       "while_loop: body returned 2 tensors for 1 loop variables");
@@ -923,6 +935,8 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
   CHECK_THROWS_WITH(sess.run(sum, {{n, i32(2)}, {inside, i32(7)}}),
                     "Session::run: feed key \"loop/add\" is inside while_loop \"loop\"; only the loop's outputs can be "
                     "used outside it");
+  CHECK_THROWS_WITH(sess.run(built_from_inside), "Session::run: node \"loop/loop_var\" is inside while_loop \"loop\"; "
+                                                 "only the loop's outputs can be used outside it");
   CHECK_THROWS_WITH(sess.run(tf::op_of(in_body)), "Session::run: fetch \"counter/assign_add_1\" is inside while_loop \"loop\"; "
                                                    "only the loop's outputs can be used outside it");
   CHECK_THROWS_WITH(sess.make_callable({inside}), "Session::make_callable: fetch \"loop/add\" is inside while_loop "
@@ -945,6 +959,13 @@ TEST_CASE("while_loop runs its body while cond holds", "[compat][ops][while]") {
                                 [](const std::vector<Tensor>& v) { return std::vector<Tensor>{v[0] + 1}; },
                                 {em::scalar_tensor(0, em::int32)});
   CHECK(e[0].item<int>() == 4);
+  CHECK_THROWS_WITH(tf::while_loop([](const std::vector<Tensor>& v) { return em::scalar_tensor(v[0].numel() < 3); },
+                                   [](const std::vector<Tensor>& v) {
+                                     return std::vector<Tensor>{em::concat({v[0], v[0]}, 0)};
+                                   },
+                                   {em::ones({1})}),
+                    "while_loop: body output 0 is float32 [2] but loop variable 0 is float32 [1]; give shape_invariants "
+                    "(-1 for the dims that change) to let it change");
 }
 
 TEST_CASE("gradients at kinks and bounds are TF's", "[compat][ops][autograd]") {

@@ -257,13 +257,7 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
       check_pred(pred);
       if (!pred.item<bool>()) break;
       std::vector<Tensor> next = body(vars);
-      check_body(next, want);
-      for (std::size_t i = 0; i < next.size(); ++i)
-        if (!detail::shapes_compatible(next[i].shape(), want[i]))
-          throw ValueError(fmt::format("while_loop: body output {} has shape {} in iteration {}, which loop variable "
-                                       "{} of shape {} does not admit; give shape_invariants (-1 for the dims that "
-                                       "change) to let it change",
-                                       i, shape_str(next[i].shape()), it, i, shape_str(want[i])));
+      check_body(next, want);  // an eager tensor's static shape is its shape
       vars = std::move(next);
     }
     return vars;
@@ -308,7 +302,6 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
         n.name = "loop_var";
         n.shape = want[i];
         n.dtype = loop_vars[i].dtype();
-        n.exit_index = static_cast<int>(i);
         vars.push_back(detail::symbolic(g, sc->add(std::move(n), who)));
       }
     }
@@ -361,7 +354,6 @@ std::vector<Tensor> while_loop(const std::function<Tensor(const std::vector<Tens
     e.shape = want[i];
     e.dtype = loop_vars[i].dtype();
     e.exit_of = loop;
-    e.exit_index = static_cast<int>(i);
     e.control = before_loop;  // sc.add appends the scope's control inputs
     const int id = sc->add(std::move(e), who);
     g->loops[static_cast<std::size_t>(loop)].exits.push_back(id);

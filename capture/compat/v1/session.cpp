@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -159,8 +160,8 @@ struct SessionState {
   /// A traced run times its nodes from `t0` (default: now), as execute does.
   std::vector<Tensor> run_plan(const Plan& p, const std::vector<Tensor>& feeds, bool trace, RunMetadata* md,
                                Clock::time_point t0 = {});
-  /// Runs while_loop `loop` from `vars` with its captured values; its last vars.
-  std::vector<Tensor> run_loop(int loop, std::vector<Tensor> vars, const std::vector<Tensor>& captured, bool trace,
+  /// Runs a while_loop from `inputs` (its inits, then its captured values); its last variables.
+  std::vector<Tensor> run_loop(const detail::LoopInfo& li, std::span<const Tensor> inputs, bool trace,
                                RunMetadata* md, Clock::time_point t0);
   /// Runs a plan (not a dispatcher). A traced run times its nodes from `t0`
   /// (the run's start; default: now).
@@ -406,37 +407,25 @@ std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tens
     }
     done.insert(done.end(), step->ran.begin(), step->ran.end());
     for (int loop : step->runs) {
-      std::vector<int> exits;
-      std::size_t n_vars = 0, n_captured = 0;
+      detail::LoopInfo li;
       {
         std::lock_guard<std::recursive_mutex> lk(g->mu);
-        const detail::LoopInfo& li = g->loops[static_cast<std::size_t>(loop)];
-        exits = li.exits;
-        n_vars = li.inits.size();
-        n_captured = li.captured.size();
+        li = g->loops[static_cast<std::size_t>(loop)];
       }
-      std::vector<Tensor> vars(outs.begin() + static_cast<std::ptrdiff_t>(k),
-                               outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars));
-      std::vector<Tensor> captured(outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars),
-                                   outs.begin() + static_cast<std::ptrdiff_t>(k + n_vars + n_captured));
-      k += n_vars + n_captured;
-      std::vector<Tensor> last = run_loop(loop, std::move(vars), captured, trace, md, t0);
-      for (std::size_t i = 0; i < exits.size(); ++i) {
-        nodes.push_back(exits[i]);
-        values.push_back(std::move(last[i]));
-      }
+      const std::size_t n_in = li.inits.size() + li.captured.size();
+      std::vector<Tensor> last = run_loop(li, std::span<const Tensor>(outs).subspan(k, n_in), trace, md, t0);
+      k += n_in;
+      nodes.insert(nodes.end(), li.exits.begin(), li.exits.end());
+      values.insert(values.end(), std::make_move_iterator(last.begin()), std::make_move_iterator(last.end()));
     }
   }
 }
 
-std::vector<Tensor> SessionState::run_loop(int loop, std::vector<Tensor> vars, const std::vector<Tensor>& captured,
-                                           bool trace, RunMetadata* md, Clock::time_point t0) {
+std::vector<Tensor> SessionState::run_loop(const detail::LoopInfo& li, std::span<const Tensor> inputs, bool trace,
+                                           RunMetadata* md, Clock::time_point t0) {
   // Note [While loops]: cond's plan, then body's while cond gives true.
-  detail::LoopInfo li;
-  {
-    std::lock_guard<std::recursive_mutex> lk(g->mu);
-    li = g->loops[static_cast<std::size_t>(loop)];
-  }
+  std::vector<Tensor> vars(inputs.begin(), inputs.begin() + static_cast<std::ptrdiff_t>(li.inits.size()));
+  const std::span<const Tensor> captured = inputs.subspan(li.inits.size());
   std::vector<int> feed_nodes = li.vars;
   feed_nodes.insert(feed_nodes.end(), li.captured.begin(), li.captured.end());
   const std::vector<FetchRef> cond_fetch{{li.pred, false}};
@@ -502,11 +491,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   if (done)
     for (int id : *done) skip[static_cast<std::size_t>(id)] = 1;
   auto taken_branch = [&](int b) {  // every branch from b out is one the run takes
-    for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent) {
-      const detail::CondBranch& br = g->branches[static_cast<std::size_t>(b)];
-      if (lazy[static_cast<std::size_t>(br.cond)] != (br.side ? 1 : 0)) return false;
-    }
-    return true;
+    return !g->find_branch(
+        b, [&](const detail::CondBranch& br) { return lazy[static_cast<std::size_t>(br.cond)] != (br.side ? 1 : 0); });
   };
   int blocked = -1;  // a cond whose merges the walk does not pass
   auto walk = [&](const std::vector<int>& roots, std::vector<char>& need) {
@@ -537,12 +523,11 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
   };
   // The lazy cond whose skipped branch holds branch b, or -1.
   auto skipped_by = [&](int b) {
-    for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent) {
-      const detail::CondBranch& br = g->branches[static_cast<std::size_t>(b)];
-      const int8_t side = lazy[static_cast<std::size_t>(br.cond)];
-      if (side >= 0 && side != (br.side ? 1 : 0)) return br.cond;
-    }
-    return -1;
+    const detail::CondBranch* br = g->find_branch(b, [&](const detail::CondBranch& x) {
+      const int8_t side = lazy[static_cast<std::size_t>(x.cond)];
+      return side >= 0 && side != (x.side ? 1 : 0);
+    });
+    return br ? br->cond : -1;
   };
   std::vector<int> roots;
   for (const FetchRef& f : fetches) roots.push_back(f.node);
@@ -584,8 +569,9 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
       bool side_needed[2] = {false, false};
       for (std::size_t id = 0; id < n_nodes; ++id)
         if (other[id] && fed[id] < 0)
-          for (int b = g->nodes[id].branch; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent)
-            if (g->branches[static_cast<std::size_t>(b)].cond == c) side_needed[g->branches[static_cast<std::size_t>(b)].side] = true;
+          if (const detail::CondBranch* br =
+                  g->find_branch(g->nodes[id].branch, [&](const detail::CondBranch& x) { return x.cond == c; }))
+            side_needed[br->side] = true;
       if (!side_needed[0] || !side_needed[1]) deciding.push_back(c);
     }
     blocked = -1;
@@ -617,9 +603,7 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     // read, so that those run once.
     auto is_open = [&](int c) { return std::find(open.begin(), open.end(), c) != open.end(); };
     auto in_open = [&](int b) {
-      for (; b >= 0; b = g->branches[static_cast<std::size_t>(b)].parent)
-        if (is_open(g->branches[static_cast<std::size_t>(b)].cond)) return true;
-      return false;
+      return g->find_branch(b, [&](const detail::CondBranch& br) { return is_open(br.cond); }) != nullptr;
     };
     auto pred_of = [&](int c) { return g->conds[static_cast<std::size_t>(c)].pred; };
     auto loop_inputs = [&](int l) {
@@ -711,10 +695,8 @@ std::shared_ptr<Plan> SessionState::build(const std::vector<FetchRef>& fetches, 
     if (n.kind == Kind::placeholder && !n.with_default && fed[id] < 0)
       throw ValueError(fmt::format("Session::run: placeholder \"{}\" ({}) was not fed", n.name,
                                    GraphState::type_str(n)));
-    if (n.kind == Kind::loop_var && fed[id] < 0)
-      throw ValueError(fmt::format("Session::run: \"{}:0\" is a tensor inside while_loop \"{}\"; only the loop's "
-                                   "outputs can be used outside it",
-                                   n.name, g->loops[static_cast<std::size_t>(n.loop)].name));
+    if (n.kind == Kind::loop_var && fed[id] < 0)  // a fetch built from a tensor of a loop
+      throw_in_loop(static_cast<int>(id), "Session::run", "node");
     if (n.kind == Kind::loop_exit && fed[id] < 0) {  // to_capture's plan; a run's loops ran before
       if (taken) throw InternalError(fmt::format("Session::run: while_loop output \"{}\" left unfed", n.name));
       throw ValueError(fmt::format("Session::to_capture: \"{}:0\" is an output of while_loop \"{}\"; a "

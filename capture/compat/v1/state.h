@@ -94,7 +94,6 @@ struct Node {
   int merge_of = -1;  // an output of tf.cond (where(pred, t, f) over its branches' outputs): index into conds
   int loop = -1;        // the innermost tf.while_loop it was made in: index into GraphState::loops
   int exit_of = -1;     // loop_exit: its loop
-  int exit_index = -1;  // loop_var / loop_exit: which loop variable
 };
 
 /// A tf.cond branch (Note [Lazy cond] in capture/compat/v1/control_flow.cpp).
@@ -160,6 +159,14 @@ struct GraphState {
   int add(Node n, const char* who);
   /// "float32 [-1,3]"
   static std::string type_str(const Node& n);
+  /// The first of branch `b` and its enclosing branches, inner to outer, for
+  /// which `pred` holds; null when none does (or b < 0). Caller holds mu.
+  template <class F>
+  const CondBranch* find_branch(int b, F&& pred) const {
+    for (; b >= 0; b = branches[static_cast<std::size_t>(b)].parent)
+      if (pred(branches[static_cast<std::size_t>(b)])) return &branches[static_cast<std::size_t>(b)];
+    return nullptr;
+  }
 };
 
 /// A variable's value in one session.
