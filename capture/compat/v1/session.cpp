@@ -311,8 +311,13 @@ Tensor check_feed(const FeedInfo& fi, const Tensor& v) {
   return v.dtype() == fi.dtype ? v : convert_feed(fi, v);
 }
 
+// `extra`: entries the caller appends after (reserved with the rest).
 void push_key(std::vector<int64_t>& key, const std::vector<FetchRef>& fetches, const std::vector<int>& feed_nodes,
-              const std::vector<Tensor>& feeds) {
+              const std::vector<Tensor>& feeds, std::size_t extra = 0) {
+  std::size_t n = key.size() + 2 + fetches.size() + 3 * feed_nodes.size() + extra;
+  for (const Tensor& t : feeds)
+    if (t.defined()) n += t.shape().size();
+  key.reserve(n);  // one allocation: this runs on every run with feeds
   key.push_back(static_cast<int64_t>(fetches.size()));
   for (const FetchRef& f : fetches) key.push_back(2 * static_cast<int64_t>(f.node) + f.is_op);
   key.push_back(static_cast<int64_t>(feed_nodes.size()));
@@ -379,7 +384,7 @@ std::vector<Tensor> SessionState::run_plan(const Plan& p, const std::vector<Tens
   if (trace && t0 == Clock::time_point{}) t0 = Clock::now();  // the phases' traces share one clock
   for (;;) {
     std::vector<int64_t> key;
-    push_key(key, p.fetch_refs, nodes, values);
+    push_key(key, p.fetch_refs, nodes, values, 2 + taken.size() + done.size());
     key.push_back(-2);
     key.insert(key.end(), taken.begin(), taken.end());
     // What earlier phases ran: a step fed the same values by the caller has not run it.
