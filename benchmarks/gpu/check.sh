@@ -18,6 +18,47 @@ if [ "${1:-}" = "--fetch" ]; then
   exit 0
 fi
 
+# --pack (here, after a CUDA build in $BUILD): the test and benchmark programs,
+# libember and the runtime libraries they load that a bare GPU machine lacks,
+# in one .deps/prebuilt.tar.xz. nvcc here must be the device's CUDA major
+# version (libcudart/libcublas come from its /usr/local/cuda).
+# --prebuilt (on the device): unpack it and run, with no compile there: the
+# build costs minutes of device time that the tests then lack.
+PROGRAMS=(tests/gpu_tests benchmarks/bench_gpu tests/ember_tests tests/capture_tests tests/autograd_tests)
+if [ "${1:-}" = "--pack" ]; then
+  BUILD=${BUILD:-build-gpu}
+  STAGE=$(mktemp -d)
+  mkdir -p "$STAGE/bin" "$STAGE/lib"
+  for p in "${PROGRAMS[@]}"; do cp "$BUILD/$p" "$STAGE/bin/"; done
+  cp "$BUILD/lib/libember.so" "$BUILD/capture/libember_capture.so" "$STAGE/lib/"
+  for l in libfmt.so.9 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
+    cp -L "$(ldd "$BUILD/lib/libember.so" | awk -v l="$l" '$1 == l { print $3 }')" "$STAGE/lib/"
+  done
+  strip --strip-unneeded "$STAGE"/bin/* "$STAGE"/lib/*
+  mkdir -p .deps && tar -C "$STAGE" -cJf .deps/prebuilt.tar.xz bin lib
+  rm -rf "$STAGE"
+  ls -l .deps/prebuilt.tar.xz
+  exit 0
+fi
+if [ "${1:-}" = "--prebuilt" ]; then
+  PRE=$(mktemp -d)
+  tar -C "$PRE" -xJf .deps/prebuilt.tar.xz
+  export LD_LIBRARY_PATH=$PRE/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+  nvidia-smi -L || true
+  status=0
+  echo "== GPU tests"
+  timeout -k 10 240 "$PRE/bin/gpu_tests" --order decl --durations yes || status=$?
+  echo "== GPU benchmarks"
+  timeout -k 10 120 "$PRE/bin/bench_gpu" || status=$?
+  # The CPU suites again, now with a GPU present: their no-GPU paths step
+  # aside and the device-placement tests take the GPU branch.
+  for t in ember_tests capture_tests autograd_tests; do
+    echo "== $t (GPU present)"
+    timeout -k 10 120 "$PRE/bin/$t" --order decl || status=$?
+  done
+  exit $status
+fi
+
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
 ROOT=$PWD/.deps/root
 if [ ! -d /usr/include/xtensor ] && [ ! -d .deps/debs ]; then

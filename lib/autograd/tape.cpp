@@ -274,10 +274,6 @@ void GradientTape::watch(const Variable& v) {
   tape_->watch_var(v, t);
 }
 
-Tensor GradientTape::gradient(const Tensor& target, const Tensor& source) {
-  return gradient(target, std::vector<Tensor>{source}).at(0);
-}
-
 std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Tensor>& sources) {
   std::vector<std::vector<int>> ids;
   for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -286,10 +282,6 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     ids.push_back(tape_->ids_of(sources[i]));
   }
   return tape_->gradient(target, std::move(ids), sources, nullptr);
-}
-
-Tensor GradientTape::gradient(const Tensor& target, const Variable& source) {
-  return gradient(target, std::vector<Variable>{source}).at(0);
 }
 
 namespace {

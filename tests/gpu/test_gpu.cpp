@@ -719,6 +719,84 @@ TEST_CASE("TF1 sessions run GPU-placed nodes on the GPU", "[gpu][compat]") {
   CHECK(lenient.run(far).item<float>() == 2.f);
 }
 
+TEST_CASE("TF1 control flow on the GPU: a lazy cond and a while_loop equal the CPU session", "[gpu][compat]") {
+  namespace tf = em::compat::v1;
+  (void)em::matmul(em::ones({2, 2}, DType::float32, kGpu), em::ones({2, 2}, DType::float32, kGpu));
+  em::cuda::synchronize();
+  const auto mem_before = em::memory_stats(kGpu).current;
+  // One model, built twice: run by a GPU session and by a CPU one. The
+  // decisions (a fed pred, a pred computed on the GPU, a loop's cond) travel
+  // through the host; the values they choose stay on the device.
+  struct Model {
+    tf::Graph g;
+    Tensor x, flag, by_flag, by_sign, looped, steps, taken;
+    tf::Operation init;
+  };
+  auto build = [](Model& m) {
+    auto scope = m.g.as_default();
+    m.x = tf::placeholder(DType::float32, {-1, 4}, "x");
+    m.flag = tf::placeholder(DType::bool_, {}, "flag");
+    tf::Variable w(em::arange(0, 16, 1, DType::float32).reshape({4, 4}) * 0.05f - 0.3f, "w");
+    tf::Variable steps(em::scalar_tensor(0.0, DType::float32), "steps");
+    tf::Variable taken(em::scalar_tensor(0.0, DType::float32), "taken");
+    m.by_flag = tf::cond(
+        m.flag,
+        [&] {
+          auto deps = tf::control_dependencies({taken.assign_add(1.f)});
+          return tf::identity(tf::matmul(m.x, w));
+        },
+        [&] { return tf::subtract(m.x, 1.f); }, "by_flag");
+    m.by_sign = tf::cond(tf::greater(tf::reduce_sum(m.x), 0.f), [&] { return tf::multiply(tf::nn::relu(m.x), 2.f); },
+                         [&] { return tf::square(m.x); }, "by_sign");
+    // v <- tanh(v w) + x, six times; the body counts its iterations in a variable.
+    m.looped = tf::while_loop([](const std::vector<Tensor>& v) { return tf::less(v[0], 6); },
+                              [&](const std::vector<Tensor>& v) {
+                                auto deps = tf::control_dependencies({steps.assign_add(1.f)});
+                                return std::vector<Tensor>{tf::identity(v[0] + 1),
+                                                           tf::identity(tf::nn::tanh(tf::matmul(v[1], w)) + m.x)};
+                              },
+                              {tf::constant(0), m.x})[1];
+    m.steps = tf::identity(steps, "read_steps");
+    m.taken = tf::identity(taken, "read_taken");
+    m.init = tf::global_variables_initializer();
+  };
+  {
+    Model gm, cm;
+    build(gm);
+    build(cm);
+    tf::SessionOptions on_gpu;
+    on_gpu.device = "/gpu:0";
+    tf::Session gs(gm.g, on_gpu);
+    tf::Session cs(cm.g);
+    gs.run(gm.init);
+    cs.run(cm.init);
+    const Tensor pos = em::abs(random_cpu({5, 4}, DType::float32, false)) + 0.1f;
+    const Tensor neg = Tensor(pos * -1.f);
+    for (const Tensor& in : {pos, neg}) {
+      for (bool f : {true, false}) {
+        const std::string what = fmt::format("flag {}, sum {}", f, in.sum().item<double>() > 0 ? "> 0" : "< 0");
+        auto gr = gs.run({gm.by_flag, gm.by_sign}, {{gm.x, in}, {gm.flag, em::scalar_tensor(f, DType::bool_)}});
+        auto cr = cs.run({cm.by_flag, cm.by_sign}, {{cm.x, in}, {cm.flag, em::scalar_tensor(f, DType::bool_)}});
+        CHECK(gr[0].device() == Device::cpu());
+        check_close(gr[0].to_vector<double>(), cr[0].to_vector<double>(), 1e-6, "cond on a fed pred, " + what);
+        check_close(gr[1].to_vector<double>(), cr[1].to_vector<double>(), 1e-6, "cond on a computed pred, " + what);
+      }
+    }
+    // The assign in the true branch ran only when it was taken (twice of four runs).
+    CHECK(gs.run(gm.taken).item<float>() == 2.f);
+    const Tensor gl = gs.run(gm.looped, {{gm.x, pos}});
+    check_close(gl.to_vector<double>(), cs.run(cm.looped, {{cm.x, pos}}).to_vector<double>(), 1e-5, "while_loop");
+    CHECK(gs.run(gm.steps).item<float>() == 6.f);
+    // A traced run reports the taken branch's nodes on the GPU.
+    tf::RunMetadata md;
+    gs.run({gm.by_flag}, {{gm.x, pos}, {gm.flag, em::scalar_tensor(true, DType::bool_)}}, tf::RunOptions{true}, &md);
+    bool matmul_on_gpu = false;
+    for (const auto& st : md.step_stats) matmul_on_gpu = matmul_on_gpu || (st.op == "matmul" && st.device == "/gpu:0");
+    CHECK(matmul_on_gpu);
+  }
+  CHECK(em::memory_stats(kGpu).current == mem_before);
+}
+
 int main(int argc, char** argv) {
   if (!em::cuda_available()) {
     std::puts("no CUDA device: GPU tests skipped");

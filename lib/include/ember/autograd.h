@@ -8,7 +8,7 @@
 //   em::GradientTape tape;                     // records from here on
 //   em::Tensor d = em::matmul(x, w.value()) - y;
 //   em::Tensor loss = em::mean(d * d);
-//   auto g = tape.gradient(loss, std::vector<em::Variable>{w});  // d loss / d w
+//   auto g = tape.gradient(loss, {w});         // d loss / d w (a list, as in TF)
 //   w.assign_sub(g[0] * 0.1f);
 #include <cstddef>
 #include <memory>
@@ -49,9 +49,15 @@ class GradientTape {
 
   /// d target / d source (target is summed first when it has several elements,
   /// i.e. the gradient of sum(target)). A source the target does not depend on gets zeros.
-  Tensor gradient(const Tensor& target, const Tensor& source);
+  /// A template, so that a braced list, `gradient(loss, {x})`, means a list as
+  /// TF's `tape.gradient(loss, [x])` does and gives a vector (as a Tensor
+  /// overload it won, and `[0]` then indexed the gradient's first element).
+  template <class S>
+    requires(std::is_same_v<S, Tensor> || std::is_same_v<S, Variable>)
+  Tensor gradient(const Tensor& target, const S& source) {
+    return gradient(target, std::vector<S>{source}).at(0);
+  }
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources);
-  Tensor gradient(const Tensor& target, const Variable& source);
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable>& sources);
   /// Vector-Jacobian product: `output_gradient` (shaped like target) instead of ones.
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,

@@ -52,6 +52,23 @@ TEST_CASE("prod's gradient is the product of the other elements, zeros included"
         std::vector<double>{0, 0, 20, 2, 0, 12, 0, 0, 15});
 }
 
+TEST_CASE("a braced list of sources is a list, as in TF's tape.gradient(loss, [x])", "[autograd][tape]") {
+  Tensor x = em::tensor({1.0f, 2.0f, 3.0f, 4.0f});
+  em::Variable w(em::tensor({2.0f, 5.0f}), "w");
+  em::GradientTape tape(true);
+  tape.watch(x);
+  Tensor loss = em::sum(x * 3.0f) + em::sum(w.value() * w.value());
+  // `{x}` picks the vector overload: [0] is the whole gradient, not its first element.
+  const std::vector<Tensor> gx = tape.gradient(loss, {x});
+  REQUIRE(gx.size() == 1);
+  CHECK(gx[0].shape() == em::Shape{4});
+  CHECK(tape.gradient(loss, {x})[0].to_vector<float>() == std::vector<float>(4, 3.0f));
+  CHECK(tape.gradient(loss, {w})[0].to_vector<float>() == std::vector<float>{4.0f, 10.0f});
+  // One source without braces is still one gradient.
+  CHECK(tape.gradient(loss, x).to_vector<float>() == std::vector<float>(4, 3.0f));
+  CHECK(tape.gradient(loss, w).to_vector<float>() == std::vector<float>{4.0f, 10.0f});
+}
+
 TEST_CASE("a non-scalar target is summed; output_gradient weights it", "[autograd][tape]") {
   Tensor x = em::tensor({1.0f, 2.0f});
   {
