@@ -1217,9 +1217,9 @@ TEST_CASE("slice, split and unstack errors name the op, the dim and the sizes", 
   CHECK_THROWS_WITH(tf::unstack(x, -3), Catch::Contains("unstack") && Catch::Contains("axis -3"));
 }
 
-TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the run", "[compat][ops]") {
+TEST_CASE("range and fill make TF's values and dtypes; both take sizes from the run", "[compat][ops]") {
   tf::Graph g;
-  Tensor ri, rf, rneg, r64, rlim, f_static, f_dyn, f_bool, f_typed, x;
+  Tensor ri, rf, rneg, r64, rlim, f_static, f_dyn, f_bool, f_typed, x, r_rows, r_cols;
   {
     auto scope = g.as_default();
     ri = tf::range(2, 11, 3);
@@ -1243,6 +1243,15 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
     f_bool = tf::fill({3}, true);
     f_typed = tf::fill({tf::shape(x)[0]}, 2, em::float64, "twos");
     CHECK(tf::tensor_name(f_typed) == "twos:0");
+    // tf.range(tf.shape(x)[0]): as long as x has rows in the run.
+    r_rows = tf::range(tf::shape(x)[0]);
+    CHECK(r_rows.dtype() == em::int32);
+    CHECK(tf::static_shape(r_rows) == em::Shape{-1});
+    CHECK(tf::tensor_name(r_rows) == "range_4:0");
+    r_cols = tf::range(tf::shape(x)[1], em::float64, "cols");  // a known dim: made now
+    CHECK(tf::static_shape(r_cols) == em::Shape{3});
+    CHECK_THROWS_WITH(tf::range(tf::shape(x)[0], em::bool_),
+                      "range: dtype bool is not one of int32, int64, float32, float64");
     CHECK_THROWS_WITH(tf::range(0, 5, 0), "range: requires delta != 0");
     CHECK_THROWS_WITH(tf::range(5, 1), "range: requires start <= limit when delta > 0: 5/1");
     CHECK_THROWS_WITH(tf::range(1, 5, -1), "range: requires start >= limit when delta < 0: 1/5");
@@ -1261,6 +1270,12 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
   CHECK(sess.run(rlim).numel() == 0);
   CHECK(sess.run(f_static).to_vector<int32_t>() == std::vector<int32_t>{7, 7, 7, 7});
   CHECK(sess.run(f_bool).to_vector<bool>() == std::vector<bool>{true, true, true});
+  CHECK(sess.run(r_cols).to_vector<double>() == std::vector<double>{0, 1, 2});
+  for (int64_t rows : {0, 1, 4}) {
+    std::vector<int32_t> want(static_cast<std::size_t>(rows));
+    for (int32_t i = 0; i < rows; ++i) want[static_cast<std::size_t>(i)] = i;
+    CHECK(sess.run(r_rows, {{x, em::zeros({rows, 3})}}).to_vector<int32_t>() == want);
+  }
   for (int64_t rows : {1, 4}) {
     auto r = sess.run({f_dyn, f_typed}, {{x, em::zeros({rows, 3})}});
     CHECK(r[0].shape() == em::Shape{rows, 3});
@@ -1270,6 +1285,8 @@ TEST_CASE("range and fill make TF's values and dtypes; fill takes sizes from the
   }
   // Eagerly too; numbers beyond int32 make int64, as TF's conversion does.
   CHECK(tf::range(4).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3});
+  CHECK(tf::range(tf::shape(em::zeros({2, 5}))[1]).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3, 4});
+  CHECK(tf::range(tf::Dim(2), em::int64).to_vector<int64_t>() == std::vector<int64_t>{0, 1});
   const Tensor big = tf::range(0, int64_t{1} << 33, int64_t{1} << 32);
   CHECK(big.dtype() == em::int64);
   CHECK(big.to_vector<int64_t>() == std::vector<int64_t>{0, int64_t{1} << 32});

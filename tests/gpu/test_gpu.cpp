@@ -729,7 +729,7 @@ TEST_CASE("TF1 control flow on the GPU: a lazy cond and a while_loop equal the C
   // through the host; the values they choose stay on the device.
   struct Model {
     tf::Graph g;
-    Tensor x, flag, by_flag, by_sign, looped, steps, taken;
+    Tensor x, flag, by_flag, by_sign, looped, steps, taken, rows;
     tf::Operation init;
   };
   auto build = [](Model& m) {
@@ -756,6 +756,8 @@ TEST_CASE("TF1 control flow on the GPU: a lazy cond and a while_loop equal the C
                                                            tf::identity(tf::nn::tanh(tf::matmul(v[1], w)) + m.x)};
                               },
                               {tf::constant(0), m.x})[1];
+    // An arange sized in the run, made on the session's device.
+    m.rows = tf::multiply(tf::cast(tf::range(tf::shape(m.x)[0]), DType::float32), 0.5f, "rows");
     m.steps = tf::identity(steps, "read_steps");
     m.taken = tf::identity(taken, "read_taken");
     m.init = tf::global_variables_initializer();
@@ -787,12 +789,19 @@ TEST_CASE("TF1 control flow on the GPU: a lazy cond and a while_loop equal the C
     const Tensor gl = gs.run(gm.looped, {{gm.x, pos}});
     check_close(gl.to_vector<double>(), cs.run(cm.looped, {{cm.x, pos}}).to_vector<double>(), 1e-5, "while_loop");
     CHECK(gs.run(gm.steps).item<float>() == 6.f);
+    CHECK(gs.run(gm.rows, {{gm.x, pos}}).to_vector<float>() == std::vector<float>{0, 0.5f, 1, 1.5f, 2});
     // A traced run reports the taken branch's nodes on the GPU.
     tf::RunMetadata md;
     gs.run({gm.by_flag}, {{gm.x, pos}, {gm.flag, em::scalar_tensor(true, DType::bool_)}}, tf::RunOptions{true}, &md);
     bool matmul_on_gpu = false;
     for (const auto& st : md.step_stats) matmul_on_gpu = matmul_on_gpu || (st.op == "matmul" && st.device == "/gpu:0");
     CHECK(matmul_on_gpu);
+    tf::RunMetadata md_rows;
+    gs.run({gm.rows}, {{gm.x, pos}}, tf::RunOptions{true}, &md_rows);
+    bool arange_on_gpu = false;
+    for (const auto& st : md_rows.step_stats)
+      arange_on_gpu = arange_on_gpu || (st.op == "arange" && st.device == "/gpu:0" && st.shape == em::Shape{5});
+    CHECK(arange_on_gpu);
   }
   CHECK(em::memory_stats(kGpu).current == mem_before);
 }

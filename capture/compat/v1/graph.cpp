@@ -1766,6 +1766,24 @@ Tensor range(Scalar start, Scalar limit, Scalar delta, std::optional<DType> dtyp
 
 Tensor range(Scalar limit, std::optional<DType> dtype, const std::string& n) { return range(0, limit, 1, dtype, n); }
 
+namespace detail {
+Tensor range_of_size(const Dim& limit, std::optional<DType> dtype, const std::string& n) {
+  const DType dt = dtype.value_or(DType::int32);  // tf.shape's dtype
+  if (dt != DType::int32 && dt != DType::int64 && dt != DType::float32 && dt != DType::float64)
+    throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+  if (limit.is_size() && limit.size() < 0)
+    throw ValueError(fmt::format("range: requires start <= limit when delta > 0: 0/{}", limit.size()));
+  dispatch::Attrs a;  // start 0, step 1 (the arange kernel's attrs)
+  a.f1 = 1;
+  a.i1 = 1;
+  // The result's one dim is the size itself: a creation node sized in the run.
+  return named(n.empty() ? "range" : n, [&] {
+    return create_sized(OpId::arange, Dims{limit}, dt, a, "range",
+                        [&](const Shape& s) { return ember::arange(0, s[0], 1, dt); });
+  });
+}
+}  // namespace detail
+
 Tensor random_normal(const Dims& shape, double mean, double stddev, const std::string& n) {
   return named(n, [&] {
     return built([&] { return draw(OpId::randn, shape, DType::float32, "random_normal") * stddev + mean; });

@@ -485,6 +485,19 @@ Tensor range(Scalar start, Scalar limit, Scalar delta = 1, std::optional<DType> 
              const std::string& name = "");
 /// 0, 1, ..., limit - 1 (tf.range(limit)).
 Tensor range(Scalar limit, std::optional<DType> dtype = {}, const std::string& name = "");
+namespace detail {
+Tensor range_of_size(const Dim& limit, std::optional<DType> dtype, const std::string& name);
+}
+/// 0, 1, ..., n - 1 for a size read in the run, TF1's usual tensor limit:
+/// `tf::range(tf::shape(x)[0])` (int32 unless `dtype`). A template, so that a
+/// number keeps meaning the overload above. Other limits computed in the run
+/// (a fed 0-d tensor) would give a shape that only values decide, which a
+/// shim graph does not have.
+template <class D>
+  requires std::is_same_v<D, Dim>
+Tensor range(const D& limit, std::optional<DType> dtype = {}, const std::string& name = "") {
+  return detail::range_of_size(limit, dtype, name);
+}
 /// A tensor of shape `dims` holding `value` everywhere (tf.fill), in `dtype` or
 /// as TF converts the number: int32 (int64 when it needs it), float32 or bool;
 /// ValueError for a value the dtype cannot hold. Sizes may be dims of tensors
