@@ -1287,6 +1287,7 @@ TEST_CASE("range and fill make TF's values and dtypes; both take sizes from the 
   CHECK(tf::range(4).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3});
   CHECK(tf::range(tf::shape(em::zeros({2, 5}))[1]).to_vector<int32_t>() == std::vector<int32_t>{0, 1, 2, 3, 4});
   CHECK(tf::range(tf::Dim(2), em::int64).to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK_THROWS_WITH(tf::range(tf::Dim(-3)), "range: requires start <= limit when delta > 0: 0/-3");
   const Tensor big = tf::range(0, int64_t{1} << 33, int64_t{1} << 32);
   CHECK(big.dtype() == em::int64);
   CHECK(big.to_vector<int64_t>() == std::vector<int64_t>{0, int64_t{1} << 32});
