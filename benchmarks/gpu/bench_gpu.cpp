@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include <cublas_v2.h>
@@ -37,6 +38,11 @@ const em::Device kGpu = em::Device::cuda(0);
     }                                                                      \
   } while (0)
 
+double median(std::vector<double> t) {
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 // Median milliseconds of `reps` runs of fn, timed with events on the current stream.
 double time_ms(const std::function<void()>& fn, int reps, int warmup = 3) {
   auto s = static_cast<cudaStream_t>(em::cuda::current_stream(kGpu).handle());
@@ -57,8 +63,7 @@ double time_ms(const std::function<void()>& fn, int reps, int warmup = 3) {
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(std::move(t));
 }
 
 // Host wall time per call (for launch-bound work): median over batches.
@@ -73,8 +78,7 @@ double wall_us(const std::function<void()>& fn, int calls, int batches = 7) {
     auto t1 = std::chrono::steady_clock::now();
     t.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count() / calls);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(std::move(t));
 }
 
 }  // namespace
@@ -187,14 +191,10 @@ int main() {
       tc.push_back(wall_us([&] { auto r = call({next()}); }, 200, 3));
       tf_.push_back(wall_us([&] { Tensor r = fn(next()); }, 200, 3));
     }
-    auto med = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
-    mlp_eager_us = med(te);
-    sess_us = med(ts);
-    call_us = med(tc);
-    mlp_fn_us = med(tf_);
+    mlp_eager_us = median(te);
+    sess_us = median(ts);
+    call_us = median(tc);
+    mlp_fn_us = median(tf_);
   }
 
   std::printf("| benchmark | ember | baseline | ratio | target |\n|---|---|---|---|---|\n");

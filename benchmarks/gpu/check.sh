@@ -25,6 +25,15 @@ fi
 # --prebuilt (on the device): unpack it and run, with no compile there: the
 # build costs minutes of device time that the tests then lack.
 PROGRAMS=(tests/gpu_tests benchmarks/bench_gpu tests/ember_tests tests/capture_tests tests/autograd_tests)
+# The GPU tests, then the benchmark table; a failure is kept in $status.
+# Time limits: a hang must not spend the whole device budget.
+status=0
+run_gpu_checks() {  # gpu_tests bench_gpu
+  echo "== GPU tests"
+  timeout -k 10 300 "$1" --order decl --durations yes || status=$?
+  echo "== GPU benchmarks"
+  timeout -k 10 180 "$2" || status=$?
+}
 if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-build-gpu}
   STAGE=$(mktemp -d)
@@ -45,11 +54,7 @@ if [ "${1:-}" = "--prebuilt" ]; then
   tar -C "$PRE" -xJf .deps/prebuilt.tar.xz
   export LD_LIBRARY_PATH=$PRE/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
   nvidia-smi -L || true
-  status=0
-  echo "== GPU tests"
-  timeout -k 10 240 "$PRE/bin/gpu_tests" --order decl --durations yes || status=$?
-  echo "== GPU benchmarks"
-  timeout -k 10 120 "$PRE/bin/bench_gpu" || status=$?
+  run_gpu_checks "$PRE/bin/gpu_tests" "$PRE/bin/bench_gpu"
   # The CPU suites again, now with a GPU present: their no-GPU paths step
   # aside and the device-placement tests take the GPU branch.
   for t in ember_tests capture_tests autograd_tests; do
@@ -77,10 +82,5 @@ fi
 BUILD=${BUILD:-build-gpu}
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dcuda=enabled -Dtutorials=false -Dbenchmarks=true
 ninja -C "$BUILD" tests/gpu_tests benchmarks/bench_gpu
-echo "== GPU tests"
-status=0
-# Time limits: a hang must not spend the whole device budget.
-timeout -k 10 300 "./$BUILD/tests/gpu_tests" --order decl --durations yes || status=$?
-echo "== GPU benchmarks"
-timeout -k 10 180 "./$BUILD/benchmarks/bench_gpu" || status=$?
+run_gpu_checks "./$BUILD/tests/gpu_tests" "./$BUILD/benchmarks/bench_gpu"
 exit $status

@@ -1729,6 +1729,12 @@ DType tf_dtype(const Scalar& v) {
   return detail::holds_exactly(v, DType::int32) ? DType::int32 : DType::int64;
 }
 
+// TF's range makes these dtypes only.
+void check_range_dtype(DType dt) {
+  if (dt != DType::int32 && dt != DType::int64 && dt != DType::float32 && dt != DType::float64)
+    throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+}
+
 // A number an integer dtype cannot hold as it is: ValueError, as TF refuses to convert it.
 void check_holds(const Scalar& v, DType dt, const char* who) {
   if (is_floating(dt) || detail::holds_exactly(v, dt)) return;
@@ -1752,8 +1758,7 @@ Tensor range(Scalar start, Scalar limit, Scalar delta, std::optional<DType> dtyp
     wide = wide || tf_dtype(v) == DType::int64;
   }
   const DType dt = dtype.value_or(floats ? DType::float32 : (wide ? DType::int64 : DType::int32));
-  if (dt == DType::bool_ || dt == DType::float16 || dt == DType::bfloat16 || dt == DType::uint8)
-    throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+  check_range_dtype(dt);
   for (const Scalar& v : {start, limit, delta}) check_holds(v, dt, "range");
   const double b = start.to_double(), e = limit.to_double(), d = delta.to_double();
   if (d == 0) throw ValueError("range: requires delta != 0");
@@ -1769,8 +1774,7 @@ Tensor range(Scalar limit, std::optional<DType> dtype, const std::string& n) { r
 namespace detail {
 Tensor range_of_size(const Dim& limit, std::optional<DType> dtype, const std::string& n) {
   const DType dt = dtype.value_or(DType::int32);  // tf.shape's dtype
-  if (dt != DType::int32 && dt != DType::int64 && dt != DType::float32 && dt != DType::float64)
-    throw DTypeError(fmt::format("range: dtype {} is not one of int32, int64, float32, float64", dtype_name(dt)));
+  check_range_dtype(dt);
   if (limit.is_size() && limit.size() < 0)
     throw ValueError(fmt::format("range: requires start <= limit when delta > 0: 0/{}", limit.size()));
   dispatch::Attrs a;  // start 0, step 1 (the arange kernel's attrs)
